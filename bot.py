@@ -1,2 +1,17 @@
-def main() -> int:
-    return 0
+"""Timeline Bot entry point: `python bot.py ...` is the same as the `timeline-bot` command."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, load the config, wire the pieces, run."""
+    from cli.main import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,21 +9,12 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from timeline.db import make_engine
+from timeline.migrate import include_object
 from timeline.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 log = logging.getLogger("alembic.env")
-
-# Tables that migrations create but the models do not describe (full-text indexes).
-IGNORED_TABLE_PREFIXES = ("entries_fts",)
-
-
-def include_object(obj, name, type_, reflected, compare_to):  # type: ignore[no-untyped-def]
-    """Leave the FTS shadow tables out of autogenerate comparisons."""
-    if type_ == "table" and name and name.startswith(IGNORED_TABLE_PREFIXES):
-        return False
-    return True
 
 
 def _configure(connection: Connection) -> None:

@@ -383,7 +383,7 @@ def _alerts(path: str, data: Mapping[str, Any]) -> AlertSettings:
         if not str(channel).isdigit() or not isinstance(expr, str) or len(expr.split()) != 5:
             raise r.fail(
                 f"digest_cron.{channel}",
-                'must be "<channel id>" = "<minute> <hour> <day> <month> <weekday>"',
+                'must be a cron expression: "<minute> <hour> <day> <month> <weekday>"',
             )
         cron[int(channel)] = expr
     settings = AlertSettings(

@@ -1,0 +1,78 @@
+"""The `timeline-bot` command line: the terminal twin of the Discord bot."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from timeline.errors import ConfigError, TimelineError
+
+from . import common
+
+log = logging.getLogger(__name__)
+
+# Each module exposes register(subparsers); missing optional ones are skipped so a partial
+# install still gives a working CLI.
+COMMAND_MODULES = (
+    "cli.core",
+    "cli.poll",
+    "cli.demo",
+    "cli.query",
+    "cli.admin",
+    "cli.chart",
+    "cli.ops",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every command group."""
+    parser = argparse.ArgumentParser(
+        prog="timeline-bot",
+        description="Poll news feeds, keep matching stories on a timeline, alert Discord.",
+    )
+    parser.add_argument(
+        "-c",
+        "--config",
+        help=f"path to the TOML config (default: ${common.CONFIG_ENV} or ./config.toml)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log verbosity on stderr (default: INFO)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    common.setup_logging(args.log_level)
+    try:
+        code: int = args.func(args)
+        return code
+    except ConfigError as exc:
+        common.print_err(f"config error: {exc}")
+        return common.EX_CONFIG
+    except TimelineError as exc:
+        common.print_err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

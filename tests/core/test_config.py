@@ -1,0 +1,140 @@
+"""Config loading: the example validates, bad files name the file, the key and what is allowed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from timeline.config import (
+    AlertSettings,
+    DatabaseSettings,
+    DiscordSettings,
+    FeedConfig,
+    PollingSettings,
+    WatchConfig,
+    load_settings,
+    parse_settings,
+)
+from timeline.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_example_config_is_valid() -> None:
+    settings = load_settings(ROOT / "config.example.toml")
+    assert [f.name for f in settings.feeds] == ["BBC World", "NATO News"]
+    assert settings.watches[0].query == "NATO communique"
+    assert settings.watches[0].role_id == 234567890123456789
+    assert settings.aliases["china"] == "China OR Chinese OR Beijing"
+    assert settings.discord.token_env == "DISCORD_TOKEN"
+    assert settings.alerts.digest_cron == {123456789012345678: "0 18 * * *"}
+    # The relative SQLite path is anchored at the config file's folder.
+    assert settings.database.url == f"sqlite:///{ROOT / 'timeline.db'}"
+
+
+def test_every_example_key_is_commented() -> None:
+    lines = (ROOT / "config.example.toml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if "=" in stripped and not stripped.startswith("#") and not stripped.startswith("["):
+            assert lines[i - 1].strip().startswith("#"), (
+                f"config.example.toml line {i + 1} has no comment above it: {line}"
+            )
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [DatabaseSettings, PollingSettings, FeedConfig, WatchConfig, DiscordSettings, AlertSettings],
+)
+def test_example_documents_every_setting(cls: type) -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    for name in cls.__dataclass_fields__:
+        assert re.search(rf"^(#? ?{name} = |\[[a-z.]*{name}\])", text, re.M), (
+            f"{cls.__name__}.{name} undocumented"
+        )
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "allowed"),
+    [
+        ("[polling]\ninterval_seconds = 'often'", "polling.interval_seconds", "integer"),
+        ("[polling]\ninterval_seconds = 5", "polling.interval_seconds", "at least 10"),
+        ("[polling]\nconcurency = 3", "polling.concurency", "allowed keys here"),
+        ("[[feeds]]\nname = 'x'\nurl = 'ftp://x/feed'", "feeds[0].url", "http"),
+        ("[[feeds]]\nurl = 'https://x/feed'", "feeds[0].name", "required"),
+        (
+            "[[feeds]]\nname='a'\nurl='https://a/'\n[[feeds]]\nname='A'\nurl='https://b/'",
+            "feeds[1].name",
+            "used twice",
+        ),
+        ("[[watches]]\nname = 'w'\nquery = 'x'", "watches[0].channel_id", "required"),
+        ("[[watches]]\nname='w'\nquery='x'\nchannel_id=-4", "watches[0].channel_id", "Discord id"),
+        ("[discord]\ntoken = 'abc'", "discord.token", "token_env"),
+        ("[discord]\ntoken_env = 'not a name'", "discord.token_env", "environment variable"),
+        ("[database]\nurl = 'mysql://x'", "database.url", "postgresql"),
+        ("[polling]\nallow_private = ['not a host!']", "polling.allow_private", "CIDR"),
+        ("[alerts.digest_cron]\n'12' = 'daily'", "alerts.digest_cron.12", "cron"),
+        ("[surprise]\nx = 1", "surprise", "allowed"),
+    ],
+)
+def test_bad_value_names_key_and_allowed(toml: str, key: str, allowed: str, tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert info.value.key == key
+    assert allowed in info.value.message
+    assert str(path) in str(info.value)
+
+
+def test_bad_config_exits_78_naming_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[polling]\nconcurrency = 0\n")
+    assert main(["--config", str(path), "config", "check"]) == 78
+    err = capsys.readouterr().err
+    assert str(path) in err and "polling.concurrency" in err and "at least 1" in err
+
+
+def test_invalid_toml_and_missing_file_exit_78(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[polling\n")
+    assert main(["--config", str(path), "config", "check"]) == 78
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["--config", str(tmp_path / "nope.toml"), "config", "check"]) == 78
+    assert "not found" in capsys.readouterr().err
+
+
+def test_missing_token_names_the_variable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TLBOT_TEST_TOKEN", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text("[discord]\ntoken_env = 'TLBOT_TEST_TOKEN'\n")
+    assert main(["--config", str(path), "run"]) == 78
+    assert "TLBOT_TEST_TOKEN" in capsys.readouterr().err
+
+
+def test_database_password_not_in_repr() -> None:
+    settings = parse_settings({"database": {"url": "postgresql://bob:hunter2@db/x"}})
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in repr(settings.database)
+
+
+def test_token_is_redacted_in_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from cli.common import SecretFilter
+
+    secret = "MTIzNDU2Nzg5.abcdef.ghijklmnop"
+    flt = SecretFilter()
+    flt.add(secret)
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "token is %s", (secret,), None)
+    flt.filter(record)
+    assert secret not in record.getMessage()
