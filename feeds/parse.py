@@ -1,0 +1,325 @@
+"""Turn feed bytes into plain `FeedItem`s with feedparser (RSS 0.9x/1.0/2.0, Atom, any encoding)."""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import html
+import io
+import logging
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+
+import feedparser
+
+from feeds.types import FeedItem
+from feeds.urls import ALLOWED_SCHEMES, canonical_url
+
+log = logging.getLogger(__name__)
+
+# Limits on what one hostile entry can put into the timeline.
+MAX_TITLE_CHARS = 500
+MAX_SUMMARY_CHARS = 4000
+MAX_AUTHOR_CHARS = 200
+MAX_KEY_CHARS = 480  # entries.key is String(512); a "#<16 hex>" suffix may follow
+MAX_TAGS = 30
+MAX_TAG_CHARS = 100
+
+# Dates outside this window are treated as missing: feeds send 1970-01-01, year 1, year 9999...
+EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_TOLERANCE = timedelta(days=1)
+
+# Headers that matter to feedparser; everything else (e.g. Content-Encoding, already undone by
+# the fetcher) must not reach it.
+_PASSED_HEADERS = ("content-type", "content-location", "content-language")
+
+# "<!ENTITY" in every encoding feedparser can detect. Internal entities are what the
+# billion-laughs and quadratic-blowup attacks are made of; real feeds do not declare them.
+_ENTITY_MARKERS = tuple(
+    (codec, "<!ENTITY".encode(codec))
+    for codec in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp037")
+)
+
+_ELEMENT_START = re.compile(r"<[A-Za-z_]")
+_WHITESPACE = re.compile(r"\s+")
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_HTML_START = re.compile(
+    rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
+)
+
+
+class FeedParseError(ValueError):
+    """The body is not a usable feed; `kind` is "not_feed" or "malformed"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(slots=True)
+class ParsedFeed:
+    """The feed's title and its items, ready for the timeline."""
+
+    title: str | None
+    items: list[FeedItem] = field(default_factory=list)
+    version: str = ""
+    bozo: bool = False
+
+
+class _TextExtractor(HTMLParser):
+    """Collect the text of an HTML fragment; block elements become spaces."""
+
+    _SKIP = frozenset({"script", "style", "template", "noscript"})
+    # Elements that separate words; inline ones (b, a, em, span...) must not add spaces.
+    _BLOCK = frozenset(
+        {
+            "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt",
+            "figcaption", "figure", "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header",
+            "hr", "img", "li", "main", "nav", "ol", "p", "pre", "section", "table", "tbody",
+            "td", "tfoot", "th", "thead", "tr", "ul",
+        }
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._SKIP:
+            self._skip_depth += 1
+        if tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP and self._skip_depth:
+            self._skip_depth -= 1
+        if tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+
+def normalize_space(text: str) -> str:
+    """Collapse all whitespace (no-break spaces included) to single spaces and trim."""
+    return _WHITESPACE.sub(" ", text.translate(_INVISIBLE)).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """Return the plain text of an HTML fragment: tags stripped, entities decoded, spaces fixed."""
+    if "<" not in fragment and "&" not in fragment:
+        return normalize_space(fragment)
+    parser = _TextExtractor()
+    parser.feed(fragment)
+    parser.close()
+    return normalize_space("".join(parser.parts))
+
+
+def _truncate(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rstrip() + "…"
+
+
+def _detail_text(entry: Mapping[str, Any], name: str) -> str:
+    value = entry.get(name)
+    if not isinstance(value, str) or not value:
+        return ""
+    detail = entry.get(f"{name}_detail") or {}
+    kind = str(detail.get("type") or "text/html")
+    if "html" in kind:
+        return html_to_text(value)
+    # Plain text: feedparser decoded it once; feeds that escape twice leave entities behind.
+    return normalize_space(html.unescape(value))
+
+
+def _summary(entry: Mapping[str, Any]) -> str:
+    text = _detail_text(entry, "summary")
+    if not text:
+        for content in entry.get("content") or ():
+            value = content.get("value")
+            if isinstance(value, str) and value:
+                kind = str(content.get("type") or "text/html")
+                text = html_to_text(value) if "html" in kind else normalize_space(value)
+                if text:
+                    break
+    return _truncate(text, MAX_SUMMARY_CHARS)
+
+
+def _link(entry: Mapping[str, Any]) -> str | None:
+    candidates: list[str] = []
+    link = entry.get("link")
+    if isinstance(link, str):
+        candidates.append(link)
+    for item in entry.get("links") or ():
+        href = item.get("href")
+        if isinstance(href, str) and item.get("rel", "alternate") == "alternate":
+            candidates.append(href)
+    for raw in candidates:
+        url = canonical_url(raw)
+        if url.partition(":")[0] in ALLOWED_SCHEMES and len(url) <= 2048:
+            return url
+    return None
+
+
+def _published(entry: Mapping[str, Any], now: datetime) -> tuple[datetime, bool]:
+    for name in ("published_parsed", "updated_parsed", "created_parsed"):
+        parsed = entry.get(name)
+        if not isinstance(parsed, time.struct_time):
+            continue
+        try:
+            # feedparser's *_parsed values are UTC struct_times.
+            when = datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        except (OverflowError, ValueError, OSError):
+            continue
+        if EARLIEST_PLAUSIBLE <= when <= now + FUTURE_TOLERANCE:
+            return when, False
+    return now, True
+
+
+def _tags(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for tag in entry.get("tags") or ():
+        term = tag.get("term")
+        if not isinstance(term, str):
+            continue
+        text = _truncate(html_to_text(term), MAX_TAG_CHARS)
+        if text:
+            seen.setdefault(text, None)
+        if len(seen) >= MAX_TAGS:
+            break
+    return tuple(seen)
+
+
+def _sha256(*parts: str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def _base_key(entry: Mapping[str, Any], link: str | None, title: str, summary: str) -> str:
+    raw_id = entry.get("id")
+    key = normalize_space(raw_id) if isinstance(raw_id, str) else ""
+    if not key and link:
+        key = link
+    if not key:
+        key = "sha256:" + _sha256(title, summary)
+    if len(key) > MAX_KEY_CHARS:
+        key = "sha256:" + _sha256(key)
+    return key
+
+
+def _check_prolog(body: bytes) -> None:
+    for codec, marker in _ENTITY_MARKERS:
+        pos = body.find(marker)
+        if pos < 0:
+            continue
+        # Only a declaration before the root element counts; later it is text inside CDATA.
+        before = body[:pos].decode(codec, "replace")
+        if not _ELEMENT_START.search(before):
+            raise FeedParseError(
+                "malformed",
+                "document declares XML entities (<!ENTITY); refused to avoid entity expansion",
+            )
+
+
+def _feed_headers(headers: Mapping[str, str], url: str) -> dict[str, str]:
+    passed = {k.lower(): v for k, v in headers.items() if k.lower() in _PASSED_HEADERS}
+    # Relative links resolve against the URL the bytes came from.
+    passed.setdefault("content-location", url)
+    return passed
+
+
+def _looks_like_html(body: bytes, headers: Mapping[str, str]) -> bool:
+    ctype = headers.get("content-type", "").lower()
+    return "html" in ctype.split(";")[0] or bool(_HTML_START.match(body[:4096]))
+
+
+def parse_feed(body: bytes, headers: Mapping[str, str], url: str, now: datetime) -> ParsedFeed:
+    """Parse feed `body` (bytes as served, with the response `headers`) fetched from `url`.
+
+    Raises FeedParseError ("not_feed" or "malformed") when the body is not a usable feed.
+    `now` (aware) stands in for missing or absurd publication dates.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    now = now.astimezone(UTC)
+    if not body.strip():
+        raise FeedParseError("not_feed", "empty response body, expected an RSS or Atom feed")
+    _check_prolog(body)
+    passed = _feed_headers(headers, url)
+    result = feedparser.parse(io.BytesIO(body), response_headers=passed)
+    version = str(result.get("version") or "")
+    entries = result.get("entries") or []
+    bozo = bool(result.get("bozo"))
+    if not version and not entries:
+        if _looks_like_html(body, passed):
+            raise FeedParseError("not_feed", "got an HTML page, not an RSS or Atom feed")
+        if bozo:
+            raise FeedParseError(
+                "malformed", f"not well-formed XML: {result.get('bozo_exception')}"
+            )
+        raise FeedParseError("not_feed", "document is not an RSS or Atom feed")
+    if bozo and not entries:
+        raise FeedParseError(
+            "malformed",
+            f"feed is not well-formed and has no entries: {result.get('bozo_exception')}",
+        )
+
+    feed_info = result.get("feed") or {}
+    feed_title = _truncate(_detail_text(feed_info, "title"), MAX_TITLE_CHARS) or None
+    items = _items(entries, now)
+    return ParsedFeed(title=feed_title, items=items, version=version, bozo=bozo)
+
+
+def _items(entries: list[Any], now: datetime) -> list[FeedItem]:
+    items: list[FeedItem] = []
+    drafts: list[tuple[str, str, Any, str, str, str | None]] = []
+    contents_by_key: dict[str, set[str]] = {}
+    for entry in entries:
+        title = _truncate(_detail_text(entry, "title"), MAX_TITLE_CHARS)
+        summary = _summary(entry)
+        link = _link(entry)
+        if not title and not summary and not link:
+            continue  # nothing a person could read (e.g. the stub of a truncated document)
+        key = _base_key(entry, link, title, summary)
+        content = _sha256(title, link or "")[:16]
+        seen = contents_by_key.setdefault(key, set())
+        if content in seen:
+            continue  # the same story repeated in one document (same id, title and link)
+        seen.add(content)
+        drafts.append((key, content, entry, title, summary, link))
+    for key, content, entry, title, summary, link in drafts:
+        if len(contents_by_key[key]) > 1:
+            # One guid for several stories: publishers reuse ids (e.g. "daily-briefing"). Tell
+            # them apart by content, for every occurrence, so the keys do not depend on order.
+            key = f"{key}#{content}"
+        published, estimated = _published(entry, now)
+        author_raw = entry.get("author")
+        author = (
+            _truncate(html_to_text(author_raw), MAX_AUTHOR_CHARS)
+            if isinstance(author_raw, str)
+            else ""
+        )
+        items.append(
+            FeedItem(
+                key=key,
+                title=title,
+                summary=summary,
+                link=link,
+                published=published,
+                published_is_estimated=estimated,
+                author=author or None,
+                tags=_tags(entry),
+            )
+        )
+    return items
