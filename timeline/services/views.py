@@ -1,0 +1,84 @@
+"""Plain, frozen views the services return: the Discord layer never sees an ORM object."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceView:
+    """One outlet's story inside an event."""
+
+    feed_name: str
+    title: str
+    link: str | None
+    published_at: datetime
+    entry_id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """An event on the timeline with its sources and the watches that alerted on it."""
+
+    id: int
+    title: str
+    link: str | None
+    occurred_at: datetime
+    sources: list[SourceView] = field(default_factory=list)
+    watches: list[str] = field(default_factory=list)
+    note_count: int = 0
+    manual: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TimelinePage:
+    """One page of the timeline, newest first, and how many events match in all."""
+
+    events: list[EventView]
+    total: int
+    offset: int = 0
+    limit: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class NoteView:
+    """A note a team member left on an event."""
+
+    id: int
+    author: str
+    text: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DateView:
+    """A date mentioned in an event's sources, with the phrase it came from."""
+
+    start: date
+    end: date
+    precision: str
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventDetail:
+    """Everything `/event show` displays."""
+
+    event: EventView
+    notes: list[NoteView]
+    dates: list[DateView]
+    summaries: dict[int, str] = field(default_factory=dict)  # entry id -> summary
+
+
+@dataclass(frozen=True, slots=True)
+class HitView:
+    """One stored entry a query matched."""
+
+    entry_id: int
+    event_id: int | None
+    title: str
+    link: str | None
+    published_at: datetime
+    feed_name: str
+    terms: list[str] = field(default_factory=list)

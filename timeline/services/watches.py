@@ -1,0 +1,263 @@
+"""Watches: the saved queries that alert a channel.
+
+Config-file watches (guild 0, origin "config") may be edited and paused from Discord, but the
+file wins: `sync_config` at start-up puts every config watch back to what the file says.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..errors import BadQuery, Conflict, NotFound
+from ..models import GLOBAL_SCOPE, Watch
+from . import _query
+from ._common import MAX_QUERY, aliases_for, check_name, check_origin, clean_text, scope
+from .views import HitView
+
+log = logging.getLogger(__name__)
+
+MAX_TEST_DAYS = 3650
+TEST_COUNT_CAP = 1000
+AUTOCOMPLETE_LIMIT = 25
+
+
+@dataclass(frozen=True, slots=True)
+class WatchView:
+    """A watch as the commands show it."""
+
+    id: int
+    name: str
+    query: str
+    channel_id: int
+    role_id: int | None
+    enabled: bool
+    origin: str
+    guild_id: int
+    created_by: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WatchTest:
+    """What a query would have matched: how many stored entries and the newest few."""
+
+    count: int
+    first: list[HitView]
+    capped: bool = False
+    days: int = 0
+
+
+def _view(watch: Watch) -> WatchView:
+    return WatchView(
+        id=watch.id,
+        name=watch.name,
+        query=watch.query,
+        channel_id=watch.channel_id,
+        role_id=watch.role_id,
+        enabled=watch.enabled,
+        origin=watch.origin,
+        guild_id=watch.guild_id,
+        created_by=watch.created_by,
+    )
+
+
+def _check_snowflake(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
+        raise BadQuery(f"{what} must be a Discord id (a positive integer)")
+    return value
+
+
+async def _validate_query(session: AsyncSession, guild_id: int, query: str) -> str:
+    text = clean_text(query, "query", MAX_QUERY)
+    _query.parse(text, await aliases_for(session, guild_id))
+    return text
+
+
+async def _visible(session: AsyncSession, guild_id: int) -> list[Watch]:
+    return list(
+        (
+            await session.scalars(
+                select(Watch).where(Watch.guild_id.in_(scope(guild_id))).order_by(Watch.name)
+            )
+        ).all()
+    )
+
+
+async def get_watch(session: AsyncSession, guild_id: int, name: str) -> Watch:
+    """Find a visible watch by name (case-insensitive; the guild's own wins) or raise NotFound."""
+    wanted = name.strip().casefold()
+    found = [w for w in await _visible(session, guild_id) if w.name.casefold() == wanted]
+    if not found:
+        raise NotFound(f"no watch named {name.strip()!r} on this server (see the watch list)")
+    found.sort(key=lambda w: w.guild_id == GLOBAL_SCOPE)
+    return found[0]
+
+
+async def add_watch(
+    session: AsyncSession,
+    guild_id: int,
+    name: str,
+    query: str,
+    channel_id: int,
+    actor: str,
+    *,
+    role_id: int | None = None,
+    origin: str = "discord",
+) -> WatchView:
+    """Create a watch after checking its query parses (with the guild's aliases)."""
+    clean_name = check_name(name, "watch")
+    _check_snowflake(channel_id, "channel")
+    _check_snowflake(role_id, "role")
+    text = await _validate_query(session, guild_id, query)
+    if any(w.name.casefold() == clean_name.casefold() for w in await _visible(session, guild_id)):
+        raise Conflict(f"a watch named {clean_name!r} already exists: pick another name or edit it")
+    watch = Watch(
+        guild_id=guild_id,
+        name=clean_name,
+        query=text,
+        channel_id=channel_id,
+        role_id=role_id,
+        enabled=True,
+        origin=check_origin(origin),
+        created_by=actor[:100],
+    )
+    session.add(watch)
+    await session.flush()
+    log.info(
+        "watch %r added by %s",
+        clean_name,
+        actor,
+        extra={"watch_id": watch.id, "guild_id": guild_id, "actor": actor},
+    )
+    return _view(watch)
+
+
+async def edit_watch(
+    session: AsyncSession,
+    guild_id: int,
+    name: str,
+    actor: str,
+    *,
+    query: str | None = None,
+    channel_id: int | None = None,
+    role_id: int | None = None,
+    clear_role: bool = False,
+) -> WatchView:
+    """Change a watch's query, channel or role; unchanged fields are left alone."""
+    watch = await get_watch(session, guild_id, name)
+    changes = []
+    if query is not None:
+        watch.query = await _validate_query(session, guild_id, query)
+        changes.append("query")
+    if channel_id is not None:
+        watch.channel_id = _check_snowflake(channel_id, "channel") or watch.channel_id
+        changes.append("channel")
+    if clear_role:
+        watch.role_id = None
+        changes.append("role")
+    elif role_id is not None:
+        watch.role_id = _check_snowflake(role_id, "role")
+        changes.append("role")
+    if not changes:
+        raise BadQuery("nothing to change: give a new query, channel or role")
+    await session.flush()
+    log.info(
+        "watch %r edited (%s) by %s",
+        watch.name,
+        ", ".join(changes),
+        actor,
+        extra={"watch_id": watch.id, "guild_id": guild_id, "actor": actor},
+    )
+    return _view(watch)
+
+
+async def remove_watch(session: AsyncSession, guild_id: int, name: str, actor: str) -> WatchView:
+    """Delete a watch (its outbox rows go with it); config-file watches are refused."""
+    watch = await get_watch(session, guild_id, name)
+    if watch.origin == "config" and guild_id != GLOBAL_SCOPE:
+        raise Conflict(
+            f"watch {watch.name!r} comes from the config file: remove it there, or pause it here"
+        )
+    view = _view(watch)
+    await session.delete(watch)
+    await session.flush()
+    log.info(
+        "watch %r removed by %s",
+        view.name,
+        actor,
+        extra={"watch_id": view.id, "guild_id": guild_id, "actor": actor},
+    )
+    return view
+
+
+async def set_watch_enabled(
+    session: AsyncSession, guild_id: int, name: str, enabled: bool, actor: str
+) -> WatchView:
+    """Pause (`enabled=False`) or resume a watch."""
+    watch = await get_watch(session, guild_id, name)
+    watch.enabled = enabled
+    await session.flush()
+    log.info(
+        "watch %r %s by %s",
+        watch.name,
+        "resumed" if enabled else "paused",
+        actor,
+        extra={"watch_id": watch.id, "guild_id": guild_id, "actor": actor},
+    )
+    return _view(watch)
+
+
+async def pause_watch(session: AsyncSession, guild_id: int, name: str, actor: str) -> WatchView:
+    """Stop a watch from alerting until it is resumed."""
+    return await set_watch_enabled(session, guild_id, name, False, actor)
+
+
+async def resume_watch(session: AsyncSession, guild_id: int, name: str, actor: str) -> WatchView:
+    """Let a paused watch alert again."""
+    return await set_watch_enabled(session, guild_id, name, True, actor)
+
+
+async def list_watches(session: AsyncSession, guild_id: int) -> list[WatchView]:
+    """Return the watches the guild sees, by name."""
+    return [_view(w) for w in await _visible(session, guild_id)]
+
+
+async def watch_names(
+    session: AsyncSession, guild_id: int, prefix: str = "", limit: int = AUTOCOMPLETE_LIMIT
+) -> list[str]:
+    """Return watch names for autocomplete: those starting with `prefix`, then containing it."""
+    wanted = prefix.strip().casefold()
+    names = [w.name for w in await _visible(session, guild_id)]
+    first = [n for n in names if n.casefold().startswith(wanted)]
+    rest = [n for n in names if wanted in n.casefold() and n not in first]
+    return (first + rest)[:limit]
+
+
+async def test_watch(
+    session: AsyncSession, guild_id: int, query: str, days: int, now: datetime
+) -> WatchTest:
+    """Count the stored entries of the last `days` days `query` matches, without saving it."""
+    if not 1 <= days <= MAX_TEST_DAYS:
+        raise BadQuery(f"days must be between 1 and {MAX_TEST_DAYS}")
+    text = clean_text(query, "query", MAX_QUERY)
+    parsed = _query.parse(text, await aliases_for(session, guild_id))
+    hits = await _query.search(
+        session,
+        parsed,
+        guild_ids=scope(guild_id),
+        since=now - timedelta(days=days),
+        until=now,
+        limit=TEST_COUNT_CAP + 1,
+    )
+    capped = len(hits) > TEST_COUNT_CAP
+    return WatchTest(count=min(len(hits), TEST_COUNT_CAP), first=hits[:5], capped=capped, days=days)
+
+
+# pytest would otherwise try to collect the service function as a test when imported there.
+test_watch.__test__ = False  # type: ignore[attr-defined]
