@@ -1,0 +1,153 @@
+"""The Discord bot: loads the cogs, syncs commands, owns alert delivery and the digest schedule."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import pkgutil
+from datetime import UTC
+from typing import Any
+
+import discord
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from discord.ext import commands
+
+from timeline.config import Settings
+from timeline.db import Database
+
+from .delivery import AlertDelivery
+from .errors import on_app_command_error
+
+log = logging.getLogger(__name__)
+
+COGS_PACKAGE = "discordbot.cogs"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("timeline-bot")
+    except Exception:
+        return "0+unknown"
+
+
+def cog_modules(package: str = COGS_PACKAGE) -> list[str]:
+    """List the modules of `package` that expose `async def setup(bot)`, if it exists."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:
+        return []
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    names = []
+    for info in sorted(pkgutil.iter_modules(spec.submodule_search_locations), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        name = f"{package}.{info.name}"
+        module = importlib.import_module(name)
+        if callable(getattr(module, "setup", None)):
+            names.append(name)
+    return names
+
+
+class TimelineBot(commands.Bot):
+    """The Timeline Bot client: `db`, `settings`, `version`, `delivery` for the cogs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        version: str | None = None,
+        deliver_alerts: bool = True,
+        sync_commands: bool = True,
+        cogs_package: str | None = COGS_PACKAGE,
+        delivery_owner: str | None = None,
+        **options: Any,
+    ) -> None:
+        intents = options.pop("intents", None) or discord.Intents.default()
+        # Slash commands need no message content; guilds are needed for channels and roles.
+        intents.message_content = False
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        if settings.discord.shard_count is not None:
+            options.setdefault("shard_count", settings.discord.shard_count)
+        super().__init__(command_prefix=commands.when_mentioned, intents=intents, **options)
+        self.settings = settings
+        self.db = db
+        self.version = version or _version()
+        self.deliver_alerts = deliver_alerts
+        self.sync_commands = sync_commands
+        self.cogs_package = cogs_package
+        self.delivery = AlertDelivery(self, db, settings.alerts, owner=delivery_owner)
+        self.scheduler: AsyncIOScheduler | None = None
+        self.tree.on_error = on_app_command_error  # type: ignore[method-assign]
+
+    async def setup_hook(self) -> None:
+        """Load the cogs, sync the command tree, start delivery and the digest schedule."""
+        if self.cogs_package:
+            for name in cog_modules(self.cogs_package):
+                await self.load_extension(name)
+                log.info("loaded cog module %s", name)
+        if self.sync_commands:
+            await self.sync_tree()
+        if self.deliver_alerts:
+            self.delivery.start()
+        self._start_scheduler()
+
+    async def sync_tree(self) -> None:
+        """Publish the slash commands to each configured guild, or globally if none."""
+        guild_ids = self.settings.discord.guild_ids
+        if not guild_ids:
+            commands_synced = await self.tree.sync()
+            log.info("synced %d global commands", len(commands_synced))
+            return
+        for guild_id in guild_ids:
+            guild = discord.Object(id=guild_id)
+            self.tree.copy_global_to(guild=guild)
+            try:
+                commands_synced = await self.tree.sync(guild=guild)
+            except discord.HTTPException as exc:
+                # One guild that removed the bot must not keep the others without commands.
+                log.warning("could not sync commands to guild %s: %s", guild_id, exc)
+                continue
+            log.info("synced %d commands to guild %s", len(commands_synced), guild_id)
+
+    def _start_scheduler(self) -> None:
+        crons = self.settings.alerts.digest_cron
+        if not crons:
+            return
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for channel_id, expression in crons.items():
+            try:
+                trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+            except ValueError as exc:
+                log.error(
+                    "digest for channel %s not scheduled: bad cron %r: %s",
+                    channel_id,
+                    expression,
+                    exc,
+                )
+                continue
+            scheduler.add_job(
+                self.delivery.post_daily_digest,
+                trigger,
+                args=[channel_id],
+                id=f"digest-{channel_id}",
+                coalesce=True,
+                misfire_grace_time=3600,
+                max_instances=1,
+            )
+            log.info("digest for channel %s scheduled at %r (UTC)", channel_id, expression)
+        scheduler.start()
+        self.scheduler = scheduler
+
+    async def close(self) -> None:
+        """Stop delivery and the schedule, then close the Discord connection."""
+        await self.delivery.stop()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+        await super().close()

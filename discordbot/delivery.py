@@ -1,0 +1,312 @@
+"""Drain the alert outbox into Discord: post new alerts, edit grown ones, digest bursts.
+
+Exactly-once from the team's point of view: rows are claimed with a lease and a stable nonce
+before anything is sent (`timeline.outbox`), messages are created with that nonce and
+``enforce_nonce`` (discord.py 2.7 sets it whenever a nonce is given), so a retry after a
+timeout, a 5xx or a crash gets Discord's original message back instead of posting twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import aiohttp
+import discord
+
+from timeline import outbox
+from timeline.config import AlertSettings
+from timeline.db import Database
+from timeline.models import utcnow
+from timeline.outbox import AlertView
+
+from . import render
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+@dataclass
+class DrainReport:
+    """What one drain did."""
+
+    claimed: int = 0
+    messages: int = 0
+    alerts_sent: int = 0
+    digests: int = 0
+    edited: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def default_owner() -> str:
+    """Name this process as a lease owner: host, pid and a random part."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _Transient(Exception):
+    """A failure worth retrying later (5xx, timeout, connection trouble, rate limit)."""
+
+    def __init__(self, message: str, *, unexpected: bool = False) -> None:
+        super().__init__(message)
+        self.unexpected = unexpected
+
+
+class _Permanent(Exception):
+    """A failure that retrying will not fix (channel gone, no permission, refused payload)."""
+
+
+def _classify(exc: BaseException, channel_id: int) -> Exception:
+    if isinstance(exc, discord.NotFound):
+        return _Permanent(f"channel {channel_id} not found (404 {exc.code}: {exc.text})")
+    if isinstance(exc, discord.Forbidden):
+        return _Permanent(f"no permission in channel {channel_id} (403 {exc.code}: {exc.text})")
+    if isinstance(exc, discord.HTTPException):
+        if exc.status >= 500 or exc.status == 429:
+            return _Transient(f"Discord {exc.status}: {exc.text or exc}")
+        return _Permanent(f"Discord refused the message ({exc.status} {exc.code}: {exc.text})")
+    if isinstance(exc, TimeoutError):
+        return _Transient("timed out talking to Discord")
+    if isinstance(exc, (discord.RateLimited, aiohttp.ClientError, OSError)):
+        return _Transient(f"{type(exc).__name__}: {exc}")
+    return _Transient(f"unexpected {type(exc).__name__}: {exc}", unexpected=True)
+
+
+class AlertDelivery:
+    """Own the outbox drain loop for one Discord client; `start()` it and `stop()` it."""
+
+    def __init__(
+        self,
+        client: discord.Client,
+        db: Database,
+        settings: AlertSettings,
+        *,
+        owner: str | None = None,
+        batch_size: int = 100,
+        lease_seconds: float = 120.0,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.settings = settings
+        self.owner = owner or default_owner()
+        self.batch_size = batch_size
+        # The lease must outlive a request and discord.py's own 5xx retries (1 + 3 + 5 ... s).
+        self.lease_seconds = max(lease_seconds, request_timeout * 2)
+        self.request_timeout = request_timeout
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._reported_channels: set[int] = set()
+
+    # -- loop ownership ------------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Wake the loop now (ingest committed new alerts)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the drain loop; the caller owns it and must `stop()` it."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name=f"outbox-delivery:{self.owner}")
+
+    async def stop(self) -> None:
+        """Cancel the drain loop and wait for it; claimed rows are picked up after the lease."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def running(self) -> bool:
+        """Whether the drain loop is running."""
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        interval = max(self.settings.delivery_interval_seconds, 0.1)
+        while True:
+            # Cleared before draining so a notify() during the drain is not lost.
+            self._wake.clear()
+            busy = False
+            try:
+                report = await self.drain()
+                busy = report.claimed >= self.batch_size
+            except Exception:
+                log.exception("outbox drain failed; retrying in %.0f s", interval)
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+
+    # -- one drain -----------------------------------------------------------------------
+
+    async def drain(self, now: datetime | None = None) -> DrainReport:
+        """Claim and deliver one batch of due alerts, then one batch of pending edits."""
+        now = now or utcnow()
+        report = DrainReport()
+        claimed = await outbox.claim_pending(
+            self.db,
+            self.owner,
+            limit=self.batch_size,
+            lease_seconds=self.lease_seconds,
+            now=now,
+            burst_threshold=self.settings.burst_threshold,
+        )
+        report.claimed = len(claimed)
+        groups: dict[str, list[AlertView]] = {}
+        for view in claimed:
+            # Every claimed row has a nonce; rows sharing one are one message.
+            groups.setdefault(view.nonce or f"id{view.id}", []).append(view)
+        for group in groups.values():
+            await self._deliver(group, report, now)
+
+        edits = await outbox.claim_dirty(
+            self.db, self.owner, limit=self.batch_size, lease_seconds=self.lease_seconds, now=now
+        )
+        by_message: dict[int, list[AlertView]] = {}
+        for view in edits:
+            if view.message_id is not None:
+                by_message.setdefault(view.message_id, []).append(view)
+        for group in by_message.values():
+            await self._edit(group, report, now)
+        if report.claimed or report.edited:
+            log.info(
+                "outbox drain: %d messages (%d alerts, %d digests), %d edits, %d retries, "
+                "%d failed",
+                report.messages,
+                report.alerts_sent,
+                report.digests,
+                report.edited,
+                report.retried,
+                report.failed,
+            )
+        return report
+
+    def _render(self, group: Sequence[AlertView]) -> render.RenderedMessage:
+        if group[0].is_digest:
+            return render.digest_message(group)
+        return render.alert_message(group[0], self.settings.snippet_chars)
+
+    async def _deliver(self, group: list[AlertView], report: DrainReport, now: datetime) -> None:
+        first = group[0]
+        ids = [a.id for a in group]
+        try:
+            message = self._render(group)
+            channel = self.client.get_partial_messageable(first.channel_id)
+            async with asyncio.timeout(self.request_timeout):
+                sent = await channel.send(
+                    content=message.content,
+                    embed=message.embed,
+                    allowed_mentions=message.allowed_mentions,
+                    nonce=first.nonce or outbox.make_nonce(first.id, now),
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed_send(group, _classify(exc, first.channel_id), report, now, exc)
+            return
+        await outbox.mark_sent(self.db, ids, sent.id, now=utcnow())
+        report.messages += 1
+        report.alerts_sent += len(group)
+        if first.is_digest:
+            report.digests += 1
+        log.debug("alerts %s delivered as message %s", ids, sent.id)
+
+    async def _failed_send(
+        self,
+        group: list[AlertView],
+        problem: Exception,
+        report: DrainReport,
+        now: datetime,
+        exc: BaseException,
+    ) -> None:
+        first = group[0]
+        ids = [a.id for a in group]
+        attempts = max(a.attempts for a in group) + 1
+        if isinstance(problem, _Permanent) or attempts >= self.settings.max_attempts:
+            reason = str(problem)
+            if isinstance(problem, _Transient):
+                reason = f"gave up after {attempts} attempts: {reason}"
+            await outbox.mark_failed(self.db, ids, reason)
+            report.failed += len(group)
+            # One line per channel and process: a deleted channel must not flood the log.
+            if first.channel_id not in self._reported_channels:
+                self._reported_channels.add(first.channel_id)
+                log.warning(
+                    "alert delivery failed for channel %s (watch %r): %s",
+                    first.channel_id,
+                    first.watch_name,
+                    reason,
+                )
+            return
+        if isinstance(problem, _Transient) and problem.unexpected:
+            log.error("unexpected error delivering alerts %s", ids, exc_info=exc)
+        delay = min(self.settings.retry_base_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS)
+        await outbox.mark_retry(self.db, ids, str(problem), now + timedelta(seconds=delay))
+        report.retried += len(group)
+        log.info("alerts %s will be retried in %.0f s: %s", ids, delay, problem)
+
+    async def _edit(self, group: list[AlertView], report: DrainReport, now: datetime) -> None:
+        first = group[0]
+        ids = [a.id for a in group]
+        assert first.message_id is not None
+        try:
+            message = self._render(group)
+            channel = self.client.get_partial_messageable(first.channel_id)
+            async with asyncio.timeout(self.request_timeout):
+                await channel.get_partial_message(first.message_id).edit(
+                    content=message.content,
+                    embed=message.embed,
+                    allowed_mentions=message.allowed_mentions,
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            problem = _classify(exc, first.channel_id)
+            if isinstance(problem, _Permanent):
+                # The message was deleted or the channel closed to us: nothing left to edit.
+                log.info("edit of message %s dropped: %s", first.message_id, problem)
+                await outbox.mark_edited(self.db, ids)
+                return
+            delay = min(self.settings.retry_base_seconds * 4, MAX_BACKOFF_SECONDS)
+            await outbox.defer_edit(self.db, ids, now + timedelta(seconds=delay))
+            log.info("edit of message %s deferred %.0f s: %s", first.message_id, delay, problem)
+            return
+        await outbox.mark_edited(self.db, ids)
+        report.edited += 1
+
+    # -- scheduled digest ----------------------------------------------------------------
+
+    async def post_daily_digest(
+        self, channel_id: int, now: datetime | None = None, hours: float = 24.0
+    ) -> int | None:
+        """Post the last day's events per watch to `channel_id`; return the message id."""
+        now = now or utcnow()
+        since = now - timedelta(hours=hours)
+        digest = await outbox.daily_digest(self.db, channel_id, since, now)
+        message = render.daily_digest_message(digest, since)
+        if message is None:
+            log.info("no events for the scheduled digest of channel %s", channel_id)
+            return None
+        # One nonce per channel and minute: a retried job cannot post the digest twice.
+        seed = f"digest|{channel_id}|{now:%Y%m%d%H%M}".encode()
+        nonce = "g" + hashlib.sha256(seed).hexdigest()[:24]
+        channel = self.client.get_partial_messageable(channel_id)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                sent = await channel.send(
+                    embed=message.embed, allowed_mentions=message.allowed_mentions, nonce=nonce
+                )
+        except (discord.DiscordException, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.warning("scheduled digest for channel %s failed: %s", channel_id, exc)
+            return None
+        return sent.id
