@@ -7,7 +7,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from .errors import BadQuery
 
-_RELATIVE = re.compile(r"^(\d{1,6})\s*(m|min|mins|h|hr|hrs|d|day|days|w|wk|wks|week|weeks)$")
+_RELATIVE = re.compile(
+    r"^(\d{1,6})\s*(m|min|mins|h|hr|hrs|d|day|days|w|wk|wks|week|weeks)$", re.ASCII
+)
 _UNITS = {
     "m": "minutes",
     "min": "minutes",
@@ -72,14 +74,14 @@ def _day_bound(day: date, end: bool) -> datetime:
 
 def _parse_iso(raw: str, end: bool) -> datetime:
     # Only pure ISO forms are accepted: fromisoformat is strict and never guesses day/month order.
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw, re.ASCII):
         try:
             day = date.fromisoformat(raw)
         except ValueError as exc:
             raise BadTime(f"{raw!r} is not a valid date ({exc})") from None
         _check_year(raw, day.year)
         return _day_bound(day, end)
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ][0-9:.,+\-Zz]{2,40}", raw):
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ][0-9:.,+\-Zz]{2,40}", raw, re.ASCII):
         raise BadTime(f"{raw!r} is not a time I understand: {HELP}")
     try:
         moment = datetime.fromisoformat(raw.replace("z", "Z"))

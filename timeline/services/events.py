@@ -41,9 +41,9 @@ async def show_event(session: AsyncSession, guild_id: int, event_id: int) -> Eve
         ).all()
     ]
     summaries = dict(
-        (
-            await session.execute(select(Entry.id, Entry.summary).where(Entry.event_id == event.id))
-        ).tuples()
+        (await session.execute(select(Entry.id, Entry.summary).where(Entry.event_id == event.id)))
+        .tuples()
+        .all()
     )
     return EventDetail(view, notes, await _dates(session, event), summaries)
 

@@ -268,7 +268,9 @@ async def _statuses(session: AsyncSession, feeds: list[Feed]) -> list[FeedStatus
                     .where(Entry.feed_id.in_(ids))
                     .group_by(Entry.feed_id)
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
     return [
         FeedStatus(

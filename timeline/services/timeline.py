@@ -195,7 +195,9 @@ async def event_views(
                 .where(EventNote.event_id.in_(ids))
                 .group_by(EventNote.event_id)
             )
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     return [
         EventView(
