@@ -171,7 +171,9 @@ def _link(entry: Mapping[str, Any]) -> str | None:
 
 def _published(entry: Mapping[str, Any], now: datetime) -> tuple[datetime, bool]:
     for name in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = entry.get(name)
+        # dict.get: FeedParserDict.get would map updated_parsed to published_parsed with a
+        # DeprecationWarning (feedparser issue 310); we want exactly the field that was sent.
+        parsed = dict.get(entry, name) if isinstance(entry, dict) else entry.get(name)
         if not isinstance(parsed, time.struct_time):
             continue
         try:
@@ -264,6 +266,8 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str, now: datetime)
     if not version and not entries:
         if _looks_like_html(body, passed):
             raise FeedParseError("not_feed", "got an HTML page, not an RSS or Atom feed")
+        if body.lstrip(b"\xef\xbb\xbf\xff\xfe\x00 \t\r\n")[:1] != b"<":
+            raise FeedParseError("not_feed", "document is not XML, expected an RSS or Atom feed")
         if bozo:
             raise FeedParseError(
                 "malformed", f"not well-formed XML: {result.get('bozo_exception')}"
