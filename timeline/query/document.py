@@ -1,0 +1,125 @@
+"""A news item tokenised once, ready to be matched against any number of watches."""
+
+from __future__ import annotations
+
+import bisect
+from urllib.parse import urlsplit
+
+from .normalise import stems, word_spans, words
+
+# Fields a query term can be restricted to. ANY means title or summary.
+ANY = "any"
+TITLE = "title"
+SUMMARY = "summary"
+SOURCE = "source"
+
+
+class Segment:
+    """One run of tokens (a title, a summary, a source name): phrases never cross segments."""
+
+    __slots__ = ("_positions", "_set", "_sorted", "field", "stems", "text", "words")
+
+    def __init__(self, field: str, text: str) -> None:
+        self.field = field
+        self.text = text
+        self.words = words(text)
+        self.stems = stems(self.words)
+        self._positions: dict[str, list[int]] | None = None
+        self._sorted: list[str] | None = None
+        self._set: set[str] | None = None
+
+    @property
+    def stem_set(self) -> set[str]:
+        """Return the set of stems in this segment."""
+        if self._set is None:
+            self._set = set(self.stems)
+        return self._set
+
+    def positions(self, stem: str) -> list[int]:
+        """Return the token positions whose stem is `stem`."""
+        if self._positions is None:
+            table: dict[str, list[int]] = {}
+            for i, s in enumerate(self.stems):
+                table.setdefault(s, []).append(i)
+            self._positions = table
+        return self._positions.get(stem, [])
+
+    def prefix_positions(self, prefix: str) -> list[int]:
+        """Return the token positions whose (unstemmed) word starts with `prefix`."""
+        return [i for i, w in enumerate(self.words) if w.startswith(prefix)]
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Tell whether some (unstemmed) word of this segment starts with `prefix`."""
+        if self._sorted is None:
+            self._sorted = sorted(set(self.words))
+        i = bisect.bisect_left(self._sorted, prefix)
+        return i < len(self._sorted) and self._sorted[i].startswith(prefix)
+
+
+def feed_source_names(name: str | None, url: str | None) -> tuple[str, ...]:
+    """Return the source names of a feed for `source:` terms: its name and its URL's domain."""
+    names: list[str] = []
+    if name:
+        names.append(name)
+    if url:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if host:
+            names.append(host)
+    return tuple(names)
+
+
+class Document:
+    """A news item (title, summary, source names) normalised once for all watches."""
+
+    __slots__ = (
+        "_spans",
+        "any_stems",
+        "source",
+        "source_names",
+        "source_stems",
+        "summary",
+        "title",
+    )
+
+    def __init__(self, title: str, summary: str = "", source_names: tuple[str, ...] = ()) -> None:
+        self.title = Segment(TITLE, title or "")
+        self.summary = Segment(SUMMARY, summary or "")
+        self.source_names = tuple(source_names)
+        self.source = [Segment(SOURCE, n) for n in self.source_names]
+        self.any_stems = set(self.title.stems)
+        self.any_stems.update(self.summary.stems)
+        self.source_stems = {s for seg in self.source for s in seg.stems}
+        self._spans: dict[str, list[tuple[str, int, int]] | None] = {}
+
+    def segments(self, field: str) -> list[Segment]:
+        """Return the segments a term restricted to `field` looks at."""
+        if field == ANY:
+            return [self.title, self.summary]
+        if field == TITLE:
+            return [self.title]
+        if field == SUMMARY:
+            return [self.summary]
+        return self.source
+
+    def stem_set(self, field: str) -> set[str]:
+        """Return the set of stems present in `field`."""
+        if field == ANY:
+            return self.any_stems
+        if field == SOURCE:
+            return self.source_stems
+        return self.segments(field)[0].stem_set
+
+    def surface(self, segment: Segment, start: int, end: int) -> str:
+        """Return the original text of tokens start..end-1 of `segment` (for bolding)."""
+        if segment.field not in self._spans:
+            self._spans[segment.field] = word_spans(segment.text)
+        spans = self._spans[segment.field]
+        if spans is None or end > len(spans):
+            return " ".join(segment.words[start:end])
+        return segment.text[spans[start][1] : spans[end - 1][2]]
+
+    def __repr__(self) -> str:
+        return f"Document(title={self.title.text[:60]!r}, sources={self.source_names!r})"

@@ -1,0 +1,400 @@
+"""The compiled query tree: evaluation on a Document, watch-index anchors, FTS translation."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .document import ANY, SOURCE, Document, Segment
+
+# Longest token the full-text index stores; longer tokens are cut and searched by prefix.
+FTS_TOKEN_CHARS = 64
+# Most occurrences of one term reported for highlighting.
+_MAX_HITS_PER_TERM = 50
+
+# An FTS candidate expression: None means "no restriction" (every row is a candidate).
+FtsExpr = tuple[str, object] | None
+# A place in a document where a term matched: (segment, first token, end token).
+Hit = tuple[Segment, int, int]
+
+
+def _fts_word(stem: str) -> FtsExpr:
+    if len(stem) > FTS_TOKEN_CHARS:
+        return ("prefix", stem[:FTS_TOKEN_CHARS])
+    return ("term", stem)
+
+
+def _cost(keys: frozenset[str]) -> float:
+    """Guess how often an anchor set fires: long words are rarer than short ones."""
+    total = 0.0
+    for key in keys:
+        total += 12.0 / (len(key) + 1)
+        if key.startswith("\x02"):
+            total += 3.0
+    return total
+
+
+class Node:
+    """A node of a compiled query."""
+
+    __slots__ = ()
+
+    def matches(self, doc: Document) -> bool:
+        """Tell whether `doc` satisfies this node."""
+        raise NotImplementedError
+
+    def positive(self) -> bool:
+        """Tell whether every way of satisfying this node needs some word to be present."""
+        raise NotImplementedError
+
+    def anchors(self) -> frozenset[str] | None:
+        """Return keys of which any matching document contains one (None: cannot tell)."""
+        raise NotImplementedError
+
+    def fts(self) -> FtsExpr:
+        """Return a full-text condition every matching document satisfies (a superset)."""
+        raise NotImplementedError
+
+    def hits(self, doc: Document, out: list[Hit]) -> None:
+        """Append where this node's positive terms occur in `doc` (for highlighting)."""
+        raise NotImplementedError
+
+    def children(self) -> Iterator[Node]:
+        """Yield the direct sub-nodes."""
+        return iter(())
+
+
+class Leaf(Node):
+    """A term, a prefix or a phrase, possibly restricted to one field."""
+
+    __slots__ = ("field",)
+    field: str
+
+    def allows(self, segment: Segment) -> bool:
+        """Tell whether this leaf looks at `segment`."""
+        if self.field == ANY:
+            return segment.field != SOURCE
+        return segment.field == self.field
+
+    def starts(self, segment: Segment) -> list[int]:
+        """Return the sorted token positions in `segment` where this leaf occurs."""
+        raise NotImplementedError
+
+    @property
+    def length(self) -> int:
+        return 1
+
+    def positive(self) -> bool:
+        return True
+
+    def hits(self, doc: Document, out: list[Hit]) -> None:
+        if self.field == SOURCE:
+            return
+        for segment in doc.segments(self.field):
+            for start in self.starts(segment)[:_MAX_HITS_PER_TERM]:
+                out.append((segment, start, start + self.length))
+
+    def _prefix_field(self) -> str:
+        return "" if self.field == ANY else f"{self.field}:"
+
+
+class Term(Leaf):
+    """One word, matched by stem: `drone` matches "drones"."""
+
+    __slots__ = ("stem", "word")
+
+    def __init__(self, field: str, word: str, stem: str) -> None:
+        self.field = field
+        self.word = word
+        self.stem = stem
+
+    def matches(self, doc: Document) -> bool:
+        return self.stem in doc.stem_set(self.field)
+
+    def starts(self, segment: Segment) -> list[int]:
+        return segment.positions(self.stem) if self.allows(segment) else []
+
+    def anchors(self) -> frozenset[str] | None:
+        return frozenset({("\x01" + self.stem) if self.field == SOURCE else self.stem})
+
+    def fts(self) -> FtsExpr:
+        return None if self.field == SOURCE else _fts_word(self.stem)
+
+    def __str__(self) -> str:
+        return f"{self._prefix_field()}{self.word}"
+
+
+class Prefix(Leaf):
+    """A word prefix, matched on unstemmed words: `Iran*` matches "Iranian"."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, field: str, prefix: str) -> None:
+        self.field = field
+        self.prefix = prefix
+
+    def matches(self, doc: Document) -> bool:
+        return any(seg.has_prefix(self.prefix) for seg in doc.segments(self.field))
+
+    def starts(self, segment: Segment) -> list[int]:
+        return segment.prefix_positions(self.prefix) if self.allows(segment) else []
+
+    def anchors(self) -> frozenset[str] | None:
+        if self.field == SOURCE or len(self.prefix) < 3:
+            return None
+        return frozenset({"\x02" + self.prefix[:3]})
+
+    def fts(self) -> FtsExpr:
+        if self.field == SOURCE:
+            return None
+        return ("prefix", self.prefix[:FTS_TOKEN_CHARS])
+
+    def __str__(self) -> str:
+        return f"{self._prefix_field()}{self.prefix}*"
+
+
+class Phrase(Leaf):
+    """Consecutive words: `"war machine"`, or a hyphenated word such as `dual-use`."""
+
+    __slots__ = ("stems", "words")
+
+    def __init__(self, field: str, words: tuple[str, ...], stems: tuple[str, ...]) -> None:
+        self.field = field
+        self.words = words
+        self.stems = stems
+
+    @property
+    def length(self) -> int:
+        return len(self.stems)
+
+    def matches(self, doc: Document) -> bool:
+        present = doc.stem_set(self.field)
+        if not all(s in present for s in self.stems):
+            return False
+        return any(self.starts(seg) for seg in doc.segments(self.field))
+
+    def starts(self, segment: Segment) -> list[int]:
+        if not self.allows(segment):
+            return []
+        seq = segment.stems
+        n = len(self.stems)
+        first, rest = self.stems[0], self.stems[1:]
+        return [
+            p
+            for p in segment.positions(first)
+            if p + n <= len(seq) and tuple(seq[p + 1 : p + n]) == rest
+        ]
+
+    def anchors(self) -> frozenset[str] | None:
+        best = max(self.stems, key=len)
+        return frozenset({("\x01" + best) if self.field == SOURCE else best})
+
+    def fts(self) -> FtsExpr:
+        if self.field == SOURCE:
+            return None
+        return ("and", tuple(_fts_word(s) for s in dict.fromkeys(self.stems)))
+
+    def __str__(self) -> str:
+        return f'{self._prefix_field()}"{" ".join(self.words)}"'
+
+
+class Near(Node):
+    """Words or phrases at most `distance` tokens apart, in either order (FTS5's NEAR)."""
+
+    __slots__ = ("distance", "operands")
+
+    def __init__(self, operands: tuple[Leaf, ...], distance: int) -> None:
+        self.operands = operands
+        self.distance = distance
+
+    def children(self) -> Iterator[Node]:
+        return iter(self.operands)
+
+    def matches(self, doc: Document) -> bool:
+        if not all(op.matches(doc) for op in self.operands):
+            return False
+        segments = [doc.title, doc.summary, *doc.source]
+        return any(self._near_in(seg) for seg in segments)
+
+    def _near_in(self, segment: Segment) -> bool:
+        starts = [op.starts(segment) for op in self.operands]
+        if not all(starts):
+            return False
+        lengths = [op.length for op in self.operands]
+        # Try each occurrence as the one that starts last; every other operand then takes
+        # its latest occurrence that starts no later, which ends as late as possible.
+        for k, own in enumerate(starts):
+            for x in own:
+                min_end = x + lengths[k]
+                ok = True
+                for j, other in enumerate(starts):
+                    if j == k:
+                        continue
+                    i = bisect.bisect_right(other, x) - 1
+                    if i < 0:
+                        ok = False
+                        break
+                    min_end = min(min_end, other[i] + lengths[j])
+                if ok and x - min_end <= self.distance:
+                    return True
+        return False
+
+    def positive(self) -> bool:
+        return True
+
+    def anchors(self) -> frozenset[str] | None:
+        return _best([op.anchors() for op in self.operands])
+
+    def fts(self) -> FtsExpr:
+        return _fts_and([op.fts() for op in self.operands])
+
+    def hits(self, doc: Document, out: list[Hit]) -> None:
+        for op in self.operands:
+            op.hits(doc, out)
+
+    def __str__(self) -> str:
+        return f" NEAR/{self.distance} ".join(str(op) for op in self.operands)
+
+
+class And(Node):
+    """Every child must hold."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Node, ...]) -> None:
+        self.items = items
+
+    def children(self) -> Iterator[Node]:
+        return iter(self.items)
+
+    def matches(self, doc: Document) -> bool:
+        return all(item.matches(doc) for item in self.items)
+
+    def positive(self) -> bool:
+        return any(item.positive() for item in self.items)
+
+    def anchors(self) -> frozenset[str] | None:
+        return _best([item.anchors() for item in self.items])
+
+    def fts(self) -> FtsExpr:
+        return _fts_and([item.fts() for item in self.items])
+
+    def hits(self, doc: Document, out: list[Hit]) -> None:
+        for item in self.items:
+            item.hits(doc, out)
+
+    def __str__(self) -> str:
+        return " ".join(_wrap(item) for item in self.items)
+
+
+class Or(Node):
+    """At least one child must hold."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Node, ...]) -> None:
+        self.items = items
+
+    def children(self) -> Iterator[Node]:
+        return iter(self.items)
+
+    def matches(self, doc: Document) -> bool:
+        return any(item.matches(doc) for item in self.items)
+
+    def positive(self) -> bool:
+        return all(item.positive() for item in self.items)
+
+    def anchors(self) -> frozenset[str] | None:
+        keys: set[str] = set()
+        for item in self.items:
+            got = item.anchors()
+            if got is None:
+                return None
+            keys |= got
+        return frozenset(keys)
+
+    def fts(self) -> FtsExpr:
+        parts = []
+        for item in self.items:
+            got = item.fts()
+            if got is None:
+                return None
+            parts.append(got)
+        return ("or", tuple(parts))
+
+    def hits(self, doc: Document, out: list[Hit]) -> None:
+        for item in self.items:
+            if item.matches(doc):
+                item.hits(doc, out)
+
+    def __str__(self) -> str:
+        return "(" + " OR ".join(_wrap(item) for item in self.items) + ")"
+
+
+class Not(Node):
+    """The child must not hold."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Node) -> None:
+        self.item = item
+
+    def children(self) -> Iterator[Node]:
+        return iter((self.item,))
+
+    def matches(self, doc: Document) -> bool:
+        return not self.item.matches(doc)
+
+    def positive(self) -> bool:
+        return False
+
+    def anchors(self) -> frozenset[str] | None:
+        return None
+
+    def fts(self) -> FtsExpr:
+        return None
+
+    def hits(self, doc: Document, out: list[Hit]) -> None:
+        return None
+
+    def __str__(self) -> str:
+        return "-" + _wrap(self.item)
+
+
+def _wrap(node: Node) -> str:
+    return f"({node})" if isinstance(node, And) else str(node)
+
+
+def _best(options: list[frozenset[str] | None]) -> frozenset[str] | None:
+    usable = [o for o in options if o]
+    if not usable:
+        return None
+    return min(usable, key=_cost)
+
+
+def _fts_and(parts: list[FtsExpr]) -> FtsExpr:
+    kept = tuple(p for p in parts if p is not None)
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else ("and", kept)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResult:
+    """A successful match: the matched words and phrases as they appear in the item."""
+
+    terms: tuple[str, ...]
+
+
+def matched_terms(root: Node, doc: Document) -> tuple[str, ...]:
+    """Return the surface forms of the positive terms of `root` found in `doc`, in order."""
+    found: list[Hit] = []
+    root.hits(doc, found)
+    order = {"title": 0, "summary": 1}
+    found.sort(key=lambda h: (order.get(h[0].field, 2), h[1], -h[2]))
+    seen: dict[str, str] = {}
+    for segment, start, end in found:
+        text = doc.surface(segment, start, end)
+        seen.setdefault(text.casefold(), text)
+    return tuple(seen.values())

@@ -1,0 +1,139 @@
+"""Text normalisation shared by watches, documents and the full-text index.
+
+One function turns text into tokens, the same way for a query, an item and the index:
+NFKC, case-folded, diacritics removed, every non-alphanumeric character a separator, a
+possessive ``'s`` dropped, then the Snowball English stemmer. Keeping it in one place is what
+makes alerts (the matcher) and search (the index) agree.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import unicodedata
+from functools import cache
+
+import snowballstemmer
+
+log = logging.getLogger(__name__)
+
+# A token is a run of Unicode letters and digits (str.isalnum): `[^\W_]` is \w minus "_".
+_TOKEN = re.compile(r"[^\W_]+")
+# The same, remembering where each token is, for highlighting (slow path only).
+_TOKEN_SPAN = re.compile(r"[^\W_]+")
+# A possessive 's / ’s at the end of a word ("NATO's" -> "NATO").
+_POSSESSIVE = re.compile(r"(?<=[^\W_])['’]s(?![^\W_])")
+# Invisible format characters that sit inside words in scraped HTML (&shy;, joiners, BOM):
+# they are removed rather than treated as separators, so "com\u00adpany" stays one word.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff"), None)
+
+_STEMMER = snowballstemmer.stemmer("english")
+_STEM_CACHE: dict[str, str] = {}
+_STEM_CACHE_MAX = 200_000
+
+
+@cache
+def _marks_pattern() -> re.Pattern[str]:
+    """Build (once) a pattern matching every combining mark (category Mn)."""
+    ranges: list[str] = []
+    start = -1
+    prev = -2
+    for cp in range(sys.maxunicode + 1):
+        if unicodedata.category(chr(cp)) == "Mn":
+            if cp != prev + 1:
+                if start >= 0:
+                    ranges.append(_range(start, prev))
+                start = cp
+            prev = cp
+    if start >= 0:
+        ranges.append(_range(start, prev))
+    return re.compile("[" + "".join(ranges) + "]+")
+
+
+def _range(lo: int, hi: int) -> str:
+    return re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
+
+
+def fold(text: str) -> str:
+    """Return `text` NFKC-normalised, case-folded and without diacritics or possessives."""
+    if text.isascii():
+        folded = text.lower()
+    else:
+        folded = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).casefold()
+        if not folded.isascii():
+            folded = unicodedata.normalize("NFD", folded)
+            folded = _marks_pattern().sub("", folded)
+            folded = unicodedata.normalize("NFC", folded)
+    if "'s" in folded or "’s" in folded:
+        folded = _POSSESSIVE.sub("", folded)
+    return folded
+
+
+def words(text: str) -> list[str]:
+    """Split `text` into normalised, unstemmed tokens."""
+    return _TOKEN.findall(fold(text))
+
+
+def stem(word: str) -> str:
+    """Return the Snowball English stem of one normalised token."""
+    got = _STEM_CACHE.get(word)
+    if got is None:
+        if len(_STEM_CACHE) >= _STEM_CACHE_MAX:
+            _STEM_CACHE.clear()
+        got = _STEMMER.stemWord(word)
+        _STEM_CACHE[word] = got
+    return got
+
+
+def stems(tokens: list[str]) -> list[str]:
+    """Stem a list of normalised tokens (cached: news vocabulary repeats)."""
+    try:
+        return list(map(_STEM_CACHE.__getitem__, tokens))
+    except KeyError:
+        return [stem(t) for t in tokens]
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]] | None:
+    """Return (token, start, end) for each token of `text`, offsets into the original text.
+
+    Normalising character by character keeps the offsets; when that disagrees with
+    normalising the whole text (rare Unicode compositions), return None: the caller then
+    shows normalised tokens instead of the original spelling.
+    """
+    if text.isascii():
+        folded = text.lower()
+        index: list[int] | None = None
+    else:
+        pieces: list[str] = []
+        index = []
+        for i, ch in enumerate(text):
+            piece = _fold_char(ch)
+            pieces.append(piece)
+            index.extend([i] * len(piece))
+        folded = "".join(pieces)
+    spans = []
+    possessive = {m.start() for m in _POSSESSIVE.finditer(folded)}
+    for m in _TOKEN_SPAN.finditer(folded):
+        start, end = m.span()
+        if start - 1 in possessive and m.group() == "s":
+            continue
+        if index is None:
+            spans.append((m.group(), start, end))
+        else:
+            spans.append((m.group(), index[start], index[end - 1] + 1))
+    if [s[0] for s in spans] != words(text):
+        return None
+    return spans
+
+
+@cache
+def _fold_char(ch: str) -> str:
+    if ch.isascii():
+        return ch.lower()
+    folded = unicodedata.normalize("NFKC", ch.translate(_INVISIBLE)).casefold()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFD", folded)
+        folded = _marks_pattern().sub("", folded)
+        folded = unicodedata.normalize("NFC", folded)
+    return folded
