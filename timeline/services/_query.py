@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,18 +37,26 @@ async def search(
     limit: int,
     offset: int = 0,
 ) -> list[HitView]:
-    """Search stored entries, newest first, as plain views."""
-    from ..query import search_entries
+    """Search stored entries, newest first (`since` <= published <= `until`), as plain views."""
+    from ..query import MAX_LIMIT, search_entries
 
-    hits = await search_entries(
-        session,
-        query,
-        guild_ids=list(guild_ids),
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
-    )
+    # search_entries caps one call at MAX_LIMIT and treats `until` as exclusive.
+    end = until + timedelta(microseconds=1) if until is not None else None
+    hits: list[Any] = []
+    while len(hits) < limit:
+        want = min(MAX_LIMIT, limit - len(hits))
+        batch = await search_entries(
+            session,
+            query,
+            guild_ids=list(guild_ids),
+            since=since,
+            until=end,
+            limit=want,
+            offset=offset + len(hits),
+        )
+        hits.extend(batch)
+        if len(batch) < want:
+            break
     return [
         HitView(
             entry_id=hit.entry_id,
