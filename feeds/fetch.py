@@ -221,6 +221,15 @@ class Fetcher:
                 result.status,
                 result.error,
             )
+        else:
+            log.debug(
+                "feed fetched url=%s outcome=%s items=%d bytes=%d ms=%.0f",
+                state.url,
+                result.outcome,
+                len(result.items),
+                result.bytes_read,
+                result.duration_ms,
+            )
         return result
 
     async def _fetch(self, state: FetchState) -> FetchResult:

@@ -45,6 +45,7 @@ _ENTITY_MARKERS = tuple(
     for codec in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp037")
 )
 
+_ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.I)
 _ELEMENT_START = re.compile(r"<[A-Za-z_]")
 _WHITESPACE = re.compile(r"\s+")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
@@ -246,6 +247,14 @@ def _looks_like_html(body: bytes, headers: Mapping[str, str]) -> bool:
     return "html" in ctype.split(";")[0] or bool(_HTML_START.match(body[:4096]))
 
 
+def _complete_entries(entries: list[Any], body: bytes) -> list[Any]:
+    """Drop the entries of a broken document that were never closed (a cut-off download)."""
+    if b"\x00" in body[:512]:
+        return entries  # UTF-16/32: tags are not countable as bytes; keep what feedparser found
+    closed = len(_ENTRY_END.findall(body))
+    return entries[:closed]
+
+
 def parse_feed(body: bytes, headers: Mapping[str, str], url: str, now: datetime) -> ParsedFeed:
     """Parse feed `body` (bytes as served, with the response `headers`) fetched from `url`.
 
@@ -273,6 +282,8 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str, now: datetime)
                 "malformed", f"not well-formed XML: {result.get('bozo_exception')}"
             )
         raise FeedParseError("not_feed", "document is not an RSS or Atom feed")
+    if bozo and entries:
+        entries = _complete_entries(entries, body)
     if bozo and not entries:
         raise FeedParseError(
             "malformed",

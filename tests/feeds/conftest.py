@@ -54,6 +54,8 @@ class Origin:
         r.add_get("/gzip/{name}", self.gzipped)
         r.add_get("/deflate/{name}", self.deflated)
         r.add_get("/gzip-bomb", self.gzip_bomb)
+        r.add_get("/zlib/{name}", self.zlib_wrapped)
+        r.add_get("/corrupt-gzip", self.corrupt_gzip)
         r.add_get("/loop/{step}", self.loop)
         r.add_get("/chain/{n}", self.chain)
         r.add_get("/redirect", self.redirect)
@@ -107,6 +109,18 @@ class Origin:
         body = compressor.compress(raw) + compressor.flush()
         return web.Response(body=body, headers={"Content-Type": "application/rss+xml",
                                                 "Content-Encoding": "deflate"})  # fmt: skip
+
+    async def zlib_wrapped(self, request: web.Request) -> web.Response:
+        # "deflate" as RFC 9110 defines it: a zlib stream.
+        body = zlib.compress(fixture_bytes(request.match_info["name"]))
+        return web.Response(body=body, headers={"Content-Type": "application/rss+xml",
+                                                "Content-Encoding": "deflate"})  # fmt: skip
+
+    async def corrupt_gzip(self, request: web.Request) -> web.Response:
+        body = gzip.compress(fixture_bytes("rss20.xml"))
+        body = body[:20] + b"garbage" * 10 + body[90:]
+        return web.Response(body=body, headers={"Content-Type": "application/rss+xml",
+                                                "Content-Encoding": "gzip"})  # fmt: skip
 
     async def gzip_bomb(self, request: web.Request) -> web.Response:
         # 8 MiB of zeros compress to ~8 KiB: far under the cap on the wire, far over it decoded.

@@ -182,13 +182,23 @@ async def test_gzip_bomb_is_refused(
     assert_failure_logged(caplog, url, "too_large")
 
 
-@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-async def test_compressed_feed_is_decoded(origin: Origin, fetcher: Fetcher, encoding: str) -> None:
-    result = await fetcher.fetch(FetchState(url=origin.url(f"/{encoding}/atom.xml")))
+@pytest.mark.parametrize("route", ["gzip", "deflate", "zlib"])
+async def test_compressed_feed_is_decoded(origin: Origin, fetcher: Fetcher, route: str) -> None:
+    result = await fetcher.fetch(FetchState(url=origin.url(f"/{route}/atom.xml")))
     assert result.outcome == "ok", result.error
     assert len(result.items) == 2
     assert origin.requests[0].headers["Accept-Encoding"] == "gzip, deflate"
     assert result.bytes_read < len(fixture_bytes("atom.xml"))
+
+
+async def test_corrupt_gzip_body(
+    origin: Origin, fetcher: Fetcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = origin.url("/corrupt-gzip")
+    result = await fetcher.fetch(FetchState(url=url))
+    assert result.error_kind == "http"
+    assert "corrupt gzip response body" in (result.error or "")
+    assert_failure_logged(caplog, url, "http")
 
 
 async def test_server_slower_than_timeout(origin: Origin, caplog: pytest.LogCaptureFixture) -> None:

@@ -172,6 +172,23 @@ def test_bozo_feed_with_entries_keeps_them() -> None:
     assert [i.title for i in feed.items] == ["Complete story"]
 
 
+def test_entry_cut_off_mid_title_is_not_kept() -> None:
+    with pytest.raises(FeedParseError) as info:
+        parse_feed(b"<rss><channel><item><title>Half a ti", RSS, FEED_URL, NOW)
+    assert info.value.kind == "malformed"
+
+
+def test_bozo_from_undefined_entity_keeps_every_entry() -> None:
+    body = (
+        b'<rss version="2.0"><channel><title>T</title>'
+        b"<item><title>One&nbsp;two</title><guid>a</guid></item>"
+        b"<item><title>Three</title><guid>b</guid></item></channel></rss>"
+    )
+    feed = parse_feed(body, RSS, FEED_URL, NOW)
+    assert feed.bozo
+    assert [i.title for i in feed.items] == ["One two", "Three"]
+
+
 def test_malformed_without_entries() -> None:
     with pytest.raises(FeedParseError) as info:
         parse("rss_malformed.xml")
