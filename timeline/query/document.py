@@ -67,7 +67,7 @@ def feed_source_names(name: str | None, url: str | None) -> tuple[str, ...]:
         except ValueError:
             host = None
         if host:
-            names.append(host)
+            names.append(host.lower().removeprefix("www."))
     return tuple(names)
 
 

@@ -18,27 +18,26 @@ def highlight(text: str, terms: Iterable[str], start: str = "**", end: str = "**
     text_stems = stems([s[0] for s in spans])
     wanted = {tuple(stems(words(t))) for t in terms}
     wanted.discard(())
-    marked = [False] * len(spans)
+    # Occurrences as token ranges; overlapping ones merge, merely adjacent ones stay apart.
+    ranges: list[tuple[int, int]] = []
     for phrase in wanted:
         n = len(phrase)
         for i in range(len(text_stems) - n + 1):
             if text_stems[i] == phrase[0] and tuple(text_stems[i : i + n]) == phrase:
-                for k in range(i, i + n):
-                    marked[k] = True
+                ranges.append((i, i + n))
+    ranges.sort()
+    merged: list[list[int]] = []
+    for a, b in ranges:
+        if merged and a < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
     out: list[str] = []
     pos = 0
-    i = 0
-    while i < len(spans):
-        if not marked[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < len(spans) and marked[j + 1]:
-            j += 1
-        a, b = spans[i][1], spans[j][2]
-        out.append(text[pos:a])
-        out.append(start + text[a:b] + end)
-        pos = b
-        i = j + 1
+    for a, b in merged:
+        lo, hi = spans[a][1], spans[b - 1][2]
+        out.append(text[pos:lo])
+        out.append(start + text[lo:hi] + end)
+        pos = hi
     out.append(text[pos:])
     return "".join(out)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .document import ANY, SOURCE, Document, Segment
+from .normalise import words
 
 # Longest token the full-text index stores; longer tokens are cut and searched by prefix.
 FTS_TOKEN_CHARS = 64
@@ -396,5 +397,6 @@ def matched_terms(root: Node, doc: Document) -> tuple[str, ...]:
     seen: dict[str, str] = {}
     for segment, start, end in found:
         text = doc.surface(segment, start, end)
-        seen.setdefault(text.casefold(), text)
+        # One spelling per normalised form: highlight() bolds every spelling of it anyway.
+        seen.setdefault(" ".join(words(text)), text)
     return tuple(seen.values())

@@ -318,9 +318,12 @@ class _Parser:
                 sub = _Parser(body, self.ctx, (*self.stack, name), depth + 1)
                 node = sub.parse()
             except BadQuery as exc:
-                nested = exc.message.startswith("in alias")
-                where = f" (column {exc.column} of the alias)" if exc.column and not nested else ""
-                raise BadQuery(f"in alias @{name}: {exc.message}{where}", tok.col) from None
+                if exc.message.startswith("in alias @"):
+                    message = f"in alias @{name} -> {exc.message.removeprefix('in alias ')}"
+                else:
+                    where = f" (column {exc.column} of the alias)" if exc.column else ""
+                    message = f"in alias @{name}: {exc.message}{where}"
+                raise BadQuery(message, tok.col) from None
             self.ctx.cache[name] = (node, self.ctx.leaves - before)
         if node is None:
             raise BadQuery(f"alias @{name} is empty", tok.col)

@@ -211,7 +211,7 @@ async def search_entries(
     limit: int = 20,
     offset: int = 0,
 ) -> list[SearchHit]:
-    """Return stored entries matching `query`, newest first (`since` <= published < `until`).
+    """Return stored entries matching `query`, newest first (since <= published <= until).
 
     `guild_ids` limits the search to entries of feeds owned by those guilds (pass the guild
     and GLOBAL_SCOPE); None searches everything. `limit` is capped at MAX_LIMIT.
@@ -259,7 +259,7 @@ async def search_entries(
     if since is not None:
         stmt = stmt.where(Entry.published_at >= since)
     if until is not None:
-        stmt = stmt.where(Entry.published_at < until)
+        stmt = stmt.where(Entry.published_at <= until)
     stmt = stmt.order_by(Entry.published_at.desc(), Entry.id.desc())
 
     wanted = offset + limit

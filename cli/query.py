@@ -1,0 +1,224 @@
+"""`timeline-bot match` and `timeline-bot search`: try a watch query, search the timeline."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import TextIO
+
+from timeline.db import Database
+from timeline.errors import BadQuery, ConfigError
+from timeline.models import GLOBAL_SCOPE
+from timeline.query import (
+    MAX_LIMIT,
+    Document,
+    SearchHit,
+    feed_source_names,
+    highlight,
+    parse_query,
+    search_entries,
+)
+from timeline.timeparse import parse_when
+
+log = logging.getLogger(__name__)
+
+EX_MATCH = 0
+EX_NO_MATCH = 1
+EX_BAD_QUERY = 2
+EX_CONFIG = 78
+# The summary read from stdin is capped: a feed summary is never this long.
+MAX_STDIN_CHARS = 1_000_000
+_BOLD, _RESET = "\x1b[1m", "\x1b[0m"
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `match` and `search` commands."""
+    p = sub.add_parser(
+        "match",
+        help="test a watch query against a title (and a summary on stdin)",
+        description="Exit 0 if the query matches, 1 if not, 2 if the query is invalid.",
+    )
+    p.add_argument("query", help='the query, e.g. "NATO communique" or dual-use')
+    p.add_argument("--title", default="", help="the item title")
+    p.add_argument("--summary", help="the item summary (default: read stdin unless a tty)")
+    p.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="NAME_OR_URL",
+        help="feed name or URL for source: terms (repeatable)",
+    )
+    p.set_defaults(func=match_command)
+
+    s = sub.add_parser("search", help="search the stored timeline with the query language")
+    s.add_argument("query", help="the query, same language as watches")
+    s.add_argument("--since", help="oldest publication time (2025-07-09, 7d, 24h, ...)")
+    s.add_argument("--until", help="newest publication time (a date includes that day)")
+    s.add_argument("--limit", type=int, default=20, help=f"at most N results (1-{MAX_LIMIT})")
+    s.add_argument("--offset", type=int, default=0, help="skip the first N results")
+    s.add_argument(
+        "--guild",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="only feeds of this guild (and config-file feeds); default: everything",
+    )
+    s.add_argument("--json", action="store_true", help="print JSON instead of text")
+    s.set_defaults(func=search_command)
+
+
+def _aliases(args: argparse.Namespace) -> dict[str, str]:
+    """Return the config's aliases when a config file is given or present, else none."""
+    from cli import common
+
+    path = common.config_path(args)
+    if not getattr(args, "config", None) and not os.path.exists(path):
+        return {}
+    return dict(common.load_settings(args).aliases)
+
+
+def _source_names(values: list[str]) -> tuple[str, ...]:
+    names: list[str] = []
+    for value in values:
+        if "://" in value:
+            names.extend(feed_source_names(None, value))
+        else:
+            names.append(value)
+    return tuple(names)
+
+
+def match_command(args: argparse.Namespace) -> int:
+    """Run `match`: print whether the query matches and which terms did."""
+    try:
+        aliases = _aliases(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    summary = args.summary
+    if summary is None:
+        summary = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read(MAX_STDIN_CHARS)
+    return run_match(args.query, args.title, summary, _source_names(args.source), aliases)
+
+
+def run_match(
+    query_text: str,
+    title: str,
+    summary: str,
+    sources: tuple[str, ...] = (),
+    aliases: dict[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Match one item against a query; print the verdict; return the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        query = parse_query(query_text, aliases)
+    except BadQuery as exc:
+        print(f"invalid query: {exc}", file=err)
+        return EX_BAD_QUERY
+    result = query.match(Document(title, summary, sources))
+    if result is None:
+        print(f"no match: {query}", file=out)
+        return EX_NO_MATCH
+    print(f"match: {query}", file=out)
+    if result.terms:
+        print("terms: " + ", ".join(result.terms), file=out)
+    if title:
+        print("title: " + highlight(title, result.terms), file=out)
+    return EX_MATCH
+
+
+def search_command(args: argparse.Namespace) -> int:
+    """Run `search` against the configured database."""
+    from cli import common
+
+    settings = common.load_settings(args)
+    return asyncio.run(_search_with_settings(settings.database.url, args, dict(settings.aliases)))
+
+
+async def _search_with_settings(url: str, args: argparse.Namespace, aliases: dict[str, str]) -> int:
+    db = Database(url)
+    try:
+        return await run_search(db, args, aliases)
+    finally:
+        await db.dispose()
+
+
+async def run_search(
+    db: Database,
+    args: argparse.Namespace,
+    aliases: dict[str, str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Search `db` as the `search` command does; print hits; return the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    now = datetime.now(UTC)
+    try:
+        query = parse_query(args.query, aliases)
+        since = parse_when(args.since, now) if args.since else None
+        until = parse_when(args.until, now, end=True) if args.until else None
+    except BadQuery as exc:
+        print(f"invalid query: {exc}", file=err)
+        return EX_BAD_QUERY
+    if not 1 <= args.limit <= MAX_LIMIT or args.offset < 0:
+        print(f"--limit must be 1-{MAX_LIMIT} and --offset at least 0", file=err)
+        return EX_BAD_QUERY
+    guilds = None if not args.guild else [*args.guild, GLOBAL_SCOPE]
+    async with db.session() as session:
+        hits = await search_entries(
+            session,
+            query,
+            guild_ids=guilds,
+            since=since,
+            until=until,
+            limit=args.limit,
+            offset=args.offset,
+        )
+    if args.json:
+        json.dump([_hit_json(h) for h in hits], out, ensure_ascii=False, indent=2)
+        out.write("\n")
+    else:
+        bold = out.isatty()
+        for hit in hits:
+            _print_hit(hit, out, bold)
+        if not hits:
+            print(f"no entries match: {query}", file=out)
+    return 0
+
+
+def _hit_json(hit: SearchHit) -> dict[str, object]:
+    return {
+        "entry_id": hit.entry_id,
+        "event_id": hit.event_id,
+        "published_at": hit.published_at.isoformat().replace("+00:00", "Z"),
+        "feed": hit.feed_name,
+        "title": hit.title,
+        "summary": hit.summary,
+        "link": hit.link,
+        "terms": list(hit.terms),
+        "title_highlighted": highlight(hit.title, hit.terms),
+    }
+
+
+def _print_hit(hit: SearchHit, out: TextIO, bold: bool) -> None:
+    start, end = (_BOLD, _RESET) if bold else ("**", "**")
+    when = hit.published_at.strftime("%Y-%m-%d %H:%M")
+    print(
+        f"{when}  [{_clean(hit.feed_name)}] {highlight(_clean(hit.title), hit.terms, start, end)}",
+        file=out,
+    )
+    if hit.link:
+        print(f"    {_clean(hit.link)}", file=out)
+
+
+def _clean(text: str) -> str:
+    """Drop control characters (escape sequences from hostile feeds) before printing."""
+    return "".join(c if c.isprintable() else " " for c in text)

@@ -1,0 +1,129 @@
+"""Search over a real migrated SQLite file: results, order, filters, index upkeep."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import delete, text, update
+
+from tests.query.conftest import BASE_TIME, add_entries, add_feed
+from timeline.db import Database
+from timeline.migrate import downgrade, upgrade_async
+from timeline.models import Entry
+from timeline.query import parse_query, search_entries, sync_search_index
+
+SEED = (
+    "NATO Summit Draft Communique Calls Out China for Supporting Russian War Machine",
+    "Beijing supplies dual-use military-civilian materials, the communiqué says.",
+)
+OTHERS = [
+    ("Senator praises individual use of drones", "A senator spoke."),
+    ("Fireworks light up the harbour", "Drones replaced fireworks this year."),
+    ("Iranian drones sighted", "UAV wreckage found near the border."),
+    ("NATO foreign ministers meet", "No communique is expected."),
+]
+
+
+async def _ids(db: Database, query: str, **kw: object) -> list[int]:
+    async with db.session() as session:
+        hits = await search_entries(session, parse_query(query), guild_ids=None, **kw)  # type: ignore[arg-type]
+    return [h.entry_id for h in hits]
+
+
+async def test_search_finds_the_seed_story_with_highlight_terms(sqlite_db: Database) -> None:
+    feed = await add_feed(sqlite_db, "Reuters World", "https://www.reuters.com/rss")
+    ids = await add_entries(sqlite_db, feed, [SEED, *OTHERS])
+    seed_id = ids[0]
+    async with sqlite_db.session() as session:
+        hits = await search_entries(session, parse_query("NATO communique"), guild_ids=[0])
+    # Newest first: the ministers' item (added last) also says NATO and communique.
+    assert [h.entry_id for h in hits] == [ids[4], seed_id]
+    assert hits[1].terms == ("NATO", "Communique")
+    assert hits[1].feed_name == "Reuters World"
+    assert hits[1].published_at == BASE_TIME
+    assert await _ids(sqlite_db, '"NATO communique"') == []
+    assert await _ids(sqlite_db, "NATO NEAR/2 communique") == [seed_id]
+    assert await _ids(sqlite_db, "NATO NEAR/1 communique") == []
+    assert await _ids(sqlite_db, "dual-use") == [seed_id]
+    assert await _ids(sqlite_db, "drone") == [ids[3], ids[2], ids[1]]
+    assert await _ids(sqlite_db, "drone -fireworks") == [ids[3], ids[1]]
+    assert await _ids(sqlite_db, "communiq*") == [ids[4], seed_id]
+    assert await _ids(sqlite_db, "Iran") == []
+    assert await _ids(sqlite_db, "Iran*") == [ids[3]]
+    assert await _ids(sqlite_db, "title:communique") == [seed_id]
+    assert await _ids(sqlite_db, "source:reuters NATO") == [ids[4], seed_id]
+    assert await _ids(sqlite_db, "source:bloomberg NATO") == []
+    assert await _ids(sqlite_db, "Senator") == [ids[1]]
+    assert await _ids(sqlite_db, "NATO") == [ids[4], seed_id]
+
+
+async def test_filters_by_time_guild_and_pages(sqlite_db: Database) -> None:
+    global_feed = await add_feed(sqlite_db, "Wire", "https://wire.example/rss")
+    guild_feed = await add_feed(sqlite_db, "Guild wire", "https://g.example/rss", guild_id=42)
+    ids = await add_entries(sqlite_db, global_feed, [(f"drone report {i}", "") for i in range(30)])
+    own = await add_entries(sqlite_db, guild_feed, [("drone guild", "")], start=100)
+    newest_first = [*own, *reversed(ids)]
+    assert await _ids(sqlite_db, "drone", limit=100) == newest_first
+    assert await _ids(sqlite_db, "drone", limit=5, offset=3) == newest_first[3:8]
+    since, until = BASE_TIME + timedelta(minutes=10), BASE_TIME + timedelta(minutes=12)
+    assert await _ids(sqlite_db, "drone", since=since, until=until) == [ids[12], ids[11], ids[10]]
+    async with sqlite_db.session() as session:
+        q = parse_query("drone")
+        scoped = await search_entries(session, q, guild_ids=[7, 0], limit=100)
+        assert [h.entry_id for h in scoped] == list(reversed(ids))
+        mine = await search_entries(session, q, guild_ids=[42], limit=100)
+        assert [h.entry_id for h in mine] == own
+        assert await search_entries(session, q, guild_ids=None, limit=0) == []
+
+
+async def test_index_follows_inserts_edits_and_deletes(sqlite_db: Database) -> None:
+    feed = await add_feed(sqlite_db, "Wire", "https://wire.example/rss")
+    [first] = await add_entries(sqlite_db, feed, [("Drone strike", "")])
+    assert await _ids(sqlite_db, "drone") == [first]
+    async with sqlite_db.session() as session:
+        await session.execute(update(Entry).where(Entry.id == first).values(title="Ceasefire"))
+    assert await _ids(sqlite_db, "drone") == []
+    assert await _ids(sqlite_db, "ceasefire") == [first]
+    async with sqlite_db.session() as session:
+        await session.execute(delete(Entry).where(Entry.id == first))
+        left = (await session.execute(text("SELECT count(*) FROM entries_fts"))).scalar()
+        assert left == 0
+    assert await _ids(sqlite_db, "ceasefire") == []
+    async with sqlite_db.session() as session:
+        assert await sync_search_index(session) == 0
+
+
+async def test_hostile_huge_summary_stays_searchable(sqlite_db: Database) -> None:
+    feed = await add_feed(sqlite_db, "Wire", "https://wire.example/rss")
+    summary = " ".join(f"w{i}" for i in range(8000)) + " needle " + "x" * 500
+    [big] = await add_entries(sqlite_db, feed, [("Big", summary)])
+    assert await _ids(sqlite_db, "needle") == [big]
+    assert await _ids(sqlite_db, "x" * 500) == [big]
+    assert await _ids(sqlite_db, "w7999 w0") == [big]
+    assert await _ids(sqlite_db, "nothere") == []
+
+
+async def test_migration_indexes_existing_rows_and_downgrades(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    await upgrade_async(url, "0001")
+    db = Database(url)
+    try:
+        feed = await add_feed(db, "Wire", "https://wire.example/rss")
+        [old] = await add_entries(db, feed, [("Drone before the index existed", "")])
+        await upgrade_async(url, "head")
+        assert await _ids(db, "drone") == [old]
+        await db.dispose()
+        import asyncio
+
+        await asyncio.to_thread(downgrade, url, "0001")
+        async with db.session() as session:
+            names = (
+                await session.execute(
+                    text("SELECT name FROM sqlite_master WHERE name LIKE 'entries_fts%'")
+                )
+            ).all()
+        assert names == []
+        await upgrade_async(url, "head")
+        assert await _ids(db, "drone") == [old]
+    finally:
+        await db.dispose()
