@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self
+from typing import Self, TypeGuard
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -142,6 +142,11 @@ class _BodyDecoder:
         self._out += data
         if len(self._out) > self._limit:
             raise FetchFailed("too_large", f"response body is larger than {self._limit} bytes")
+
+
+def _header_safe(value: str | None) -> TypeGuard[str]:
+    """Whether a remembered validator can be sent back (no CR/LF or control chars, sane length)."""
+    return bool(value) and len(value or "") <= 1024 and (value or "").isprintable()
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -317,9 +322,9 @@ class Fetcher:
             "application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5",
             "Accept-Encoding": "gzip, deflate",
         }
-        if state.etag:
+        if _header_safe(state.etag):
             headers["If-None-Match"] = state.etag
-        if state.last_modified:
+        if _header_safe(state.last_modified):
             headers["If-Modified-Since"] = state.last_modified
         budget = self.settings.timeout_seconds
         seen = {str(url)}
@@ -387,9 +392,11 @@ class Fetcher:
         limit = self.settings.max_body_bytes
         if budget <= 0:
             raise FetchFailed("timeout", f"timed out after {self.settings.timeout_seconds:g} s")
+        status: int | None = None
         try:
             async with asyncio.timeout(budget):
                 async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
+                    status = resp.status
                     if resp.status in REDIRECT_STATUSES or resp.status == 304:
                         return _Body(resp.status, resp.headers, b"", 0)
                     if resp.status >= 400:
@@ -415,7 +422,8 @@ class Fetcher:
                             )
                         decoder.feed(chunk)
                     return _Body(resp.status, resp.headers, decoder.finish(), raw)
-        except FetchFailed:
+        except FetchFailed as exc:
+            exc.status = exc.status or status
             raise
         except TimeoutError:
             raise FetchFailed(

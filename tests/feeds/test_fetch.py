@@ -179,6 +179,7 @@ async def test_gzip_bomb_is_refused(
     result = await fetcher.fetch(FetchState(url=url))
     assert result.outcome == "error"
     assert result.error_kind == "too_large"
+    assert result.status == 200
     assert_failure_logged(caplog, url, "too_large")
 
 
@@ -338,6 +339,15 @@ async def test_conditional_get_304(origin: Origin, fetcher: Fetcher) -> None:
     assert sent["If-None-Match"] == '"v1"'
     assert sent["If-Modified-Since"] == "Tue, 09 Jul 2024 15:00:00 GMT"
     assert "If-None-Match" not in origin.requests[0].headers
+
+
+async def test_unsendable_validators_are_not_sent(origin: Origin, fetcher: Fetcher) -> None:
+    state = FetchState(url=origin.url("/etag"), etag='"v1"\r\nX-Evil: 1', last_modified="x" * 5000)
+    result = await fetcher.fetch(state)
+    assert result.outcome == "ok", result.error
+    assert "If-None-Match" not in origin.requests[0].headers
+    assert "If-Modified-Since" not in origin.requests[0].headers
+    assert result.state.etag == '"v1"'
 
 
 async def test_identical_body_is_unchanged(origin: Origin, fetcher: Fetcher) -> None:
