@@ -159,3 +159,16 @@ async def test_split_moves_one_source_into_a_new_event(sdb: Database) -> None:
             await split_event(s, 0, new_id, first.entry_id, "admin")  # its only source
         with pytest.raises(NotFound):
             await split_event(s, 0, event.id, first.entry_id, "admin")  # not in this event
+
+
+async def test_show_event_lists_dates_its_sources_mention(sdb: Database) -> None:
+    async with sdb.session() as s:
+        feed = await make_feed(s, "F", "https://f.example/rss")
+        event = await make_story(
+            s, [feed], "Summit to run from July 9 to 11", summary="A report dated July 2 said so."
+        )
+    async with sdb.session() as s:
+        detail = await show_event(s, 0, event.id)
+    spans = [(d.start.isoformat(), d.end.isoformat(), d.precision) for d in detail.dates]
+    assert ("2025-07-09", "2025-07-11", "day") in spans
+    assert ("2025-07-02", "2025-07-02", "day") in spans
