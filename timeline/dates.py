@@ -326,7 +326,7 @@ def _relative_period(m: re.Match[str], pub: date, text: str) -> _Res:
 
 
 @_rule(
-    r"\b(?:(?P<rel>last|next|this|on|since|until|by|from|before)\s+)?"
+    r"\b(?:(?P<rel>(?i:last|next|this|on|since|until|by|from|before))\s+)?"
     r"(?P<w>Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)(?:'s|’s)?\b"
 )
 def _weekday(m: re.Match[str], pub: date, text: str) -> _Res:
