@@ -328,6 +328,7 @@ class EventIndex:
         # IDF values are cached; the index size they use is refreshed as the index grows.
         self._idf_cache: dict[str, float] = {}
         self._idf_n = 0
+        self._earliest: dict[int, datetime] = {}
         self._last_query: tuple[tuple[str, str, datetime, str | None], _Source] | None = None
 
     def __len__(self) -> int:
@@ -352,6 +353,9 @@ class EventIndex:
             src = _features(event_id, title, summary, published, link)
         sid = len(self._sources)
         self._sources.append(src)
+        seen = self._earliest.get(event_id)
+        if seen is None or src.published < seen:
+            self._earliest[event_id] = src.published
         lk = link_key(link)
         if lk is not None:
             self._by_link.setdefault(lk, event_id)
@@ -377,6 +381,10 @@ class EventIndex:
                 shingle_postings[sh].append(sid)
             else:
                 shingle_postings[sh] = [sid]
+
+    def earliest(self, event_id: int) -> datetime | None:
+        """Return the event's time: the earliest published time among its indexed sources."""
+        return self._earliest.get(event_id)
 
     def find(
         self,

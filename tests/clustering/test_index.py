@@ -1,0 +1,193 @@
+"""EventIndex behaviour: identity, windows, several sources, hostile input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from timeline.clustering import EventIndex, link_key
+
+T0 = datetime(2024, 7, 9, 21, 14, tzinfo=UTC)
+WIRE_TITLE = "Kenya's president withdraws finance bill after deadly protests"
+WIRE_SUMMARY = (
+    "Kenyan President William Ruto said Wednesday he would not sign a finance bill containing "
+    "tax hikes, a day after protesters stormed parliament and more than 20 people were killed."
+)
+
+
+def story(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "title": WIRE_TITLE,
+        "summary": WIRE_SUMMARY,
+        "published": T0,
+        "link": "https://www.france24.com/en/kenya-finance-bill",
+    }
+    base.update(over)
+    return base
+
+
+def test_empty_index_finds_nothing() -> None:
+    assert EventIndex().find(**story()) is None
+
+
+def test_same_link_with_tracking_and_scheme_changes_is_identical() -> None:
+    index = EventIndex()
+    index.add(7, **story())
+    got = index.find(
+        **story(
+            title="Completely rewritten headline",
+            summary="",
+            link="http://france24.com/en/kenya-finance-bill/?utm_source=rss#top",
+        )
+    )
+    assert got is not None and (got.event_id, got.stage) == (7, "identical")
+
+
+def test_same_guid_is_identical_but_feed_local_counters_are_not() -> None:
+    index = EventIndex()
+    index.add(1, **story(link=None), keys=["urn:uuid:5f0c3a2e-1b7d-4f55-9c1e-0a9d2b7e4c11"])
+    index.add(
+        2, **story(title="Fed holds rates", summary="Rates steady.", link=None), keys=["1234"]
+    )
+    got = index.find(
+        title="x",
+        summary="",
+        published=T0,
+        link=None,
+        keys=["urn:uuid:5f0c3a2e-1b7d-4f55-9c1e-0a9d2b7e4c11"],
+    )
+    assert got is not None and (got.event_id, got.stage) == (1, "identical")
+    # "1234" is item 1234 of some other feed: a different story, so no match at all.
+    other = index.find(
+        title="Oil prices rise", summary="Brent rose.", published=T0, link=None, keys=["1234"]
+    )
+    assert other is None
+
+
+def test_wire_copy_is_a_near_copy() -> None:
+    index = EventIndex()
+    index.add(3, **story())
+    got = index.find(
+        **story(
+            title="Kenya's Ruto withdraws finance bill after deadly protests",
+            summary=WIRE_SUMMARY.replace("more than 20", "at least 22"),
+            link="https://www.barrons.com/news/kenya-ruto-bill",
+            published=T0 + timedelta(hours=1),
+        )
+    )
+    assert got is not None and (got.event_id, got.stage) == (3, "near_copy")
+    assert 0 < got.score <= 1
+
+
+def test_nothing_matches_outside_the_window() -> None:
+    index = EventIndex(window=timedelta(hours=72))
+    index.add(3, **story(summary=WIRE_SUMMARY.replace(" Wednesday", "")))
+    # No weekday in the text: "Wednesday" three days later would name another Wednesday.
+    summary = WIRE_SUMMARY.replace(" Wednesday", "")
+    later = story(summary=summary, link="https://o.example/a", published=T0 + timedelta(hours=73))
+    assert index.find(**later) is None
+    earlier = story(summary=summary, link="https://o.example/b", published=T0 + timedelta(hours=71))
+    assert index.find(**earlier) is not None
+
+
+def test_a_new_story_can_match_any_source_of_an_event() -> None:
+    index = EventIndex()
+    index.add(
+        5,
+        title="Explosion reported at BASF site in Ludwigshafen",
+        summary="Emergency services are responding, police said.",
+        published=T0,
+        link="https://a.example/1",
+    )
+    index.add(5, **story(published=T0 + timedelta(hours=1), link="https://b.example/2"))
+    got = index.find(**story(published=T0 + timedelta(hours=2), link="https://c.example/3"))
+    assert got is not None and got.event_id == 5
+    assert index.earliest(5) == T0
+    assert index.earliest(6) is None
+    assert len(index) == 2
+
+
+def test_find_then_add_reuses_the_work_and_keeps_ids_straight() -> None:
+    index = EventIndex()
+    index.add(1, **story())
+    new = story(
+        title="Gold hits record high",
+        summary="Gold rose to $2,483 an ounce.",
+        link="https://d.example/gold",
+    )
+    assert index.find(**new) is None
+    index.add(2, **new)
+    again = index.find(
+        **story(
+            link="https://e.example/gold-copy",
+            title="Gold hits record high",
+            summary="Gold rose to $2,483 an ounce.",
+        )
+    )
+    assert again is not None and again.event_id == 2
+
+
+def test_daily_templates_with_other_figures_stay_apart() -> None:
+    index = EventIndex()
+    index.add(
+        1,
+        title="Ukraine says it shot down 23 of 28 Russian drones overnight",
+        summary="Ukraine's air force said on Tuesday it destroyed 23 of 28 drones.",
+        published=datetime(2024, 10, 15, 6, 30, tzinfo=UTC),
+        link=None,
+    )
+    got = index.find(
+        title="Ukraine says it shot down 19 of 24 Russian drones overnight",
+        summary="Ukraine's air force said on Wednesday it destroyed 19 of 24 drones.",
+        published=datetime(2024, 10, 16, 6, 20, tzinfo=UTC),
+        link=None,
+    )
+    assert got is None
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"title": "", "summary": ""},
+        {"title": "!!! ??? ...", "summary": "— – -"},
+        {"title": "Ω" * 200_000, "summary": "\x00\ud800" * 1000},
+        {"title": "NATO " * 100_000, "summary": "A" * 1_000_000},
+        {"title": "Zalgo Ṱ̺̺̕o͞ ̷i̲̬͇̪͙n̝̗͕v̟̜̘̦͟o̶̙̰̠kè͚̮̺̪̹̱̤", "summary": "ｆｕｌｌｗｉｄｔｈ ＮＡＴＯ"},
+    ],
+)
+def test_hostile_text_never_crashes(hostile: dict[str, str]) -> None:
+    index = EventIndex()
+    index.add(1, **story())
+    index.add(2, title=hostile["title"], summary=hostile["summary"], published=T0, link=None)
+    index.find(title=hostile["title"], summary=hostile["summary"], published=T0, link=None)
+
+
+def test_two_empty_stories_are_not_the_same_event() -> None:
+    index = EventIndex()
+    index.add(1, title="", summary="", published=T0, link=None)
+    assert index.find(title="", summary="", published=T0, link=None) is None
+
+
+def test_naive_datetimes_and_bad_windows_are_refused() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        EventIndex().add(1, **story(published=datetime(2024, 7, 9)))
+    with pytest.raises(ValueError, match="window"):
+        EventIndex(window=timedelta(0))
+
+
+@pytest.mark.parametrize(
+    ("link", "key"),
+    [
+        ("https://www.Example.com/a/b/?utm_medium=rss&id=3#x", "example.com/a/b?id=3"),
+        ("http://example.com/a/b?id=3", "example.com/a/b?id=3"),
+        ("", None),
+        (None, None),
+        ("not a url", None),
+        ("http://[::1", None),
+        ("https://" + "a" * 5000, None),
+    ],
+)
+def test_link_key(link: str | None, key: str | None) -> None:
+    assert link_key(link) == key
