@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -121,8 +121,17 @@ def test_year_boundary_uses_the_nearest_year() -> None:
 
 
 def test_published_in_another_time_zone_uses_its_own_calendar_day() -> None:
-    pub = datetime(2025, 7, 3, 23, 30, tzinfo=UTC) + timedelta(0)
-    assert [m.start for m in extract_dates("today", pub)] == [D(2025, 7, 3)]
+    tokyo = timezone(timedelta(hours=9))
+    pub = datetime(2025, 7, 4, 8, 30, tzinfo=tokyo)  # 23:30 UTC on the 3rd
+    assert [m.start for m in extract_dates("today", pub)] == [D(2025, 7, 4)]
+
+
+def test_late_utc_story_naming_tomorrows_weekday_means_tomorrow() -> None:
+    # 23:00 UTC Thursday is Friday morning in Beijing: "on Friday" is not last week's Friday.
+    pub = datetime(2025, 7, 3, 23, 0, tzinfo=UTC)
+    assert [m.start for m in extract_dates("China said on Friday", pub)] == [D(2025, 7, 4)]
+    morning = datetime(2025, 7, 3, 6, 0, tzinfo=UTC)
+    assert [m.start for m in extract_dates("China said on Friday", morning)] == [D(2025, 6, 27)]
 
 
 def test_hostile_text_is_cut_and_never_crashes() -> None:

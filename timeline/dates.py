@@ -145,7 +145,7 @@ def _looks_ahead(text: str, start: int) -> bool:
 
 
 _Res = tuple[date, date, Precision] | None
-_Resolver = Callable[[re.Match[str], date, str], _Res]
+_Resolver = Callable[[re.Match[str], date, datetime], _Res]
 _RULES: list[tuple[re.Pattern[str], _Resolver]] = []
 
 
@@ -169,7 +169,7 @@ def _year_or_nearest(m: re.Match[str], month: int, day: int, pub: date) -> int:
     rf"{_B}(?:from\s+|between\s+)?(?P<m1>{_M})\s+(?P<d1>{_D}){_DASH}(?P<m2>{_M})\s+"
     rf"(?P<d2>{_D})(?:,?\s+(?P<y>{_Y}))?{_E}"
 )
-def _month_day_to_month_day(m: re.Match[str], pub: date, text: str) -> _Res:
+def _month_day_to_month_day(m: re.Match[str], pub: date, published: datetime) -> _Res:
     m1, m2 = _month(m["m1"]), _month(m["m2"])
     y2 = _year_or_nearest(m, m2, _day(m["d2"]), pub)
     y1 = y2 - 1 if m1 > m2 else y2
@@ -181,15 +181,15 @@ def _month_day_to_month_day(m: re.Match[str], pub: date, text: str) -> _Res:
     rf"{_B}(?:from\s+|between\s+)?(?P<d1>{_D})\s+(?:of\s+)?(?P<m1>{_M}){_DASH}(?P<d2>{_D})"
     rf"\s+(?:of\s+)?(?P<m2>{_M})(?:,?\s+(?P<y>{_Y}))?{_E}"
 )
-def _day_month_to_day_month(m: re.Match[str], pub: date, text: str) -> _Res:
-    return _month_day_to_month_day(m, pub, text)
+def _day_month_to_day_month(m: re.Match[str], pub: date, published: datetime) -> _Res:
+    return _month_day_to_month_day(m, pub, published)
 
 
 @_rule(
     rf"{_B}(?:from\s+|between\s+)?(?P<m>{_M})\s+(?P<d1>{_D}){_DASH}(?P<d2>{_D})"
     rf"(?:,?\s+(?P<y>{_Y}))?{_E}"
 )
-def _month_day_range(m: re.Match[str], pub: date, text: str) -> _Res:
+def _month_day_range(m: re.Match[str], pub: date, published: datetime) -> _Res:
     month = _month(m["m"])
     d1, d2 = _day(m["d1"]), _day(m["d2"])
     year = _year_or_nearest(m, month, d1, pub)
@@ -201,18 +201,18 @@ def _month_day_range(m: re.Match[str], pub: date, text: str) -> _Res:
     rf"{_B}(?:from\s+|between\s+)?(?P<d1>{_D}){_DASH}(?P<d2>{_D})\s+(?:of\s+)?(?P<m>{_M})"
     rf"(?:,?\s+(?P<y>{_Y}))?{_E}"
 )
-def _day_range_month(m: re.Match[str], pub: date, text: str) -> _Res:
-    return _month_day_range(m, pub, text)
+def _day_range_month(m: re.Match[str], pub: date, published: datetime) -> _Res:
+    return _month_day_range(m, pub, published)
 
 
 @_rule(rf"{_B}(?P<y>{_Y})-(?P<mo>[01]\d)-(?P<d>[0-3]\d)(?![\d])")
-def _iso(m: re.Match[str], pub: date, text: str) -> _Res:
+def _iso(m: re.Match[str], pub: date, published: datetime) -> _Res:
     d = _valid(int(m["y"]), int(m["mo"]), int(m["d"]))
     return (d, d, "day") if d else None
 
 
 @_rule(rf"{_B}(?P<a>\d{{1,2}})/(?P<b>\d{{1,2}})/(?P<y>{_Y}){_E}")
-def _slash(m: re.Match[str], pub: date, text: str) -> _Res:
+def _slash(m: re.Match[str], pub: date, published: datetime) -> _Res:
     # 3/4/2025 is March 4 in the US and 3 April elsewhere: only take unambiguous ones.
     a, b, y = int(m["a"]), int(m["b"]), int(m["y"])
     if a == b:
@@ -227,15 +227,15 @@ def _slash(m: re.Match[str], pub: date, text: str) -> _Res:
 
 
 @_rule(rf"{_B}(?P<m>{_M})\s+(?P<d>{_D})(?:,?\s+(?P<y>{_Y}))?{_E}")
-def _month_day(m: re.Match[str], pub: date, text: str) -> _Res:
+def _month_day(m: re.Match[str], pub: date, published: datetime) -> _Res:
     month, day = _month(m["m"]), _day(m["d"])
     d = _valid(_year_or_nearest(m, month, day, pub), month, day)
     return (d, d, "day") if d else None
 
 
 @_rule(rf"{_B}(?:the\s+)?(?P<d>{_D})\s+(?:of\s+)?(?P<m>{_M})(?:,?\s+(?P<y>{_Y}))?{_E}")
-def _day_month(m: re.Match[str], pub: date, text: str) -> _Res:
-    return _month_day(m, pub, text)
+def _day_month(m: re.Match[str], pub: date, published: datetime) -> _Res:
+    return _month_day(m, pub, published)
 
 
 @_rule(
@@ -243,7 +243,7 @@ def _day_month(m: re.Match[str], pub: date, text: str) -> _Res:
     rf"|start of|beginning of|last|next|this))[\s-]+)?(?P<m>{_M})(?:\s+(?:of\s+)?(?P<y>{_Y})"
     rf"|\s+(?P<rel>this|last|next)\s+year)?{_E}"
 )
-def _month_only(m: re.Match[str], pub: date, text: str) -> _Res:
+def _month_only(m: re.Match[str], pub: date, published: datetime) -> _Res:
     # A bare capitalised month name ("March", "May") is too often a verb, a name or a
     # sentence opener: it needs a year, a relative year or a leading word.
     if not (m["q"] or m["y"] or m["rel"]):
@@ -268,7 +268,7 @@ def _month_only(m: re.Match[str], pub: date, text: str) -> _Res:
 
 
 @_rule(r"\b(?:(?P<rel>yesterday|today|tomorrow|tonight)|last\s+night)\b", re.IGNORECASE)
-def _relative_day(m: re.Match[str], pub: date, text: str) -> _Res:
+def _relative_day(m: re.Match[str], pub: date, published: datetime) -> _Res:
     shift = {"yesterday": -1, "today": 0, "tomorrow": 1, "tonight": 0}.get(
         (m["rel"] or "").lower(), -1
     )
@@ -281,7 +281,7 @@ def _relative_day(m: re.Match[str], pub: date, text: str) -> _Res:
     r"\s+(?P<unit>day|week|month|year)s?\s+ago\b",
     re.IGNORECASE,
 )
-def _ago(m: re.Match[str], pub: date, text: str) -> _Res:
+def _ago(m: re.Match[str], pub: date, published: datetime) -> _Res:
     raw = m["n"].lower()
     n = int(raw) if raw.isdigit() else _NUMBER_WORDS[raw]
     unit = m["unit"].lower()
@@ -304,7 +304,7 @@ def _ago(m: re.Match[str], pub: date, text: str) -> _Res:
 @_rule(
     r"\b(?P<rel>this|last|next|past|coming)\s+(?P<unit>week|weekend|month|year)\b", re.IGNORECASE
 )
-def _relative_period(m: re.Match[str], pub: date, text: str) -> _Res:
+def _relative_period(m: re.Match[str], pub: date, published: datetime) -> _Res:
     rel, unit = m["rel"].lower(), m["unit"].lower()
     shift = {"this": 0, "last": -1, "past": -1, "next": 1, "coming": 1}[rel]
     if unit == "week":
@@ -329,7 +329,7 @@ def _relative_period(m: re.Match[str], pub: date, text: str) -> _Res:
     r"\b(?:(?P<rel>(?i:last|next|this|on|since|until|by|from|before))\s+)?"
     r"(?P<w>Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)(?:'s|’s)?\b"
 )
-def _weekday(m: re.Match[str], pub: date, text: str) -> _Res:
+def _weekday(m: re.Match[str], pub: date, published: datetime) -> _Res:
     target = _WEEKDAYS[m["w"].lower()]
     rel = (m["rel"] or "").lower()
     back = (pub.weekday() - target) % 7  # days since the latest such weekday, 0 = today
@@ -340,8 +340,12 @@ def _weekday(m: re.Match[str], pub: date, text: str) -> _Res:
         d = pub + timedelta(days=ahead or 7)
     elif rel == "this":
         d = pub - timedelta(days=back) if back <= ahead else pub + timedelta(days=ahead)
-    elif rel == "until" or _looks_ahead(text, m.start()):
+    elif rel == "until" or _looks_ahead(m.string, m.start()):
         d = pub + timedelta(days=ahead)
+    elif back == 6 and published.hour >= 12:
+        # Published late in the UTC day: in Asia it is already the next day, and "on
+        # Wednesday" from Beijing at 23:00 UTC Tuesday means the next morning, not last week.
+        d = pub + timedelta(days=1)
     else:
         d = pub - timedelta(days=back)
     return d, d, "day"
@@ -351,7 +355,7 @@ def _weekday(m: re.Match[str], pub: date, text: str) -> _Res:
     r"\b(?:the\s+)?(?:(?:early|mid|late)[\s-]+)?(?P<c>1\d|2\d)(?P<dec>\d)0s\b|"
     r"(?<!\w)[’'](?P<short>\d)0s\b"
 )
-def _decade(m: re.Match[str], pub: date, text: str) -> _Res:
+def _decade(m: re.Match[str], pub: date, published: datetime) -> _Res:
     if m["short"] is not None:
         decade = 1900 + int(m["short"]) * 10
         if decade + 100 <= pub.year - 10:  # "'20s" written in the 2030s means the 2020s
@@ -366,7 +370,7 @@ def _decade(m: re.Match[str], pub: date, text: str) -> _Res:
 
 
 @_rule(rf"{_B}(?P<y1>{_Y})\s*(?:[-–—]|\s+to\s+)\s*(?P<y2>{_Y}|\d\d){_E}")
-def _year_range(m: re.Match[str], pub: date, text: str) -> _Res:
+def _year_range(m: re.Match[str], pub: date, published: datetime) -> _Res:
     y1 = int(m["y1"])
     raw2 = m["y2"]
     y2 = int(raw2) if len(raw2) == 4 else y1 // 100 * 100 + int(raw2)
@@ -376,8 +380,9 @@ def _year_range(m: re.Match[str], pub: date, text: str) -> _Res:
 
 
 @_rule(rf"{_B}(?P<y>{_Y}){_E}")
-def _year(m: re.Match[str], pub: date, text: str) -> _Res:
+def _year(m: re.Match[str], pub: date, published: datetime) -> _Res:
     # "in 2019" or "(2019)" is a year; "2000 troops" or "at 1900 GMT" is not.
+    text = m.string
     if _TIME_SUFFIX.match(text, m.end()):
         return None
     if not _YEAR_LEAD.search(text, max(0, m.start() - 20), m.start()):
@@ -390,7 +395,8 @@ def _year(m: re.Match[str], pub: date, text: str) -> _Res:
     return date(y, 1, 1), date(y, 12, 31), "year"
 
 
-def _candidates(text: str, pub: date) -> Iterator[tuple[int, int, date, date, Precision]]:
+def _candidates(text: str, published: datetime) -> Iterator[tuple[int, int, date, date, Precision]]:
+    pub = published.date()
     taken: list[tuple[int, int]] = []
     for pattern, resolve in _RULES:
         for m in pattern.finditer(text):
@@ -398,7 +404,7 @@ def _candidates(text: str, pub: date) -> Iterator[tuple[int, int, date, date, Pr
             if any(s < te and ts < e for ts, te in taken):
                 continue
             try:
-                got = resolve(m, pub, text)
+                got = resolve(m, pub, published)
             except (ValueError, OverflowError, KeyError):
                 log.debug("unresolvable date phrase %r", m.group())
                 got = None
@@ -413,8 +419,7 @@ def extract_dates(text: str, published: datetime) -> list[DateMention]:
     if not text:
         return []
     text = text[:MAX_TEXT]
-    pub = published.date()
-    found = sorted(_candidates(text, pub))
+    found = sorted(_candidates(text, published))
     return [
         DateMention(start=start, end=end, precision=precision, phrase=text[s:e].strip())
         for s, e, start, end, precision in found
