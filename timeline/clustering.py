@@ -46,6 +46,7 @@ MIN_KEY_LENGTH = 12
 NEAR_COPY_JACCARD = 0.45
 NEAR_COPY_CONTAINMENT = 0.75
 NEAR_COPY_MIN_SHINGLES = 6
+SHINGLE_SAMPLE = 4
 # A retelling published soon after the first report needs less likeness than one a day later:
 # later stories about the same names are mostly follow-ups (reactions, charges, market moves).
 SAME_STORY_SCORE = 0.3
@@ -88,8 +89,9 @@ _MONTHS_DAYS = frozenset(
     """.split()
 )
 _WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+")
-_NAME = re.compile(r"[^\W\d_][\w'’-]*")
-_OPENERS = frozenset('.!?:;"“(-–—')
+# A capitalised word inside a sentence (after a word or comma and one space: a capital that
+# only opens a sentence says nothing), or an acronym anywhere.
+_NAME = re.compile(r"(?<=[\w,'’)]\s)([A-ZÀ-ÖØ-Þ][\w'’-]*)|\b([A-Z][A-Z0-9]+(?:['’]s)?)\b")
 _TRACKING_PREFIXES = ("utm_", "at_", "mc_", "pk_", "mtm_", "hmb_")
 _TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "ref", "ref_src", "rss", "cmpid", "ocid", "smid", "taid", "maca", "ito"}
@@ -190,7 +192,10 @@ def _fold(text: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return [w.replace(",", "") for w in _WORD.findall(_fold(text))]
+    words: list[str] = _WORD.findall(_fold(text))
+    if "," in text:  # "2,000" and "2000" are the same figure
+        words = [w.replace(",", "") if "," in w else w for w in words]
+    return words
 
 
 def _content(words: Iterable[str]) -> set[str]:
@@ -211,17 +216,10 @@ def _is_title_case(title: str) -> bool:
 def _entities(title: str, summary: str) -> frozenset[str]:
     """Return stems of names and places: capitalised words not opening a sentence, acronyms."""
     found: set[str] = set()
-    texts = [summary] if _is_title_case(title) else [title, summary]
+    texts = (summary,) if _is_title_case(title) else (title, summary)
     for text in texts:
-        for m in _NAME.finditer(text):
-            word = m.group()
-            if not word[0].isupper():
-                continue
-            if not (len(word) >= 2 and word[1].isupper()):  # acronyms count anywhere
-                before = text[max(0, m.start() - 3) : m.start()].rstrip()
-                if not before or before[-1] in _OPENERS:
-                    continue  # a capital that only opens a sentence says nothing
-            for w in _WORD.findall(_fold(word)):
+        for mid, acronym in _NAME.findall(text):
+            for w in _WORD.findall(_fold(mid or acronym)):
                 if w in _STOPWORDS or w in _MONTHS_DAYS or len(w) < 2 or w[0].isdigit():
                     continue
                 found.add(_stem(w))
@@ -231,7 +229,7 @@ def _entities(title: str, summary: str) -> frozenset[str]:
 def _shingles(words: list[str]) -> frozenset[int]:
     if len(words) < 3:
         return frozenset({hash(tuple(words))}) if words else frozenset()
-    return frozenset(hash((words[i], words[i + 1], words[i + 2])) for i in range(len(words) - 2))
+    return frozenset(map(hash, zip(words, words[1:], words[2:], strict=False)))
 
 
 def link_key(link: str | None) -> str | None:
@@ -376,7 +374,14 @@ class EventIndex:
             else:
                 postings[tok] = [sid]
         shingle_postings = self._shingle_postings
-        for sh in src.shingles:
+        # Index one shingle in SHINGLE_SAMPLE (all of a short text): a near copy shares most
+        # shingles, so it still shares sampled ones, and the index is a quarter the size.
+        sampled = (
+            src.shingles
+            if len(src.shingles) < 4 * SHINGLE_SAMPLE
+            else [sh for sh in src.shingles if sh % SHINGLE_SAMPLE == 0]
+        )
+        for sh in sampled:
             if sh in shingle_postings:
                 shingle_postings[sh].append(sid)
             else:
@@ -431,8 +436,9 @@ class EventIndex:
             for sid in posting:
                 counts[sid] = counts.get(sid, 0) + 1
         best: Match | None = None
-        for sid, shared in counts.items():
+        for sid in sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]:
             src = self._sources[sid]
+            shared = len(query.shingles & src.shingles)
             small = min(len(src.shingles), len(query.shingles))
             union = len(src.shingles) + len(query.shingles) - shared
             jaccard = shared / union
