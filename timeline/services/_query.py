@@ -40,23 +40,28 @@ async def search(
     """Search stored entries, newest first (`since` <= published <= `until`), as plain views."""
     from ..query import MAX_LIMIT, search_entries
 
-    # search_entries caps one call at MAX_LIMIT and treats `until` as exclusive.
+    # search_entries caps one call at MAX_LIMIT and treats `until` as exclusive. Later batches
+    # continue below the oldest hit so far (a cursor, not an offset: offsets rescan from the
+    # top); entries sharing that instant are fetched again and dropped by id.
     end = until + timedelta(microseconds=1) if until is not None else None
     hits: list[Any] = []
+    seen: set[int] = set()
+    skip = offset
     while len(hits) < limit:
-        want = min(MAX_LIMIT, limit - len(hits))
+        # +1 after the first batch: the previous batch's last hit comes back (same instant).
+        want = min(MAX_LIMIT, limit - len(hits) + skip + (1 if seen else 0))
         batch = await search_entries(
-            session,
-            query,
-            guild_ids=list(guild_ids),
-            since=since,
-            until=end,
-            limit=want,
-            offset=offset + len(hits),
+            session, query, guild_ids=list(guild_ids), since=since, until=end, limit=want
         )
-        hits.extend(batch)
-        if len(batch) < want:
+        fresh = [hit for hit in batch if hit.entry_id not in seen]
+        seen.update(hit.entry_id for hit in fresh)
+        dropped = min(skip, len(fresh))
+        skip -= dropped
+        hits.extend(fresh[dropped:])
+        if len(batch) < want or not fresh:
             break
+        end = batch[-1].published_at + timedelta(microseconds=1)
+    hits = hits[:limit]
     return [
         HitView(
             entry_id=hit.entry_id,

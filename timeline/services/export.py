@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "json", "ics", "md")
 MAX_EXPORT = 10_000
-PAGE = 500
 PRODID = "-//Timeline Bot//Timeline Export//EN"
 
 
@@ -36,23 +35,22 @@ async def collect_events(
     aliases: Mapping[str, str] | None = None,
     limit: int = MAX_EXPORT,
 ) -> list[EventView]:
-    """Return up to `limit` events of the guild's timeline, newest first."""
-    events: list[EventView] = []
-    while len(events) < limit:
-        page = await list_timeline(
-            session,
-            guild_id,
-            query=query,
-            since=since,
-            until=until,
-            limit=min(PAGE, limit - len(events)),
-            offset=len(events),
-            aliases=aliases,
-        )
-        events.extend(page.events)
-        if len(page.events) == 0 or len(events) >= page.total:
-            break
-    return events
+    """Return up to `limit` events of the guild's timeline, newest first.
+
+    One call, so a query is searched once (not once per page); its search covers `limit`
+    matching entries, enough for `limit` events.
+    """
+    page = await list_timeline(
+        session,
+        guild_id,
+        query=query,
+        since=since,
+        until=until,
+        limit=limit,
+        aliases=aliases,
+        search_cap=limit,
+    )
+    return page.events
 
 
 async def export_events(

@@ -39,6 +39,7 @@ class TimelinePage:
     total: int
     offset: int = 0
     limit: int = 10
+    capped: bool = False  # a query matched more entries than were searched: total is a floor
 
 
 @dataclass(frozen=True, slots=True)
