@@ -20,6 +20,7 @@ from timeline.errors import BadQuery
 from timeline.migrate import upgrade_async
 from timeline.models import Entry, Feed
 from timeline.query import Document, Query, feed_source_names, parse_query, search_entries
+from timeline.query import search as search_module
 from timeline.query.search import fts5_query, tsquery
 
 VOCAB = [
@@ -183,13 +184,19 @@ def _check_equality(runner: asyncio.Runner, url: str, examples: int) -> None:
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
-    @given(docs=docs_strategy, text=structured)
-    def check(docs: list[tuple[str, str, int]], text: str) -> None:
+    @given(docs=docs_strategy, text=structured, walk=st.booleans())
+    def check(docs: list[tuple[str, str, int]], text: str, walk: bool) -> None:
         try:
             query = parse_query(text, ALIASES)
         except BadQuery:
             return
-        got, expected = runner.run(_store_and_search(db, feed_ids, docs, query))
+        # Both SQLite plans: sort every candidate, or walk the publication-time index.
+        saved = search_module._FEW_CANDIDATES
+        search_module._FEW_CANDIDATES = 0 if walk else saved
+        try:
+            got, expected = runner.run(_store_and_search(db, feed_ids, docs, query))
+        finally:
+            search_module._FEW_CANDIDATES = saved
         assert got == expected
 
     try:

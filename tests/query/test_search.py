@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import delete, text, update
 
 from tests.query.conftest import BASE_TIME, add_entries, add_feed
@@ -11,6 +12,7 @@ from timeline.db import Database
 from timeline.migrate import downgrade, upgrade_async
 from timeline.models import Entry
 from timeline.query import parse_query, search_entries, sync_search_index
+from timeline.query import search as search_module
 
 SEED = (
     "NATO Summit Draft Communique Calls Out China for Supporting Russian War Machine",
@@ -30,6 +32,14 @@ async def _ids(db: Database, query: str, **kw: object) -> list[int]:
     return [h.entry_id for h in hits]
 
 
+@pytest.fixture(params=["few-candidates", "index-walk"])
+def plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run a test with both SQLite plans: sort all candidates, or walk the time index."""
+    if request.param == "index-walk":
+        monkeypatch.setattr(search_module, "_FEW_CANDIDATES", 0)
+
+
+@pytest.mark.usefixtures("plan")
 async def test_search_finds_the_seed_story_with_highlight_terms(sqlite_db: Database) -> None:
     feed = await add_feed(sqlite_db, "Reuters World", "https://www.reuters.com/rss")
     ids = await add_entries(sqlite_db, feed, [SEED, *OTHERS])
@@ -57,6 +67,7 @@ async def test_search_finds_the_seed_story_with_highlight_terms(sqlite_db: Datab
     assert await _ids(sqlite_db, "NATO") == [ids[4], seed_id]
 
 
+@pytest.mark.usefixtures("plan")
 async def test_filters_by_time_guild_and_pages(sqlite_db: Database) -> None:
     global_feed = await add_feed(sqlite_db, "Wire", "https://wire.example/rss")
     guild_feed = await add_feed(sqlite_db, "Guild wire", "https://g.example/rss", guild_id=42)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import re
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from .normalise import stems, word_spans, words
@@ -37,12 +39,24 @@ class Segment:
 
     def positions(self, stem: str) -> list[int]:
         """Return the token positions whose stem is `stem`."""
+        if stem not in self.stem_set:
+            return []
         if self._positions is None:
-            table: dict[str, list[int]] = {}
-            for i, s in enumerate(self.stems):
-                table.setdefault(s, []).append(i)
-            self._positions = table
-        return self._positions.get(stem, [])
+            self._positions = {}
+        found = self._positions.get(stem)
+        if found is None:
+            # list.index scans in C: cheaper than building a table of every token.
+            found = []
+            seq = self.stems
+            i = seq.index(stem)
+            while True:
+                found.append(i)
+                try:
+                    i = seq.index(stem, i + 1)
+                except ValueError:
+                    break
+            self._positions[stem] = found
+        return found
 
     def prefix_positions(self, prefix: str) -> list[int]:
         """Return the token positions whose (unstemmed) word starts with `prefix`."""
@@ -54,6 +68,13 @@ class Segment:
             self._sorted = sorted(set(self.words))
         i = bisect.bisect_left(self._sorted, prefix)
         return i < len(self._sorted) and self._sorted[i].startswith(prefix)
+
+
+@lru_cache(maxsize=4096)
+def _ascii_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    # Words are separated by punctuation, possibly after a dropped possessive 's.
+    body = r"(?:'s)?[^a-z0-9]+".join(re.escape(w) for w in words)
+    return re.compile(rf"(?<![a-z0-9]){body}(?![a-z0-9])", re.IGNORECASE | re.ASCII)
 
 
 def feed_source_names(name: str | None, url: str | None) -> tuple[str, ...]:
@@ -114,6 +135,12 @@ class Document:
 
     def surface(self, segment: Segment, start: int, end: int) -> str:
         """Return the original text of tokens start..end-1 of `segment` (for bolding)."""
+        if segment.text.isascii():
+            # Fast path: folded ASCII is the lower-cased text, so a case-insensitive search
+            # for the words finds their first spelling without locating every token.
+            found = _ascii_pattern(tuple(segment.words[start:end])).search(segment.text)
+            if found:
+                return found.group()
         if segment.field not in self._spans:
             self._spans[segment.field] = word_spans(segment.text)
         spans = self._spans[segment.field]

@@ -20,10 +20,13 @@ log = logging.getLogger(__name__)
 
 # A token is a run of Unicode letters and digits (str.isalnum): `[^\W_]` is \w minus "_".
 _TOKEN = re.compile(r"[^\W_]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 # The same, remembering where each token is, for highlighting (slow path only).
 _TOKEN_SPAN = re.compile(r"[^\W_]+")
 # A possessive 's / ’s at the end of a word ("NATO's" -> "NATO").
-_POSSESSIVE = re.compile(r"(?<=[^\W_])['’]s(?![^\W_])")
+# (Starting the pattern with the apostrophe, not a look-behind, keeps the scan fast; the
+# character before it is checked in Python.)
+_POSSESSIVE = re.compile(r"['’]s(?![^\W_])")
 # Invisible format characters that sit inside words in scraped HTML (&shy;, joiners, BOM):
 # they are removed rather than treated as separators, so "com\u00adpany" stays one word.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff"), None)
@@ -66,13 +69,29 @@ def fold(text: str) -> str:
             folded = _marks_pattern().sub("", folded)
             folded = unicodedata.normalize("NFC", folded)
     if "'s" in folded or "’s" in folded:
-        folded = _POSSESSIVE.sub("", folded)
+        folded = _POSSESSIVE.sub(lambda m: _drop_possessive(m, folded), folded)
     return folded
+
+
+def _drop_possessive(m: re.Match[str], text: str) -> str:
+    start = m.start()
+    return "" if start > 0 and text[start - 1].isalnum() else m.group()
+
+
+def _possessives(text: str) -> set[int]:
+    """Return the offsets of the apostrophes of possessive 's in folded `text`."""
+    return {
+        m.start()
+        for m in _POSSESSIVE.finditer(text)
+        if m.start() > 0 and text[m.start() - 1].isalnum()
+    }
 
 
 def words(text: str) -> list[str]:
     """Split `text` into normalised, unstemmed tokens."""
-    return _TOKEN.findall(fold(text))
+    folded = fold(text)
+    # Same tokens, faster: folded ASCII has no upper case, so its alphanumerics are a-z0-9.
+    return _ASCII_TOKEN.findall(folded) if folded.isascii() else _TOKEN.findall(folded)
 
 
 def stem(word: str) -> str:
@@ -102,7 +121,10 @@ def word_spans(text: str) -> list[tuple[str, int, int]] | None:
     shows normalised tokens instead of the original spelling.
     """
     if text.isascii():
+        # lower() keeps ASCII offsets, and is exactly what fold() does to ASCII text.
         folded = text.lower()
+        if "'s" not in folded:  # (’ is not ASCII)
+            return [(m.group(), m.start(), m.end()) for m in _TOKEN_SPAN.finditer(folded)]
         index: list[int] | None = None
     else:
         pieces: list[str] = []
@@ -112,17 +134,13 @@ def word_spans(text: str) -> list[tuple[str, int, int]] | None:
             pieces.append(piece)
             index.extend([i] * len(piece))
         folded = "".join(pieces)
-    spans = []
-    possessive = {m.start() for m in _POSSESSIVE.finditer(folded)}
-    for m in _TOKEN_SPAN.finditer(folded):
-        start, end = m.span()
-        if start - 1 in possessive and m.group() == "s":
-            continue
-        if index is None:
-            spans.append((m.group(), start, end))
-        else:
-            spans.append((m.group(), index[start], index[end - 1] + 1))
-    if [s[0] for s in spans] != words(text):
+    spans = [(m.group(), m.start(), m.end()) for m in _TOKEN_SPAN.finditer(folded)]
+    possessive = _possessives(folded)
+    if possessive:
+        spans = [s for s in spans if not (s[0] == "s" and s[1] - 1 in possessive)]
+    if index is not None:
+        spans = [(t, index[a], index[b - 1] + 1) for t, a, b in spans]
+    if index is not None and [s[0] for s in spans] != words(text):
         return None
     return spans
 

@@ -15,15 +15,15 @@ them. `search_entries` syncs first, so ingest needs no change; ingest may also c
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, literal_column, or_, select, table, text
+from sqlalchemy import Row, Select, and_, bindparam, literal_column, or_, select, table, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from timeline.models import Entry, Feed
+from timeline.models import Entry, Feed, UTCDateTime
 
 from .document import SOURCE, Document, feed_source_names
 from .nodes import FTS_TOKEN_CHARS, And, FtsExpr, Leaf, Node
@@ -221,61 +221,24 @@ async def search_entries(
     if limit == 0:
         return []
     await sync_search_index(session)
-    dialect = _dialect(session)
     expr = query.root.fts()
-    stmt = select(
-        Entry.id,
-        Entry.event_id,
-        Entry.title,
-        Entry.summary,
-        Entry.link,
-        Entry.published_at,
-        Feed.name,
-        Feed.url,
-    ).join(Feed, Feed.id == Entry.feed_id)
-    if expr is not None:
-        cand: Select[Any]
-        if dialect == "postgresql":
-            cand = (
-                select(literal_column("entry_id"))
-                .select_from(table("entries_fts"))
-                .where(text("tsv @@ CAST(:fts_q AS tsquery)").bindparams(fts_q=tsquery(expr)))
-            )
-        else:
-            cand = (
-                select(literal_column("rowid"))
-                .select_from(table("entries_fts"))
-                .where(text("entries_fts MATCH :fts_q").bindparams(fts_q=fts5_query(expr)))
-            )
-        stmt = stmt.where(Entry.id.in_(cand))
-    if guild_ids is not None:
-        stmt = stmt.where(Feed.guild_id.in_(list(guild_ids)))
+    feed_ids: list[int] | None = None
     sources = _required_source_leaves(query.root)
     if sources:
         feed_ids = await _source_feed_ids(session, sources, guild_ids)
         if not feed_ids:
             return []
-        stmt = stmt.where(Entry.feed_id.in_(feed_ids))
-    if since is not None:
-        stmt = stmt.where(Entry.published_at >= since)
-    if until is not None:
-        stmt = stmt.where(Entry.published_at <= until)
-    stmt = stmt.order_by(Entry.published_at.desc(), Entry.id.desc())
+    if _dialect(session) == "postgresql":
+        pages = _postgres_pages(session, expr, guild_ids, feed_ids, since, until)
+    else:
+        pages = await _sqlite_pages(session, expr, guild_ids, feed_ids, since, until)
 
     wanted = offset + limit
     batch = min(max(2 * wanted, 50), 2000)
     hits: list[SearchHit] = []
     last: tuple[datetime, int] | None = None
     while len(hits) < wanted:
-        page = stmt
-        if last is not None:
-            page = page.where(
-                or_(
-                    Entry.published_at < last[0],
-                    and_(Entry.published_at == last[0], Entry.id < last[1]),
-                )
-            )
-        rows = (await session.execute(page.limit(batch))).all()
+        rows = await pages(last, batch)
         for entry_id, event_id, title, summary, link, published, feed_name, feed_url in rows:
             doc = Document(title, summary or "", feed_source_names(feed_name, feed_url))
             got = query.match(doc)
@@ -298,3 +261,143 @@ async def search_entries(
             break
         last = (rows[-1][5], rows[-1][0])
     return hits[offset:wanted]
+
+
+Pages = Callable[[tuple[datetime, int] | None, int], Awaitable[Sequence[Row[Any]]]]
+_COLUMNS = (
+    Entry.id,
+    Entry.event_id,
+    Entry.title,
+    Entry.summary,
+    Entry.link,
+    Entry.published_at,
+    Feed.name,
+    Feed.url,
+)
+# Below this many full-text candidates, fetch them all and sort; above, walk the
+# publication-time index newest first and stop at the first page of verified hits.
+_FEW_CANDIDATES = 2000
+
+
+async def _sqlite_pages(
+    session: AsyncSession,
+    expr: FtsExpr,
+    guild_ids: Sequence[int] | None,
+    feed_ids: list[int] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Pages:
+    # Raw SQL because the join order matters here: SQLite's planner, left alone, walks every
+    # entry of the feed and probes the candidate list (linear in the table size).
+    params: dict[str, Any] = {}
+    binds = [
+        bindparam("since", type_=UTCDateTime()),
+        bindparam("until", type_=UTCDateTime()),
+        bindparam("last_at", type_=UTCDateTime()),
+    ]
+    where: list[str] = []
+    few = True
+    if expr is not None:
+        params["fts_q"] = fts5_query(expr)
+        count = (
+            await session.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT rowid FROM entries_fts "
+                    "WHERE entries_fts MATCH :fts_q LIMIT :cap)"
+                ),
+                {"fts_q": params["fts_q"], "cap": _FEW_CANDIDATES + 1},
+            )
+        ).scalar_one()
+        if count == 0:
+            return _no_pages
+        few = count <= _FEW_CANDIDATES
+        if few:
+            source = (
+                "(SELECT rowid AS id FROM entries_fts WHERE entries_fts MATCH :fts_q) AS c "
+                "CROSS JOIN entries AS e ON e.id = c.id"
+            )
+        else:
+            source = "entries AS e INDEXED BY ix_entries_published"
+            where.append("e.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH :fts_q)")
+    else:
+        source = "entries AS e INDEXED BY ix_entries_published"
+    if guild_ids is not None:
+        where.append("f.guild_id IN :guilds")
+        params["guilds"] = list(guild_ids)
+        binds.append(bindparam("guilds", expanding=True))
+    if feed_ids is not None:
+        where.append("e.feed_id IN :feeds")
+        params["feeds"] = feed_ids
+        binds.append(bindparam("feeds", expanding=True))
+    if since is not None:
+        where.append("e.published_at >= :since")
+        params["since"] = since
+    if until is not None:
+        where.append("e.published_at <= :until")
+        params["until"] = until
+    base = (
+        "SELECT e.id, e.event_id, e.title, e.summary, e.link, e.published_at, f.name, f.url "
+        f"FROM {source} CROSS JOIN feeds AS f ON f.id = e.feed_id"
+    )
+    order = " ORDER BY e.published_at DESC, e.id DESC LIMIT :n"
+    keyset = "(e.published_at < :last_at OR (e.published_at = :last_at AND e.id < :last_id))"
+    first_binds = [b for b in binds if b.key in params]
+    more_binds = [b for b in binds if b.key in params or b.key == "last_at"]
+    first = text(base + _where(where) + order).bindparams(*first_binds).columns(*_COLUMNS)
+    more = text(base + _where([*where, keyset]) + order).bindparams(*more_binds).columns(*_COLUMNS)
+
+    async def pages(last: tuple[datetime, int] | None, n: int) -> Sequence[Row[Any]]:
+        if last is None:
+            return (await session.execute(first, {**params, "n": n})).all()
+        values = {**params, "n": n, "last_at": last[0], "last_id": last[1]}
+        return (await session.execute(more, values)).all()
+
+    return pages
+
+
+async def _no_pages(last: tuple[datetime, int] | None, n: int) -> Sequence[Row[Any]]:
+    return []
+
+
+def _where(parts: list[str]) -> str:
+    return (" WHERE " + " AND ".join(parts)) if parts else ""
+
+
+def _postgres_pages(
+    session: AsyncSession,
+    expr: FtsExpr,
+    guild_ids: Sequence[int] | None,
+    feed_ids: list[int] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> Pages:
+    stmt = select(*_COLUMNS).join(Feed, Feed.id == Entry.feed_id)
+    if expr is not None:
+        cand: Select[Any] = (
+            select(literal_column("entry_id"))
+            .select_from(table("entries_fts"))
+            .where(text("tsv @@ CAST(:fts_q AS tsquery)").bindparams(fts_q=tsquery(expr)))
+        )
+        stmt = stmt.where(Entry.id.in_(cand))
+    if guild_ids is not None:
+        stmt = stmt.where(Feed.guild_id.in_(list(guild_ids)))
+    if feed_ids is not None:
+        stmt = stmt.where(Entry.feed_id.in_(feed_ids))
+    if since is not None:
+        stmt = stmt.where(Entry.published_at >= since)
+    if until is not None:
+        stmt = stmt.where(Entry.published_at <= until)
+    stmt = stmt.order_by(Entry.published_at.desc(), Entry.id.desc())
+
+    async def pages(last: tuple[datetime, int] | None, n: int) -> Sequence[Row[Any]]:
+        page = stmt
+        if last is not None:
+            page = page.where(
+                or_(
+                    Entry.published_at < last[0],
+                    and_(Entry.published_at == last[0], Entry.id < last[1]),
+                )
+            )
+        return (await session.execute(page.limit(n))).all()
+
+    return pages
