@@ -10,13 +10,12 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from discordbot import render
 from tests.discord_emulator.records import server_error
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, harness
 from tests.discordbot.outbox_seed import add_source, alert, alert_rows, event, watch
 from timeline import outbox
 from timeline.models import utcnow
-
-from discordbot import render
 
 POST = "POST /channels/{channel_id}/messages"
 
@@ -122,6 +121,7 @@ async def test_crash_after_post_before_mark_reuses_the_message(tmp_path: Path) -
         async with h.bot() as bot:
             # A process claims the row and posts it, then dies before recording the message.
             (view,) = await outbox.claim_pending(h.db, "dead", lease_seconds=60)
+            assert view.nonce is not None
             message = render.alert_message(view)
             channel = bot.get_partial_messageable(ALERTS_CHANNEL)
             posted = await channel.send(
