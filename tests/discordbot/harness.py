@@ -39,7 +39,12 @@ class Harness:
 
     @contextlib.asynccontextmanager
     async def bot(
-        self, *, deliver: bool = False, owner: str | None = None, **alerts: Any
+        self,
+        *,
+        deliver: bool = False,
+        owner: str | None = None,
+        cogs: str | None = None,
+        **alerts: Any,
     ) -> AsyncIterator[TimelineBot]:
         """Run one TimelineBot until the block ends (delivery loop only if `deliver`)."""
         bot = TimelineBot(
@@ -47,6 +52,8 @@ class Harness:
             self.db,
             deliver_alerts=deliver,
             delivery_owner=owner,
+            # The real cogs are tested by their own suite; these tests load only what they name.
+            cogs_package=cogs,
             # The emulator streams every GUILD_CREATE right after READY; do not idle 2 s.
             guild_ready_timeout=0.05,
         )
