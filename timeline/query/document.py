@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import re
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 from .normalise import stems, word_spans, words
@@ -70,11 +68,30 @@ class Segment:
         return i < len(self._sorted) and self._sorted[i].startswith(prefix)
 
 
-@lru_cache(maxsize=4096)
-def _ascii_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
-    # Words are separated by punctuation, possibly after a dropped possessive 's.
-    body = r"(?:'s)?[^a-z0-9]+".join(re.escape(w) for w in words)
-    return re.compile(rf"(?<![a-z0-9]){body}(?![a-z0-9])", re.IGNORECASE | re.ASCII)
+def _ascii_find(low: str, words: list[str]) -> tuple[int, int] | None:
+    """Find `words` as consecutive tokens in lower-cased ASCII `low`; return the span."""
+    n = len(low)
+    first = words[0]
+    pos = 0
+    while (i := low.find(first, pos)) >= 0:
+        pos = i + 1
+        if i > 0 and low[i - 1].isalnum():
+            continue
+        j = i + len(first)
+        for w in words[1:]:
+            k = j
+            # Tokens are separated by punctuation, possibly after a dropped possessive 's.
+            if low.startswith("'s", k) and (k + 2 == n or not low[k + 2].isalnum()):
+                k += 2
+            while k < n and not low[k].isalnum():
+                k += 1
+            if k == j or not low.startswith(w, k):
+                break
+            j = k + len(w)
+        else:
+            if j == n or not low[j].isalnum():
+                return i, j
+    return None
 
 
 def feed_source_names(name: str | None, url: str | None) -> tuple[str, ...]:
@@ -136,11 +153,11 @@ class Document:
     def surface(self, segment: Segment, start: int, end: int) -> str:
         """Return the original text of tokens start..end-1 of `segment` (for bolding)."""
         if segment.text.isascii():
-            # Fast path: folded ASCII is the lower-cased text, so a case-insensitive search
-            # for the words finds their first spelling without locating every token.
-            found = _ascii_pattern(tuple(segment.words[start:end])).search(segment.text)
-            if found:
-                return found.group()
+            # Fast path: folded ASCII is the lower-cased text, so finding the words in it
+            # gives their first spelling without locating every token.
+            found = _ascii_find(segment.text.lower(), segment.words[start:end])
+            if found is not None:
+                return segment.text[found[0] : found[1]]
         if segment.field not in self._spans:
             self._spans[segment.field] = word_spans(segment.text)
         spans = self._spans[segment.field]

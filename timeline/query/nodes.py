@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .document import ANY, SOURCE, Document, Segment
-from .normalise import words
 
 # Longest token the full-text index stores; longer tokens are cut and searched by prefix.
 FTS_TOKEN_CHARS = 64
@@ -394,9 +393,10 @@ def matched_terms(root: Node, doc: Document) -> tuple[str, ...]:
     root.hits(doc, found)
     order = {"title": 0, "summary": 1}
     found.sort(key=lambda h: (order.get(h[0].field, 2), h[1], -h[2]))
+    # One spelling per normalised form (the first): highlight() bolds every spelling anyway.
     seen: dict[str, str] = {}
     for segment, start, end in found:
-        text = doc.surface(segment, start, end)
-        # One spelling per normalised form: highlight() bolds every spelling of it anyway.
-        seen.setdefault(" ".join(words(text)), text)
+        key = " ".join(segment.words[start:end])
+        if key not in seen:
+            seen[key] = doc.surface(segment, start, end)
     return tuple(seen.values())
