@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from timeline.db import Database  # noqa: E402
-from timeline.migrate import upgrade  # noqa: E402
-from timeline.query import (  # noqa: E402
+from timeline.db import Database
+from timeline.migrate import upgrade
+from timeline.query import (
     Document,
     WatchIndex,
     parse_query,
