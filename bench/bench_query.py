@@ -200,7 +200,7 @@ def _populate(path: Path, entries: int, rng: random.Random, corpus: Corpus) -> N
     con.close()
 
 
-def _insert_entries(cur: sqlite3.Cursor, rows: list[tuple[object, ...]]) -> None:
+def _insert_entries(cur: sqlite3.Cursor, rows: Sequence[tuple[object, ...]]) -> None:
     cur.executemany(
         "INSERT INTO entries (feed_id, key, title, summary, tags, published_at, "
         "published_is_estimated, first_seen_at) VALUES (?, ?, ?, ?, '[]', ?, 0, ?)",
