@@ -214,7 +214,13 @@ class AlertDelivery:
         except Exception as exc:
             await self._failed_send(group, _classify(exc, first.channel_id), report, now, exc)
             return
-        await outbox.mark_sent(self.db, ids, sent.id, now=utcnow())
+        await outbox.mark_sent(
+            self.db,
+            ids,
+            sent.id,
+            now=utcnow(),
+            rendered_sources={a.id: len(a.sources) for a in group},
+        )
         report.messages += 1
         report.alerts_sent += len(group)
         if first.is_digest:

@@ -150,6 +150,24 @@ async def test_source_arriving_during_edit_triggers_another_edit(db: Database) -
     assert view.source_names == ("Bloomberg", "Reuters", "AP")
 
 
+async def test_source_joining_while_in_flight_marks_the_sent_alert_dirty(db: Database) -> None:
+    seed = Seed()
+    watch_id = await watch(db, seed, "w", CHANNEL)
+    ev = await event(db, seed, "story")
+    quiet = await event(db, seed, "quiet story")
+    alert_id = await alert(db, watch_id, ev, CHANNEL)
+    quiet_id = await alert(db, watch_id, quiet, CHANNEL)
+    views = await outbox.claim_pending(db, "a", now=T0)
+    # Ingest only flags rows already 'sent'; this one is still 'sending'.
+    await add_source(db, seed, ev, "Reuters")
+    shown = {v.id: len(v.sources) for v in views}
+    await outbox.mark_sent(db, [alert_id], 1, now=T0, rendered_sources={alert_id: shown[alert_id]})
+    await outbox.mark_sent(db, [quiet_id], 2, now=T0, rendered_sources={quiet_id: shown[quiet_id]})
+
+    (view,) = await outbox.claim_dirty(db, "a", now=T0)
+    assert view.id == alert_id and view.source_names == ("Bloomberg", "Reuters")
+
+
 async def test_failed_alerts_are_counted_and_listed(db: Database) -> None:
     ids = await _alerts(db, 3)
     await outbox.claim_pending(db, "a", now=T0)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -269,11 +269,20 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
 
 
 async def mark_sent(
-    db: Database, alert_ids: Sequence[int], message_id: int, now: datetime | None = None
+    db: Database,
+    alert_ids: Sequence[int],
+    message_id: int,
+    now: datetime | None = None,
+    *,
+    rendered_sources: Mapping[int, int] | None = None,
 ) -> None:
-    """Record that `alert_ids` were delivered as Discord message `message_id`."""
-    # `dirty` is left alone: a source that arrived while the message was in flight still
-    # needs its edit.
+    """Record that `alert_ids` were delivered as Discord message `message_id`.
+
+    `rendered_sources` maps alert id to the number of sources the message showed; an event
+    that has more by now (a source joined while the message was in flight) is marked dirty
+    so the message gets edited, whatever ingest did meanwhile.
+    """
+    # `dirty` is never cleared here: an edit requested during the send must still happen.
     async with db.session() as session:
         await session.execute(
             update(Alert)
@@ -289,6 +298,18 @@ async def mark_sent(
             )
             .execution_options(synchronize_session=False)
         )
+        for alert_id, shown in (rendered_sources or {}).items():
+            current = (
+                select(func.count(Entry.id))
+                .where(Entry.event_id == Alert.event_id)
+                .scalar_subquery()
+            )
+            await session.execute(
+                update(Alert)
+                .where(Alert.id == alert_id, current > shown)
+                .values(dirty=True)
+                .execution_options(synchronize_session=False)
+            )
 
 
 async def mark_retry(
