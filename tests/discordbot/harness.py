@@ -10,7 +10,7 @@ from typing import Any
 
 from discordbot.bot import TimelineBot
 from tests.discord_emulator.server import DiscordEmulator
-from tests.discord_emulator.specs import default_guild
+from tests.discord_emulator.specs import GuildSpec, default_guild
 from tests.discordbot.outbox_seed import Seed, migrated_db
 from timeline.config import AlertSettings, DiscordSettings, Settings
 from timeline.db import Database
@@ -29,11 +29,13 @@ class Harness:
     db: Database
     seed: Seed
     tmp_path: Path
+    guild: GuildSpec = GUILD
+    admin_role_id: int | None = ADMIN_ROLE
 
     def settings(self, **alerts: Any) -> Settings:
         """Build settings with the emulated guild and the given alert options."""
         return Settings(
-            discord=DiscordSettings(guild_ids=(GUILD.id,), admin_role_id=ADMIN_ROLE),
+            discord=DiscordSettings(guild_ids=(self.guild.id,), admin_role_id=self.admin_role_id),
             alerts=AlertSettings(**alerts),
         )
 
@@ -62,11 +64,13 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+async def harness(
+    tmp_path: Path, guild: GuildSpec = GUILD, admin_role_id: int | None = ADMIN_ROLE
+) -> AsyncIterator[Harness]:
     """Start the emulator and open a migrated database; close both at the end."""
     db = await migrated_db(tmp_path)
     try:
-        async with DiscordEmulator([GUILD]) as emu:
-            yield Harness(emu, db, Seed(), tmp_path)
+        async with DiscordEmulator([guild]) as emu:
+            yield Harness(emu, db, Seed(), tmp_path, guild, admin_role_id)
     finally:
         await db.dispose()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from discordbot.bot import cog_modules
 from tests.discord_emulator.server import CommandNotPermitted
+from tests.discord_emulator.specs import MemberSpec, RoleSpec
 from tests.discordbot.harness import GUILD, harness
 
 PROBE_COG = """
@@ -122,3 +124,23 @@ async def test_admin_command_refuses_non_admins_server_side(
     assert refused.text().startswith("Only server admins (Manage Server)")
     assert refused.ephemeral
     assert allowed.text() == "admin ok"
+
+
+async def test_configured_admin_role_is_enough_without_manage_server(
+    tmp_path: Path, cogs_package: str
+) -> None:
+    editors = RoleSpec(900_000_000_000_000_020, "Editors", permissions=0)
+    guild = replace(
+        GUILD,
+        roles=[*GUILD.roles, editors],
+        members=[*GUILD.members, MemberSpec(900_000_000_000_001_003, "editor", [editors.id])],
+    )
+    async with harness(tmp_path, guild, admin_role_id=editors.id) as h, h.bot(cogs=cogs_package):
+        # Discord hides the command from the role (no Manage Server); a server override may
+        # show it, and then the configured role is what lets the editor in.
+        editor = await h.emu.invoke("adminprobe", member="editor", bypass_permissions=True)
+        user = await h.emu.invoke("adminprobe", member="user", bypass_permissions=True)
+        await h.emu.wait_for(lambda: editor.text() and user.text())
+
+    assert editor.text() == "admin ok"
+    assert user.text().startswith("Only server admins")
