@@ -211,13 +211,14 @@ async def _assign_nonces(
                 .execution_options(synchronize_session=False)
             )
         else:
-            for alert_id, created_at in group:
-                await session.execute(
-                    update(Alert)
-                    .where(Alert.id == alert_id)
-                    .values(nonce=make_nonce(alert_id, created_at))
-                    .execution_options(synchronize_session=False)
-                )
+            # ORM bulk UPDATE by primary key: one executemany, not one statement per row.
+            await session.execute(
+                update(Alert).execution_options(synchronize_session=False),
+                [
+                    {"id": alert_id, "nonce": make_nonce(alert_id, created_at)}
+                    for alert_id, created_at in group
+                ],
+            )
 
 
 async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertView]:
