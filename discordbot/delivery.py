@@ -119,12 +119,20 @@ class AlertDelivery:
             self._task = asyncio.create_task(self._run(), name=f"outbox-delivery:{self.owner}")
 
     async def stop(self) -> None:
-        """Cancel the drain loop and wait for it; claimed rows are picked up after the lease."""
+        """Cancel the drain loop, wait for it, and hand back this owner's claims."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        try:
+            released = await outbox.release_claims(self.db, self.owner)
+        except Exception:
+            # The leases run out on their own; a shutdown must not fail over this.
+            log.exception("could not release outbox claims of %s", self.owner)
+            return
+        if released:
+            log.info("released %d outbox claims of %s", released, self.owner)
 
     @property
     def running(self) -> bool:

@@ -8,12 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from tests.discordbot import outbox_seed as seed_mod
 from tests.discordbot.outbox_seed import T0, Seed, add_source, alert, alert_rows, event, watch
 from timeline import outbox
 from timeline.db import Database
 from timeline.migrate import upgrade_async
+from timeline.models import Alert
 
 CHANNEL = 1001
 
@@ -166,6 +168,27 @@ async def test_source_joining_while_in_flight_marks_the_sent_alert_dirty(db: Dat
 
     (view,) = await outbox.claim_dirty(db, "a", now=T0)
     assert view.id == alert_id and view.source_names == ("Bloomberg", "Reuters")
+
+
+async def test_release_hands_back_sends_and_edits_of_one_owner_only(db: Database) -> None:
+    ids = await _alerts(db, 3)
+    await outbox.claim_pending(db, "a", limit=2, now=T0)
+    (other,) = await outbox.claim_pending(db, "b", now=T0)
+    await outbox.mark_sent(db, [ids[0]], 7, now=T0)
+    async with db.session() as session:
+        await session.execute(update(Alert).where(Alert.id == ids[0]).values(dirty=True))
+    await outbox.claim_dirty(db, "a", now=T0)
+
+    assert await outbox.release_claims(db, "a") == 2
+    rows = {r.id: r for r in await alert_rows(db)}
+    assert (rows[ids[0]].status, rows[ids[0]].dirty, rows[ids[0]].claimed_by) == (
+        "sent",
+        True,
+        None,
+    )
+    assert (rows[ids[1]].status, rows[ids[1]].claimed_by) == ("pending", None)
+    assert rows[ids[1]].nonce is not None
+    assert (rows[other.id].status, rows[other.id].claimed_by) == ("sending", "b")
 
 
 async def test_failed_alerts_are_counted_and_listed(db: Database) -> None:

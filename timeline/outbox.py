@@ -422,6 +422,30 @@ async def defer_edit(db: Database, alert_ids: Sequence[int], retry_at: datetime)
         )
 
 
+async def release_claims(db: Database, owner: str) -> int:
+    """Hand back every claim `owner` holds (graceful shutdown); return how many rows.
+
+    Safe even if a message was posted in the meantime: the rows keep their nonce, so the
+    next sender gets Discord's original message back.
+    """
+    async with db.session() as session:
+        sends = await session.execute(
+            update(Alert)
+            .where(Alert.status == SENDING, Alert.claimed_by == owner)
+            .values(status=PENDING, claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+        edits = await session.execute(
+            update(Alert)
+            .where(
+                Alert.status == SENT, Alert.claimed_by == owner, Alert.claimed_until.is_not(None)
+            )
+            .values(dirty=True, claimed_by=None, claimed_until=None)
+            .execution_options(synchronize_session=False)
+        )
+    return int(sends.rowcount or 0) + int(edits.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def outbox_stats(db: Database) -> OutboxStats:
     """Count alerts per state (`failed` is what `/status` shows as alerts_failed)."""
     async with db.session() as session:
