@@ -106,6 +106,8 @@ class _Waiters:
 
     def __init__(self) -> None:
         self._futures: list[asyncio.Future[None]] = []
+        # Raises when waiting is pointless (the bot under test has died).
+        self.guard: Callable[[], None] = lambda: None
 
     def notify(self) -> None:
         for fut in self._futures:
@@ -116,6 +118,7 @@ class _Waiters:
     async def wait_for(self, predicate: Callable[[], Any], timeout: float) -> Any:
         async with asyncio.timeout(timeout):
             while True:
+                self.guard()
                 result = predicate()
                 if result:
                     return result
@@ -179,6 +182,7 @@ class DiscordEmulator:
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._command_ids: dict[tuple[int | None, int, str], int] = {}
         self._waiters = _Waiters()
+        self._bot: Any = None
         self._gateway = Gateway(self)
         self._runner: web.AppRunner | None = None
         self._port = 0
@@ -263,7 +267,10 @@ class DiscordEmulator:
         """Start ``bot`` against the emulator, wait for ``on_ready``, and close it cleanly after."""
         with self.patch_discord():
             async with bot:
+                self.attach_bot(bot)
                 task = asyncio.create_task(bot.start(self.token), name="emulated-bot")
+                task.add_done_callback(lambda _: self._notify())
+                self._waiters.guard = lambda: self._check_bot_task(task)
                 ready = asyncio.create_task(bot.wait_until_ready())
                 try:
                     done, _ = await asyncio.wait(
@@ -279,9 +286,59 @@ class DiscordEmulator:
                     ready.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await ready
+                    self._waiters.guard = lambda: None
                     await bot.close()
+                    self._bot = None
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+
+    @staticmethod
+    def _check_bot_task(task: asyncio.Task[None]) -> None:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise AssertionError(f"the bot stopped with {task.exception()!r}") from task.exception()
+
+    def attach_bot(self, bot: discord.Client) -> None:
+        """Let component drivers wait until ``bot`` listens for a component (``run_bot`` does it).
+
+        discord.py registers a view only after it has read the HTTP response that created the
+        message, so a click sent right after the message appeared could beat it. The emulator
+        wraps the bot's ``store_view`` to be told when views arrive.
+        """
+        state = bot._connection
+        original = state.store_view
+
+        def store_view(view: Any, message_id: int | None = None) -> None:
+            original(view, message_id)
+            self._notify()
+
+        state.store_view = store_view  # type: ignore[method-assign]
+        self._bot = bot
+
+    def _bot_listens(self, component_type: int, custom_id: str, message_id: int | None) -> bool:
+        if self._bot is None:
+            return True
+        store = self._bot._connection._view_store
+        if message_id is None:
+            return custom_id in store._modals
+        for key in (message_id, None):
+            if (component_type, custom_id) in store._views.get(key, {}):
+                return True
+        return any(pattern.fullmatch(custom_id) for pattern in store._dynamic_items)
+
+    async def _wait_listener(
+        self, component_type: int, custom_id: str, message_id: int | None, timeout: float
+    ) -> None:
+        try:
+            await self._waiters.wait_for(
+                lambda: self._bot_listens(component_type, custom_id, message_id), timeout
+            )
+        except TimeoutError:
+            where = f"message {message_id}" if message_id else "a modal"
+            raise DriverError(
+                f"the bot has no view listening for {custom_id!r} on {where} after {timeout} s; "
+                "Discord would answer 'This interaction failed'. Pass require_listener=False "
+                "to send the interaction anyway."
+            ) from None
 
     def assert_clean(self) -> None:
         """Fail if any request broke Discord's rules or hit a route the emulator does not know."""
@@ -524,6 +581,7 @@ class DiscordEmulator:
         *,
         member: int | str | MemberSpec | None = None,
         wait: bool = True,
+        require_listener: bool = True,
         timeout: float = 5.0,
     ) -> InteractionRecord:
         """Click the button ``custom_id`` on a stored message as a member."""
@@ -534,6 +592,8 @@ class DiscordEmulator:
             raise DriverError(f"message {msg.id} has no button {custom_id!r}; buttons: {ids}")
         if comp.get("disabled"):
             raise DriverError(f"button {custom_id!r} on message {msg.id} is disabled")
+        if require_listener:
+            await self._wait_listener(2, custom_id, msg.id, timeout)
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._component_interaction(msg, member, data, wait, timeout)
 
@@ -545,6 +605,7 @@ class DiscordEmulator:
         *,
         member: int | str | MemberSpec | None = None,
         wait: bool = True,
+        require_listener: bool = True,
         timeout: float = 5.0,
     ) -> InteractionRecord:
         """Choose ``values`` in the string select ``custom_id`` on a stored message."""
@@ -559,6 +620,8 @@ class DiscordEmulator:
             raise DriverError(
                 f"select {custom_id!r}: {list(values)} not allowed ({allowed}, {low}-{high})"
             )
+        if require_listener:
+            await self._wait_listener(3, custom_id, msg.id, timeout)
         data = {"custom_id": custom_id, "component_type": 3, "values": list(values)}
         return await self._component_interaction(msg, member, data, wait, timeout)
 
@@ -568,12 +631,15 @@ class DiscordEmulator:
         values: Mapping[str, str],
         *,
         wait: bool = True,
+        require_listener: bool = True,
         timeout: float = 5.0,
     ) -> InteractionRecord:
         """Submit the modal the bot opened in answer to ``interaction`` with text ``values``."""
         parent = self._interaction_arg(interaction)
         if parent.modal is None:
             raise DriverError(f"interaction {parent.id} did not open a modal")
+        if require_listener:
+            await self._wait_listener(5, str(parent.modal.get("custom_id")), None, timeout)
         rows: list[dict[str, Any]] = []
         for comp in parent.modal.get("components") or []:
             if comp.get("type") == 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import io
 from typing import Any
 
 import discord
@@ -20,7 +20,6 @@ from tests.discord_emulator import (
     MemberSpec,
     Perm,
     RoleSpec,
-    StoredMessage,
     missing_access,
     rate_limited,
     server_error,
@@ -36,6 +35,8 @@ ALERTS = 500_000_000_000_000_102
 ADMIN_ROLE = 500_000_000_000_000_201
 ADMIN = 500_000_000_000_001_001
 USER = 500_000_000_000_001_002
+
+COMMAND_NAMES = {"watch", "options", "post", "feedback", "export", "broken"}
 
 WORLD = GuildSpec(
     GUILD,
@@ -64,6 +65,18 @@ class ConfirmView(discord.ui.View):
         self, interaction: discord.Interaction, button: discord.ui.Button[Any]
     ) -> None:
         await interaction.response.send_message("Only you see this", ephemeral=True)
+
+
+class PickView(discord.ui.View):
+    """A string select that answers with the picked values."""
+
+    @discord.ui.select(
+        custom_id="pick",
+        options=[discord.SelectOption(label="Reuters"), discord.SelectOption(label="Bloomberg")],
+        max_values=2,
+    )
+    async def pick(self, interaction: discord.Interaction, select: discord.ui.Select[Any]) -> None:
+        await interaction.response.send_message("Picked " + ", ".join(select.values))
 
 
 class Feedback(discord.ui.Modal, title="Feedback"):
@@ -142,7 +155,7 @@ def make_bot(
         msg = await channel.send(
             embed=embed,
             view=ConfirmView(),
-            file=discord.File(__import__("io").BytesIO(b"csv,data"), filename="sources.csv"),
+            file=discord.File(io.BytesIO(b"csv,data"), filename="sources.csv"),
             nonce="alert-1",
         )
         embed.description = "Bloomberg\n+1 source: Reuters"
@@ -153,9 +166,21 @@ def make_bot(
     async def feedback(interaction: discord.Interaction) -> None:
         await interaction.response.send_modal(Feedback())
 
+    @bot.tree.command(name="export", description="Deferred answer with a file, then a followup")
+    async def export(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(thinking=True)
+        data = io.BytesIO(b"id,title\n1,NATO")
+        await interaction.followup.send("Export ready", file=discord.File(data, "timeline.csv"))
+        await interaction.followup.send("Anything else?", view=PickView())
+
     @bot.tree.command(name="broken", description="Sends an oversized embed")
     async def broken(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(embed=discord.Embed(title="x" * 300))
+
+    @bot.event
+    async def on_message(message: discord.Message) -> None:
+        if message.content == "!ping":
+            await message.channel.send("pong")
 
     @bot.event
     async def on_resumed() -> None:
@@ -187,8 +212,7 @@ async def test_bot_starts_syncs_commands_and_sees_guild(emu: DiscordEmulator) ->
         assert guild is not None and guild.name == "Newsroom"
         assert {c.name for c in guild.text_channels} == {"general", "alerts"}
         assert guild.get_role(ADMIN_ROLE) is not None
-        names = {c["name"] for c in emu.commands(GUILD)}
-        assert names == {"watch", "options", "post", "feedback", "broken"}
+        assert {c["name"] for c in emu.commands(GUILD)} == COMMAND_NAMES
         assert emu.command_id("watch", GUILD) > 0
         assert emu.commands() == []
     assert [r.route for r in emu.requests[:3]] == [
@@ -283,7 +307,7 @@ async def test_channel_send_edit_file_button_click(emu: DiscordEmulator) -> None
         click = await emu.click(alert, "confirm", member="bob")
         assert click.callback_type == 7
         assert alert.content == "Confirmed"
-        assert alert.component("confirm") == {**alert.component("confirm"), "disabled": True}  # type: ignore[dict-item]
+        assert (alert.component("confirm") or {}).get("disabled") is True
         with pytest.raises(DriverError, match="disabled"):
             await emu.click(alert, "confirm")
 
@@ -379,13 +403,7 @@ async def test_members_intent_chunking_and_global_sync(make_discord_emulator: An
         guild = bot.get_guild(GUILD)
         assert guild is not None and guild.chunked
         assert {m.name for m in guild.members} == {"ada", "bob", "Emulated Bot"}
-        assert {c["name"] for c in emu.commands()} == {
-            "watch",
-            "options",
-            "post",
-            "feedback",
-            "broken",
-        }
+        assert {c["name"] for c in emu.commands()} == COMMAND_NAMES
         ix = await emu.invoke("watch add", {"query": "q", "channel": GENERAL}, member="ada")
         assert ix.original is not None and "q" in ix.original.content
 
@@ -404,7 +422,80 @@ async def test_unknown_route_fails_the_emulator(make_discord_emulator: Any) -> N
 async def test_wait_for_message_times_out_with_description(
     discord_emulator: DiscordEmulator,
 ) -> None:
-    with pytest.raises(AssertionError, match="no matching message"):
+    with pytest.raises(AssertionError, match=r"no matching message in channel \d+ after 0.01 s"):
         await discord_emulator.wait_for_message("general", timeout=0.01)
-    _: list[StoredMessage] = discord_emulator.channel_messages("alerts")
-    assert asyncio.get_running_loop() is not None
+
+
+async def test_rejected_body_reaches_discord_py_as_http_400_naming_the_field(
+    emu: DiscordEmulator,
+) -> None:
+    async with emu.run_bot(make_bot()) as bot:
+        channel = bot.get_channel(ALERTS)
+        with pytest.raises(discord.HTTPException) as rejected:
+            await channel.send("x" * 2001)
+        assert rejected.value.status == 400 and rejected.value.code == 50035
+        assert "In content: 2001 characters" in str(rejected.value)
+        assert emu.channel_messages(ALERTS) == []
+        assert [v.field for v in emu.violations] == ["content"]
+    emu.violations.clear()
+
+
+async def test_auto_sharded_bot_asks_gateway_bot_and_gets_shard_in_ready(
+    emu: DiscordEmulator,
+) -> None:
+    bot = commands.AutoShardedBot(
+        command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.01
+    )
+    async with emu.run_bot(bot):
+        assert bot.shard_count == 1
+        assert bot.get_guild(GUILD) is not None
+    assert emu.requests_to("GET /gateway/bot")
+    identify = next(f for f in emu.gateway.received if f.get("op") == 2)
+    assert identify["d"]["shard"] == [0, 1]
+
+
+async def test_deferred_followup_file_select_history_and_delete(emu: DiscordEmulator) -> None:
+    async with emu.run_bot(make_bot()) as bot:
+        ix = await emu.invoke("export", member="bob")
+        await emu.wait_for_interaction(ix, lambda r: len(r.followups) == 1)
+        assert ix.original is not None and not ix.original.loading
+        assert ix.original.content == "Export ready"
+        assert ix.original.attachments[0].filename == "timeline.csv"
+        assert ix.original.attachments[0].data == b"id,title\n1,NATO"
+        menu = ix.followups[0]
+        assert menu.component("pick") is not None
+
+        picked = await emu.select(menu, "pick", ["Reuters", "Bloomberg"], member="ada")
+        assert picked.original is not None
+        assert picked.original.content == "Picked Reuters, Bloomberg"
+        with pytest.raises(DriverError, match="not allowed"):
+            await emu.select(menu, "pick", ["AP"])
+
+        channel = bot.get_channel(GENERAL)
+        history = [m.content async for m in channel.history(limit=10)]
+        assert history == ["Picked Reuters, Bloomberg", "Anything else?", "Export ready"]
+        newest = await channel.fetch_message(picked.original.id)
+        await newest.delete()
+        assert emu.message(newest.id).deleted
+        assert [m.content for m in emu.channel_messages(GENERAL)][-1] == "Anything else?"
+
+
+async def test_member_message_reaches_on_message(emu: DiscordEmulator) -> None:
+    intents = discord.Intents.default()
+    intents.message_content = True
+    async with emu.run_bot(make_bot(intents=intents)):
+        await emu.user_message("general", "!ping", member="bob")
+        reply = await emu.wait_for_message("general", lambda m: m.content == "pong")
+        assert reply.payload["author"]["id"] == str(emu.bot_id)
+
+
+async def test_click_without_a_listening_view_is_refused(emu: DiscordEmulator) -> None:
+    async with emu.run_bot(make_bot()) as bot:
+        channel = bot.get_channel(GENERAL)
+        view = PickView()
+        sent = await channel.send("menu", view=view)
+        view.stop()
+        with pytest.raises(DriverError, match="no view listening for 'pick'"):
+            await emu.select(sent.id, "pick", ["Reuters"], timeout=0.05)
+        ix = await emu.select(sent.id, "pick", ["Reuters"], require_listener=False, wait=False)
+        assert not ix.acknowledged

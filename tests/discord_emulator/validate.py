@@ -140,24 +140,33 @@ def _validator(
     return jsonschema.Draft202012Validator(schema, registry=_registry(), format_checker=_FORMATS)
 
 
-_WEAK = {"enum", "const", "type", "oneOf", "anyOf", "required"}
+_WEAK = {"enum", "const", "type"}
 
 
-def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+def _leaves(error: ValidationError) -> list[ValidationError]:
     if not error.context:
-        yield error
-        return
-    for sub in error.context:
-        yield from _leaves(sub)
+        return [error]
+    return [leaf for sub in error.context for leaf in _leaves(sub)]
+
+
+def _rank(errors: list[ValidationError]) -> tuple[bool, int]:
+    leaves = [leaf for e in errors for leaf in _leaves(e)]
+    weak = any(leaf.validator in _WEAK for leaf in leaves)
+    return (not weak, max((len(leaf.absolute_path) for leaf in leaves), default=0))
 
 
 def _most_specific(error: ValidationError) -> ValidationError:
-    # Unions (oneOf/anyOf) fail in every branch; the branch that got deepest into the body is
-    # the one the sender meant, and a length or pattern error beats "wrong discriminator".
-    return max(
-        _leaves(error),
-        key=lambda e: (len(e.absolute_path), e.validator not in _WEAK),
-    )
+    # A union (oneOf/anyOf) fails in every branch. The branch the sender meant is the one
+    # without a type/enum mismatch (wrong discriminator, null alternative), then the one that
+    # got deepest into the body.
+    if not error.context:
+        return error
+    branches: dict[object, list[ValidationError]] = {}
+    for sub in error.context:
+        key = sub.relative_schema_path[0] if sub.relative_schema_path else None
+        branches.setdefault(key, []).append(sub)
+    best = max(branches.values(), key=_rank)
+    return max((_most_specific(e) for e in best), key=lambda e: _rank([e]))
 
 
 def json_path(parts: Any) -> str:
@@ -184,7 +193,8 @@ def schema_problems(template: str, method: str, body: Any) -> list[Problem]:
     """Validate ``body`` against the OpenAPI request schema of the route."""
     variant = ""
     if template.endswith("/callback") and isinstance(body, Mapping):
-        variant = _CALLBACK_VARIANTS.get(body.get("type"), "")  # type: ignore[arg-type]
+        ctype = body.get("type")
+        variant = _CALLBACK_VARIANTS.get(ctype, "") if isinstance(ctype, int) else ""
     validator = _validator(template, method, variant)
     if validator is None:
         return []
