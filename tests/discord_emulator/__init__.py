@@ -56,7 +56,11 @@ members may be given as spec, id or name):
   :class:`DriverError`. ``wait=False`` returns right after dispatching.
 * ``await emu.autocomplete("watch remove", "name", "na")`` - returns the suggested choices.
 * ``await emu.click(message, "custom-id", member=...)``, ``await emu.select(message, id,
-  ["v"])``, ``await emu.submit_modal(interaction, {"field-id": "text"})``.
+  ["v"])``, ``await emu.submit_modal(interaction, {"field-id": "text"})``. discord.py
+  registers a view only after reading the response that created the message, so these first
+  wait until the bot started by ``run_bot`` (or passed to ``emu.attach_bot(bot)``) listens for
+  that custom_id, and raise :class:`DriverError` if it never does (``require_listener=False``
+  sends anyway, e.g. to test an expired view).
 * ``await emu.user_message("general", "!ping", member="user")`` - a member's message
   (MESSAGE_CREATE; content blanked without the message-content intent).
 * ``await emu.dispatch("EVENT_NAME", data)`` - any raw gateway event.
@@ -83,6 +87,7 @@ description of the current state after ``timeout`` seconds):
 * ``await emu.wait_for_interaction_response(ix)``, ``await emu.wait_for_interaction(ix,
   lambda r: r.original and not r.original.loading)``.
 * ``await emu.wait_until_ready()``, ``await emu.wait_for_resume()``, ``await emu.wait_for(fn)``.
+* While ``run_bot`` runs, every wait fails at once if the bot's ``start()`` task died.
 
 Faults: ``rule = emu.inject_fault("POST /channels/{channel_id}/messages", rate_limited(0.01),
 times=2)`` answers the next two matching requests with 429 (``retry_after``, X-RateLimit-*

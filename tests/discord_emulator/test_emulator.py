@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import aiohttp
 import discord
 import pytest
 from discord import app_commands
@@ -499,3 +500,16 @@ async def test_click_without_a_listening_view_is_refused(emu: DiscordEmulator) -
             await emu.select(sent.id, "pick", ["Reuters"], timeout=0.05)
         ix = await emu.select(sent.id, "pick", ["Reuters"], require_listener=False, wait=False)
         assert not ix.acknowledged
+
+
+async def test_second_acknowledgement_is_rejected_like_discord(emu: DiscordEmulator) -> None:
+    async with emu.run_bot(make_bot()):
+        ix = await emu.invoke("feedback")
+        url = f"{emu.api_url}/interactions/{ix.id}/{ix.token}/callback"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(url, json={"type": 4, "data": {"content": "again"}}) as resp,
+        ):
+            assert resp.status == 400
+            assert (await resp.json())["code"] == 40060
+        assert ix.callback_type == 9
