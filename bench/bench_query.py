@@ -258,6 +258,12 @@ def bench_search(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         _populate(path, args.entries, rng, corpus)
         print(f"stored {args.entries:,} entries in {time.perf_counter() - t0:.0f} s at {path}")
+    elif args.reindex:
+        con = sqlite3.connect(path)
+        con.execute("DELETE FROM entries_fts")
+        con.execute("INSERT OR IGNORE INTO entries_fts_pending SELECT id FROM entries")
+        con.commit()
+        con.close()
     print(f"database size: {os.path.getsize(path) / 1e6:,.0f} MB")
     asyncio.run(_search_phase(path, args, vocab))
 
@@ -278,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--queries", type=int, default=40)
     s.add_argument("--runs", type=int, default=5)
     s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--reindex", action="store_true", help="rebuild the index of a reused store")
     s.set_defaults(func=bench_search)
     args = parser.parse_args(argv)
     args.func(args)

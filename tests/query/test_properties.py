@@ -64,7 +64,7 @@ VOCAB = [
 ]
 SEPARATORS = [" ", " ", " ", ", ", " - ", "\u00a0", " — ", ". ", "/", "'s "]
 OPERATORS = ["OR", "NOT", "AND", "-", "NEAR", "NEAR/0", "NEAR/2", "(", ")", '"', "*"]
-FIELDS = ["", "", "", "title:", "summary:", "source:"]
+FIELDS = ["", "", "title:", "title:", "summary:", "source:"]
 ALIASES = {"cn": "China OR Beijing", "loop": "@loop x", "ru": "(Russia OR Moscow) -drone"}
 FEEDS = [("Reuters World", "https://www.reuters.com/rss"), ("Bloomberg", "https://bloomberg.com/f")]
 

@@ -8,10 +8,17 @@ import pytest
 from sqlalchemy import delete, text, update
 
 from tests.query.conftest import BASE_TIME, add_entries, add_feed
+from tests.query.test_language import ALIASES, SYNTAX_ROWS
 from timeline.db import Database
 from timeline.migrate import downgrade, upgrade_async
 from timeline.models import Entry
-from timeline.query import parse_query, search_entries, sync_search_index
+from timeline.query import (
+    Document,
+    feed_source_names,
+    parse_query,
+    search_entries,
+    sync_search_index,
+)
 from timeline.query import search as search_module
 
 SEED = (
@@ -65,6 +72,39 @@ async def test_search_finds_the_seed_story_with_highlight_terms(sqlite_db: Datab
     assert await _ids(sqlite_db, "source:bloomberg NATO") == []
     assert await _ids(sqlite_db, "Senator") == [ids[1]]
     assert await _ids(sqlite_db, "NATO") == [ids[4], seed_id]
+
+
+CORPUS = [
+    SEED,
+    *OTHERS,
+    ("NATO’s communiqué on dual‑use goods", "ＮＡＴＯ leaders: war-machine talk"),
+    ("Sanctioned drone makers", "Beijing and Moscow discuss the Communique draft."),
+    ("Nothing relevant", "NATO NATO machine war"),
+]
+
+
+@pytest.mark.usefixtures("plan")
+async def test_search_equals_matcher_for_every_syntax_row(sqlite_db: Database) -> None:
+    reuters = await add_feed(sqlite_db, "Reuters World", "https://www.reuters.com/rss")
+    other = await add_feed(sqlite_db, "Bloomberg", "https://bloomberg.com/feed")
+    ids = await add_entries(sqlite_db, reuters, CORPUS[::2])
+    ids += await add_entries(sqlite_db, other, CORPUS[1::2], start=len(ids))
+    docs = [
+        (entry_id, Document(t, s, feed_source_names(*feed)))
+        for entry_id, (t, s), feed in zip(
+            ids,
+            [*CORPUS[::2], *CORPUS[1::2]],
+            [("Reuters World", "https://www.reuters.com/rss")] * len(CORPUS[::2])
+            + [("Bloomberg", "https://bloomberg.com/feed")] * len(CORPUS[1::2]),
+            strict=True,
+        )
+    ]
+    for text_query, _ in SYNTAX_ROWS:
+        query = parse_query(text_query, ALIASES)
+        expected = sorted((i for i, doc in docs if query.match(doc)), reverse=True)
+        async with sqlite_db.session() as session:
+            hits = await search_entries(session, query, guild_ids=None, limit=100)
+        assert [h.entry_id for h in hits] == expected, text_query
 
 
 @pytest.mark.usefixtures("plan")

@@ -6,20 +6,25 @@ import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .document import ANY, SOURCE, Document, Segment
+from .document import ANY, SOURCE, TITLE, Document, Segment
 
 # Longest token the full-text index stores; longer tokens are cut and searched by prefix.
 FTS_TOKEN_CHARS = 64
 # Most occurrences of one term reported for highlighting.
 _MAX_HITS_PER_TERM = 50
 
+# Title tokens are also indexed with this mark, so `title:` terms get precise candidates
+# (titles are short: this costs a dozen tokens per entry). Alphanumeric, like every token.
+TITLE_MARK = "0t"
 # An FTS candidate expression: None means "no restriction" (every row is a candidate).
 FtsExpr = tuple[str, object] | None
 # A place in a document where a term matched: (segment, first token, end token).
 Hit = tuple[Segment, int, int]
 
 
-def _fts_word(stem: str) -> FtsExpr:
+def _fts_word(stem: str, field: str = ANY) -> FtsExpr:
+    if field == TITLE:
+        stem = TITLE_MARK + stem
     if len(stem) > FTS_TOKEN_CHARS:
         return ("prefix", stem[:FTS_TOKEN_CHARS])
     return ("term", stem)
@@ -119,7 +124,7 @@ class Term(Leaf):
         return frozenset({("\x01" + self.stem) if self.field == SOURCE else self.stem})
 
     def fts(self) -> FtsExpr:
-        return None if self.field == SOURCE else _fts_word(self.stem)
+        return None if self.field == SOURCE else _fts_word(self.stem, self.field)
 
     def __str__(self) -> str:
         return f"{self._prefix_field()}{self.word}"
@@ -148,7 +153,8 @@ class Prefix(Leaf):
     def fts(self) -> FtsExpr:
         if self.field == SOURCE:
             return None
-        return ("prefix", self.prefix[:FTS_TOKEN_CHARS])
+        mark = TITLE_MARK if self.field == TITLE else ""
+        return ("prefix", (mark + self.prefix)[:FTS_TOKEN_CHARS])
 
     def __str__(self) -> str:
         return f"{self._prefix_field()}{self.prefix}*"
@@ -193,7 +199,7 @@ class Phrase(Leaf):
     def fts(self) -> FtsExpr:
         if self.field == SOURCE:
             return None
-        return ("and", tuple(_fts_word(s) for s in dict.fromkeys(self.stems)))
+        return ("and", tuple(_fts_word(s, self.field) for s in dict.fromkeys(self.stems)))
 
     def __str__(self) -> str:
         return f'{self._prefix_field()}"{" ".join(self.words)}"'

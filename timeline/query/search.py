@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from timeline.models import Entry, Feed, UTCDateTime
 
 from .document import SOURCE, Document, feed_source_names
-from .nodes import FTS_TOKEN_CHARS, And, FtsExpr, Leaf, Node
+from .nodes import FTS_TOKEN_CHARS, TITLE_MARK, And, FtsExpr, Leaf, Node
 from .normalise import stems, words
 from .parser import Query
 
@@ -57,12 +57,12 @@ class SearchHit:
 def index_tokens(title: str, summary: str) -> list[str]:
     """Return the distinct tokens the full-text index stores for an entry."""
     seen: dict[str, None] = {}
-    for part in (title or "", summary or ""):
+    for mark, part in (("", title or ""), (TITLE_MARK, title or ""), ("", summary or "")):
         raw = words(part)
         for word, st in zip(raw, stems(raw), strict=True):
-            seen[st[:FTS_TOKEN_CHARS]] = None
+            seen[(mark + st)[:FTS_TOKEN_CHARS]] = None
             if word != st:
-                seen[word[:FTS_TOKEN_CHARS]] = None
+                seen[(mark + word)[:FTS_TOKEN_CHARS]] = None
     tokens = list(seen)
     if len(tokens) > MAX_INDEX_TOKENS:
         tokens = [*tokens[:MAX_INDEX_TOKENS], OVERFLOW_TOKEN]
