@@ -1,0 +1,1 @@
+"""The slash-command cogs: each module with `async def setup(bot)` is loaded by TimelineBot."""
