@@ -1,0 +1,92 @@
+"""Wiring: one object owns the database, the fetcher, the poller and the scheduler."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from feeds.fetch import Fetcher, FetchSettings
+from feeds.poller import Poller, RoundReport
+from timeline.config import PollingSettings, Settings
+from timeline.db import Database
+from timeline.migrate import upgrade_async
+from timeline.polling import PollStore
+from timeline.services.config_io import sync_config
+
+log = logging.getLogger(__name__)
+
+
+def fetch_settings(polling: PollingSettings) -> FetchSettings:
+    """Map the [polling] settings onto the fetcher's own settings."""
+    return FetchSettings(
+        timeout_seconds=polling.timeout_seconds,
+        max_body_bytes=polling.max_body_bytes,
+        user_agent=polling.user_agent,
+        per_host_concurrency=polling.per_host_concurrency,
+        max_redirects=polling.max_redirects,
+        allow_private=polling.allow_private,
+    )
+
+
+def owner_id() -> str:
+    """Name this process for leases: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class App:
+    """The polling half of the product; the Discord bot plugs in beside it."""
+
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.database.url)
+        self.fetcher = Fetcher(fetch_settings(settings.polling))
+        self.store = PollStore(self.db, settings.polling, owner=owner_id())
+        self.poller = Poller(self.store, self.fetcher, concurrency=settings.polling.concurrency)
+        self.scheduler: AsyncIOScheduler | None = None
+
+    async def __aenter__(self) -> App:
+        await self.fetcher.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    async def prepare(self, *, migrate: bool = True) -> None:
+        """Bring the schema to head and sync the config file's feeds, watches and aliases."""
+        if migrate:
+            await upgrade_async(self.settings.database.url)
+        async with self.db.session() as session:
+            await sync_config(session, self.settings)
+
+    async def poll_once(self, now: datetime | None = None) -> RoundReport:
+        """Run one polling round now."""
+        return await self.poller.run_round(now)
+
+    def start_scheduler(self) -> AsyncIOScheduler:
+        """Start the one job that ticks and polls whatever is due."""
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(
+            self.poller.run_round,
+            "interval",
+            seconds=self.settings.polling.tick_seconds,
+            id="poll",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now().astimezone(),
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        return scheduler
+
+    async def stop(self) -> None:
+        """Stop the scheduler, close the HTTP session, dispose the engine."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+        await self.fetcher.__aexit__(None, None, None)
+        await self.db.dispose()

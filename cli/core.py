@@ -1,0 +1,64 @@
+"""`config check`, `db upgrade` and `run`: set-up and the long-running bot."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from timeline.migrate import upgrade
+
+from . import common
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the set-up commands."""
+    config = sub.add_parser("config", help="check or export the configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = config_sub.add_parser("check", help="validate config.toml and report what it holds")
+    check.add_argument(
+        "--token", action="store_true", help="also require the Discord token variable to be set"
+    )
+    check.set_defaults(func=config_check)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = db_sub.add_parser("upgrade", help="apply Alembic migrations up to head")
+    up.add_argument("--revision", default="head", help="target revision (default: head)")
+    up.set_defaults(func=db_upgrade)
+
+    run = sub.add_parser("run", help="run the Discord bot with the feed scheduler (all-in-one)")
+    run.set_defaults(func=run_bot)
+
+
+def config_check(args: argparse.Namespace) -> int:
+    """Validate the config and print a summary; exit 78 on a problem."""
+    settings = common.load_settings(args)
+    if args.token:
+        settings.discord.token(settings.path)
+    print(
+        f"{settings.path}: OK: {len(settings.feeds)} feeds, {len(settings.watches)} watches, "
+        f"{len(settings.aliases)} aliases, {len(settings.discord.guild_ids)} guilds"
+    )
+    return common.EX_OK
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    """Upgrade the configured database to the target revision."""
+    settings = common.load_settings(args)
+    upgrade(settings.database.url, args.revision)
+    print(f"database upgraded to {args.revision}")
+    return common.EX_OK
+
+
+def run_bot(args: argparse.Namespace) -> int:
+    """Run the Discord bot and the scheduler until interrupted."""
+    settings = common.load_settings(args)
+    token = settings.discord.token(settings.path)
+    common.SECRETS.add(token)
+    from discordbot.runner import run_all
+
+    asyncio.run(run_all(settings, token))
+    return common.EX_OK

@@ -1,0 +1,121 @@
+"""One polling round: claim the due feeds, fetch them concurrently, hand each result over.
+
+This module knows no database: it talks to a store (claim due feeds, record a result) and to a
+fetcher (URL state in, `FetchResult` out). `timeline.polling.PollStore` is the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from .types import FetchResult, FetchState
+
+log = logging.getLogger(__name__)
+
+
+class Due(Protocol):
+    id: int
+    name: str
+    state: FetchState
+
+
+class Store(Protocol):
+    async def claim_due(self, now: datetime | None = None, limit: int = 1000) -> list[Any]: ...
+
+    async def begin_round(self) -> None: ...
+
+    async def record(self, due: Any, result: FetchResult, now: datetime | None = None) -> Any: ...
+
+
+class FetcherLike(Protocol):
+    async def fetch(self, state: FetchState) -> FetchResult: ...
+
+
+@dataclass(slots=True)
+class RoundReport:
+    """What one round did: the store's per-feed outcomes and the wall time."""
+
+    outcomes: list[Any] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def errors(self) -> list[Any]:
+        return [o for o in self.outcomes if getattr(o, "outcome", None) == "error"]
+
+
+class Poller:
+    """Runs rounds; at most one at a time (a slow round makes the next tick skip, not pile up)."""
+
+    def __init__(
+        self,
+        store: Store,
+        fetcher: FetcherLike,
+        *,
+        concurrency: int = 20,
+        batch: int = 1000,
+        on_outcome: Callable[[Any], Awaitable[None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.concurrency = concurrency
+        self.batch = batch
+        self.on_outcome = on_outcome
+        self._running = asyncio.Lock()
+
+    async def run_round(self, now: datetime | None = None) -> RoundReport:
+        """Poll every feed that is due now; never raises for a single feed's failure."""
+        report = RoundReport()
+        if self._running.locked():
+            log.info("previous polling round still running; skipping this tick")
+            return report
+        async with self._running:
+            started = time.perf_counter()
+            due = await self.store.claim_due(now, self.batch)
+            if due:
+                await self.store.begin_round()
+                semaphore = asyncio.Semaphore(self.concurrency)
+
+                async def one(feed: Due) -> None:
+                    async with semaphore:
+                        outcome = await self._poll_one(feed, now)
+                    if outcome is not None:
+                        report.outcomes.append(outcome)
+                        if self.on_outcome is not None:
+                            await self.on_outcome(outcome)
+
+                await asyncio.gather(*(one(feed) for feed in due))
+            report.seconds = time.perf_counter() - started
+            if due:
+                log.info(
+                    "polled %d feeds in %.2fs (%d errors)",
+                    len(report.outcomes),
+                    report.seconds,
+                    len(report.errors),
+                )
+            return report
+
+    async def _poll_one(self, feed: Due, now: datetime | None) -> Any:
+        try:
+            result = await self.fetcher.fetch(feed.state)
+        except Exception as exc:  # a fetcher bug must not stop the other feeds
+            log.exception("fetch of feed %r crashed", feed.name)
+            result = FetchResult(
+                url=feed.state.url,
+                outcome="error",
+                state=feed.state,
+                error=f"internal error: {type(exc).__name__}",
+                error_kind="internal",
+            )
+        if result.outcome == "error":
+            log.warning("feed %r (%s) failed: %s", feed.name, feed.state.url, result.error)
+        try:
+            return await self.store.record(feed, result, now)
+        except Exception:
+            log.exception("recording the fetch of feed %r failed", feed.name)
+            return None

@@ -1,0 +1,389 @@
+"""Store new feed items as entries, join them into events, match watches, write the outbox.
+
+Everything for one feed's fetch happens in one transaction: the entries, their events, and the
+alerts they cause. A crash in between leaves nothing half-done; polling the same feed twice stores
+nothing twice (unique feed + key, enforced by the database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feeds.types import FeedItem
+
+from .clustering import EventIndex
+from .errors import BadQuery
+from .models import GLOBAL_SCOPE, Alert, Entry, Event, Feed, Watch
+from .query import Document, WatchIndex, feed_source_names, parse_query
+
+log = logging.getLogger(__name__)
+
+MAX_KEY = 512
+CLUSTER_WINDOW = timedelta(hours=72)
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    """An outbox row this ingest created (what `poll --once` prints)."""
+
+    alert_id: int
+    watch: str
+    channel_id: int
+    event_id: int
+    title: str
+    link: str | None
+    sources: tuple[str, ...]
+    published: datetime
+    terms: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """What one ingest stored."""
+
+    new_entries: int = 0
+    entry_ids: list[int] = field(default_factory=list)
+    new_events: list[int] = field(default_factory=list)
+    joined_events: list[int] = field(default_factory=list)
+    alerts: list[NewAlert] = field(default_factory=list)
+    edited_alerts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledWatch:
+    id: int
+    guild_id: int
+    name: str
+    channel_id: int
+
+
+class WatchSet:
+    """Every enabled watch compiled once, indexed by the terms each requires.
+
+    Built once per polling round and shared by every feed's ingest in it.
+    """
+
+    def __init__(self, watches: Sequence[Watch], aliases: dict[int, dict[str, str]]) -> None:
+        self.watches: dict[int, CompiledWatch] = {}
+        compiled = []
+        for watch in watches:
+            scope_aliases = {**aliases.get(GLOBAL_SCOPE, {}), **aliases.get(watch.guild_id, {})}
+            try:
+                query = parse_query(watch.query, scope_aliases)
+            except BadQuery as exc:
+                log.warning("watch %r (id %s) skipped: %s", watch.name, watch.id, exc)
+                continue
+            self.watches[watch.id] = CompiledWatch(
+                watch.id, watch.guild_id, watch.name, watch.channel_id
+            )
+            compiled.append((watch.id, query))
+        self.index = WatchIndex(compiled)
+
+    def match(self, doc: Document, feed_guild: int) -> list[tuple[CompiledWatch, list[str]]]:
+        """Return the watches that match `doc` and may see a feed of `feed_guild`."""
+        found = []
+        for watch_id, result in self.index.match(doc):
+            watch = self.watches[watch_id]
+            # A config-file feed (scope 0) is seen by every guild's watches; a guild's own feed
+            # only by that guild's watches and the config-file ones.
+            if feed_guild in (GLOBAL_SCOPE, watch.guild_id) or watch.guild_id == GLOBAL_SCOPE:
+                found.append((watch, list(result.terms)))
+        return found
+
+
+async def load_watch_set(session: AsyncSession) -> WatchSet:
+    """Compile every enabled watch with its guild's aliases."""
+    from .models import Alias
+
+    watches = (await session.scalars(select(Watch).where(Watch.enabled.is_(True)))).all()
+    aliases: dict[int, dict[str, str]] = {}
+    for alias in (await session.scalars(select(Alias))).all():
+        aliases.setdefault(alias.guild_id, {})[alias.name] = alias.query
+    return WatchSet(watches, aliases)
+
+
+async def load_recent_sources(
+    session: AsyncSession,
+    indexes: dict[int, EventIndex],
+    *,
+    seen_after: datetime | None,
+    now: datetime,
+    skip: set[int] | frozenset[int] = frozenset(),
+    window: timedelta = CLUSTER_WINDOW,
+) -> datetime | None:
+    """Add entries first seen after `seen_after` (and published within the window) to the
+    per-scope indexes; return the newest first_seen_at loaded, the next call's watermark.
+
+    `skip` holds the ids of entries this process already added to the indexes itself.
+    """
+    query = (
+        select(
+            Entry.id,
+            Event.guild_id,
+            Entry.event_id,
+            Entry.key,
+            Entry.title,
+            Entry.summary,
+            Entry.link,
+            Entry.published_at,
+            Entry.first_seen_at,
+        )
+        .join(Event, Event.id == Entry.event_id)
+        .where(Entry.published_at >= now - window)
+        .order_by(Entry.first_seen_at, Entry.id)
+    )
+    if seen_after is not None:
+        query = query.where(Entry.first_seen_at > seen_after)
+    watermark = seen_after
+    for entry_id, guild_id, event_id, key, title, summary, link, published, first_seen in (
+        await session.execute(query)
+    ).all():
+        watermark = first_seen
+        if entry_id in skip:
+            continue
+        index = indexes.setdefault(guild_id, EventIndex(window))
+        index.add(
+            event_id, title=title, summary=summary, published=published, link=link, keys=(key,)
+        )
+    return watermark
+
+
+def _entry_key(key: str) -> str:
+    if len(key) <= MAX_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+async def ingest(
+    session: AsyncSession,
+    feed: Feed,
+    items: Iterable[FeedItem],
+    watches: WatchSet,
+    *,
+    now: datetime,
+    alert: bool,
+    events: EventIndex | None = None,
+) -> IngestReport:
+    """Store `items` of `feed`; return what was new. The caller commits.
+
+    `events` is the in-memory index of the feed's scope's recent events (clustering); each new
+    entry is added to it. If the transaction fails, the caller must drop the index.
+    """
+    report = IngestReport()
+    by_key: dict[str, FeedItem] = {}
+    for item in items:
+        by_key.setdefault(_entry_key(item.key), item)
+    if not by_key:
+        return report
+
+    existing = set(
+        (
+            await session.scalars(
+                select(Entry.key).where(Entry.feed_id == feed.id, Entry.key.in_(list(by_key)))
+            )
+        ).all()
+    )
+    fresh = {k: v for k, v in by_key.items() if k not in existing}
+    if not fresh:
+        return report
+
+    insert = _insert(session)
+    rows = [
+        {
+            "feed_id": feed.id,
+            "key": key,
+            "title": item.title,
+            "summary": item.summary,
+            "link": item.link,
+            "author": item.author,
+            "tags": list(item.tags),
+            "published_at": item.published,
+            "published_is_estimated": item.published_is_estimated,
+            "first_seen_at": now,
+        }
+        for key, item in fresh.items()
+    ]
+    # ON CONFLICT DO NOTHING: another poller may have stored the same entry a moment ago.
+    stmt = (
+        insert(Entry)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+        .returning(Entry.id, Entry.key)
+    )
+    inserted = {key: entry_id for entry_id, key in (await session.execute(stmt)).all()}
+    report.new_entries = len(inserted)
+    report.entry_ids = list(inserted.values())
+    names = feed_source_names(feed.name, feed.url)
+
+    touched_events: set[int] = set()
+    for key, entry_id in inserted.items():
+        item = fresh[key]
+        event_id = await _find_event(session, feed, item, key, events)
+        if event_id is None:
+            event = Event(
+                guild_id=feed.guild_id,
+                title=item.title or "(untitled)",
+                link=item.link,
+                occurred_at=item.published,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(event)
+            await session.flush()
+            event_id = event.id
+            report.new_events.append(event_id)
+        else:
+            report.joined_events.append(event_id)
+            await session.execute(
+                update(Event)
+                .where(Event.id == event_id, Event.occurred_at > item.published)
+                .values(occurred_at=item.published, updated_at=now)
+            )
+        touched_events.add(event_id)
+        await session.execute(update(Entry).where(Entry.id == entry_id).values(event_id=event_id))
+        if events is not None:
+            events.add(
+                event_id,
+                title=item.title,
+                summary=item.summary,
+                published=item.published,
+                link=item.link,
+                keys=(key,),
+            )
+
+        if not alert:
+            continue
+        doc = Document(title=item.title, summary=item.summary, source_names=names)
+        for watch, terms in watches.match(doc, feed.guild_id):
+            alert_id = await _add_alert(session, watch, event_id, terms, now)
+            if alert_id is not None:
+                report.alerts.append(
+                    NewAlert(
+                        alert_id=alert_id,
+                        watch=watch.name,
+                        channel_id=watch.channel_id,
+                        event_id=event_id,
+                        title=item.title,
+                        link=item.link,
+                        sources=(feed.name,),
+                        published=item.published,
+                        terms=tuple(terms),
+                    )
+                )
+
+    # An event that gained a source and was already alerted: its message must show the new
+    # source, so delivery edits it (dirty) instead of posting again.
+    joined = set(report.joined_events)
+    if joined:
+        result = await session.execute(
+            update(Alert)
+            .where(Alert.event_id.in_(joined), Alert.status == "sent")
+            .values(dirty=True)
+        )
+        report.edited_alerts = result.rowcount or 0  # type: ignore[attr-defined]
+    return report
+
+
+async def _find_event(
+    session: AsyncSession, feed: Feed, item: FeedItem, key: str, events: EventIndex | None
+) -> int | None:
+    """Return the event this item belongs to, or None for a new event.
+
+    The same canonical link anywhere in the scope's history is the same event (a database
+    look-up); otherwise the clustering index decides among the recent events (near copies and
+    the same story told by another outlet).
+    """
+    if item.link:
+        found = await _event_by_link(session, feed, item.link)
+        if found is not None:
+            return found
+    if events is None:
+        return None
+    match = events.find(
+        title=item.title,
+        summary=item.summary,
+        published=item.published,
+        link=item.link,
+        keys=(key,),
+    )
+    if match is None:
+        return None
+    # The index may name an event an admin has since merged away.
+    exists = await session.scalar(
+        select(Event.id).where(Event.id == match.event_id, Event.guild_id == feed.guild_id)
+    )
+    if exists is None:
+        return None
+    log.debug("entry %r joins event %d (%s, %.2f)", key, match.event_id, match.stage, match.score)
+    return match.event_id
+
+
+async def _event_by_link(session: AsyncSession, feed: Feed, link: str) -> int | None:
+    scope = [feed.guild_id] if feed.guild_id == GLOBAL_SCOPE else [feed.guild_id, GLOBAL_SCOPE]
+    found = await session.scalar(
+        select(Event.id)
+        .where(Event.link == link, Event.guild_id.in_(scope))
+        .order_by(Event.id)
+        .limit(1)
+    )
+    if found is not None:
+        return int(found)
+    found = await session.scalar(
+        select(Entry.event_id)
+        .join(Feed, Feed.id == Entry.feed_id)
+        .where(
+            Entry.link == link,
+            Entry.event_id.is_not(None),
+            Feed.guild_id.in_(scope),
+        )
+        .limit(1)
+    )
+    return int(found) if found is not None else None
+
+
+async def _add_alert(
+    session: AsyncSession, watch: CompiledWatch, event_id: int, terms: list[str], now: datetime
+) -> int | None:
+    """Write one pending outbox row for (watch, event) unless one exists; return its id."""
+    insert = _insert(session)
+    stmt = (
+        insert(Alert)
+        .values(
+            watch_id=watch.id,
+            event_id=event_id,
+            channel_id=watch.channel_id,
+            status="pending",
+            dirty=False,
+            silent=False,
+            matched_terms=terms,
+            attempts=0,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["watch_id", "event_id"])
+        .returning(Alert.id)
+    )
+    alert_id = (await session.execute(stmt)).scalar()
+    if alert_id is None:
+        # Already alerted for this event: merge in the terms this source matched.
+        existing = await session.scalar(
+            select(Alert).where(and_(Alert.watch_id == watch.id, Alert.event_id == event_id))
+        )
+        if existing is not None:
+            merged = list(dict.fromkeys([*existing.matched_terms, *terms]))
+            if merged != existing.matched_terms:
+                existing.matched_terms = merged
+        return None
+    return int(alert_id)

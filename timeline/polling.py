@@ -1,0 +1,255 @@
+"""The database side of polling: which feeds are due, and recording what a fetch found.
+
+Scheduling state lives in the feeds rows (`next_check_at`, `error_count`, `etag`, ...): one
+scheduler job asks for the due feeds, instead of one job per feed (Miniflux's scheduler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from feeds.types import FetchResult, FetchState
+
+from .clustering import EventIndex
+from .config import PollingSettings
+from .db import Database
+from .ingest import IngestReport, NewAlert, WatchSet, ingest, load_recent_sources, load_watch_set
+from .models import Feed, FetchLog, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class DueFeed:
+    """A feed claimed for one fetch: what the fetcher needs to know."""
+
+    id: int
+    name: str
+    state: FetchState
+
+
+@dataclass(slots=True)
+class FeedOutcome:
+    """What happened to one feed in a round."""
+
+    feed_id: int
+    name: str
+    url: str
+    outcome: str
+    error: str | None = None
+    error_kind: str | None = None
+    new_entries: int = 0
+    new_events: int = 0
+    joined_events: int = 0
+    alerts: list[NewAlert] = field(default_factory=list)
+    backfill: bool = False
+    next_check_at: datetime | None = None
+
+
+class PollStore:
+    """Claims due feeds and records fetch results, each in its own short transaction."""
+
+    def __init__(self, db: Database, settings: PollingSettings, owner: str = "local") -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = owner
+        self.watches: WatchSet | None = None
+        # Recent events per guild scope, for clustering; refreshed from the database each round
+        # (entries other processes stored included) and extended by this process's ingests.
+        self.events: dict[int, EventIndex] = {}
+        self._events_seen: datetime | None = None
+        self._own_entries: set[int] = set()
+        # SQLite has one writer at a time; queueing here is cheaper than busy-waiting there.
+        self._write_lock = asyncio.Lock() if db.dialect == "sqlite" else None
+
+    async def claim_due(self, now: datetime | None = None, limit: int = 1000) -> list[DueFeed]:
+        """Lease up to `limit` due feeds to this owner, oldest due first."""
+        now = now or utcnow()
+        async with self._writing(), self.db.session() as session:
+            query = (
+                select(Feed)
+                .where(
+                    Feed.enabled.is_(True),
+                    Feed.next_check_at <= now,
+                    or_(Feed.lease_until.is_(None), Feed.lease_until < now),
+                )
+                .order_by(Feed.next_check_at, Feed.id)
+                .limit(limit)
+            )
+            if self.db.dialect == "postgresql":
+                # Several pollers on one database: each takes feeds the others have not locked.
+                query = query.with_for_update(skip_locked=True)
+            feeds = (await session.scalars(query)).all()
+            if not feeds:
+                return []
+            await session.execute(
+                update(Feed)
+                .where(Feed.id.in_([f.id for f in feeds]))
+                .values(lease_owner=self.owner, lease_until=now + LEASE)
+            )
+            return [
+                DueFeed(
+                    f.id,
+                    f.name,
+                    FetchState(f.url, f.etag, f.last_modified, f.body_hash),
+                )
+                for f in feeds
+            ]
+
+    async def make_all_due(self, now: datetime | None = None) -> None:
+        """Mark every enabled feed due now (`poll --once --all`)."""
+        async with self._writing(), self.db.session() as session:
+            await session.execute(
+                update(Feed).where(Feed.enabled.is_(True)).values(next_check_at=now or utcnow())
+            )
+
+    async def begin_round(self, now: datetime | None = None) -> None:
+        """Compile the watches once for the round and bring the event indexes up to date."""
+        now = now or utcnow()
+        async with self.db.session() as session:
+            self.watches = await load_watch_set(session)
+            self._events_seen = await load_recent_sources(
+                session,
+                self.events,
+                seen_after=self._events_seen,
+                now=now,
+                skip=self._own_entries,
+            )
+            self._own_entries = set()
+
+    def _writing(self) -> asyncio.Lock | _NoLock:
+        return self._write_lock or _NoLock()
+
+    async def record(
+        self, due: DueFeed, result: FetchResult, now: datetime | None = None
+    ) -> FeedOutcome:
+        """Store the items and the scheduling state of one fetch, in one transaction."""
+        now = now or utcnow()
+        if self.watches is None:
+            await self.begin_round()
+        try:
+            return await self._record(due, result, now)
+        except BaseException:
+            self._drop_event_indexes()
+            raise
+
+    async def _record(self, due: DueFeed, result: FetchResult, now: datetime) -> FeedOutcome:
+        assert self.watches is not None
+        async with self._writing(), self.db.session() as session:
+            feed = await session.get(Feed, due.id)
+            if feed is None:  # removed while it was being fetched
+                return FeedOutcome(due.id, due.name, due.state.url, "removed")
+            outcome = FeedOutcome(feed.id, feed.name, feed.url, result.outcome)
+            report = IngestReport()
+            feed.last_checked_at = now
+            feed.lease_owner = None
+            feed.lease_until = None
+            if result.outcome == "error":
+                self._record_error(feed, result, now)
+                outcome.error = result.error
+                outcome.error_kind = result.error_kind
+            else:
+                alert = feed.backfilled or self.settings.alert_on_first_poll
+                if result.outcome == "ok":
+                    report = await ingest(
+                        session,
+                        feed,
+                        result.items,
+                        self.watches,
+                        now=now,
+                        alert=alert,
+                        events=self.events.setdefault(feed.guild_id, EventIndex()),
+                    )
+                    self._own_entries.update(report.entry_ids)
+                    feed.backfilled = True
+                    if result.feed_title:
+                        feed.title = result.feed_title[:500]
+                outcome.backfill = not alert
+                self._record_success(session, feed, result, now)
+            outcome.new_entries = report.new_entries
+            outcome.new_events = len(report.new_events)
+            outcome.joined_events = len(report.joined_events)
+            outcome.alerts = report.alerts
+            outcome.next_check_at = feed.next_check_at
+            session.add(
+                FetchLog(
+                    feed_id=feed.id,
+                    started_at=now,
+                    outcome=result.outcome,
+                    status_code=result.status,
+                    error=result.error,
+                    error_kind=result.error_kind,
+                    new_entries=report.new_entries,
+                    bytes_read=result.bytes_read,
+                    duration_ms=result.duration_ms,
+                )
+            )
+        return outcome
+
+    def _drop_event_indexes(self) -> None:
+        # The index may now name rows that were rolled back: rebuild it next round.
+        self.events.clear()
+        self._events_seen = None
+        self._own_entries = set()
+
+    def _interval(self, feed: Feed) -> float:
+        base = feed.interval_seconds or self.settings.interval_seconds
+        base = min(
+            max(base, self.settings.min_interval_seconds), self.settings.max_interval_seconds
+        )
+        # Jitter spreads feeds added together so they do not all fall due in the same tick.
+        return base * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+
+    def _record_success(
+        self, session: object, feed: Feed, result: FetchResult, now: datetime
+    ) -> None:
+        feed.error_count = 0
+        feed.last_error = None
+        feed.status = "ok"
+        feed.last_success_at = now
+        feed.etag = result.state.etag
+        feed.last_modified = result.state.last_modified
+        feed.body_hash = result.state.body_hash
+        if result.permanent_url and result.permanent_url != feed.url:
+            log.info(
+                "feed %r moved permanently: %s -> %s", feed.name, feed.url, result.permanent_url
+            )
+            feed.url = result.permanent_url
+        feed.next_check_at = now + timedelta(seconds=self._interval(feed))
+
+    def _record_error(self, feed: Feed, result: FetchResult, now: datetime) -> None:
+        feed.error_count += 1
+        feed.last_error = (result.error or "unknown error")[:2000]
+        if feed.error_count >= self.settings.failing_after:
+            if feed.status != "failing":
+                log.warning(
+                    "feed %r marked failing after %d errors: %s",
+                    feed.name,
+                    feed.error_count,
+                    feed.last_error,
+                )
+            feed.status = "failing"
+        # Exponential backoff, capped; a server's Retry-After is honoured when it asks for more.
+        delay = min(
+            self._interval(feed) * 2 ** min(feed.error_count - 1, 20),
+            float(self.settings.backoff_max_seconds),
+        )
+        if result.retry_after:
+            delay = max(delay, min(result.retry_after, float(self.settings.backoff_max_seconds)))
+        feed.next_check_at = now + timedelta(seconds=delay)
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
