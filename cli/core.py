@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
+from typing import Any
 
+from timeline.config import Settings
 from timeline.migrate import upgrade
+from timeline.polling import FeedOutcome
 
 from . import common
 
@@ -58,7 +62,54 @@ def run_bot(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
-    from discordbot.runner import run_all
-
-    asyncio.run(run_all(settings, token))
+    asyncio.run(run_all_in_one(settings, token))
     return common.EX_OK
+
+
+async def run_all_in_one(
+    settings: Settings,
+    token: str,
+    *,
+    stop: asyncio.Event | None = None,
+    bot_options: dict[str, Any] | None = None,
+) -> None:
+    """Poll feeds and run the Discord bot in one process until `stop` is set (or a signal)."""
+    from discordbot.bot import TimelineBot
+
+    from .app import App
+
+    async with App(settings) as app:
+        await app.prepare()
+        bot = TimelineBot(settings, app.db, **(bot_options or {}))
+
+        async def wake_delivery(outcome: FeedOutcome) -> None:
+            # Alerts (or edits) were committed with the feed's ingest: deliver them now, not at
+            # the next sweep.
+            if outcome.alerts or outcome.edited_alerts:
+                bot.delivery.notify()
+
+        app.poller.on_outcome = wake_delivery
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+        runner = asyncio.create_task(bot.start(token), name="discord")
+        stopper = asyncio.create_task(stop.wait(), name="stop")
+        ready = asyncio.create_task(bot.wait_until_ready(), name="ready")
+        try:
+            # Poll only once the gateway is up, so the first alerts have somewhere to go.
+            await asyncio.wait({ready, runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if ready.done():
+                app.start_scheduler()
+                await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            stopper.cancel()
+            if app.scheduler is not None:
+                app.scheduler.shutdown(wait=False)
+            await bot.close()
+            await asyncio.gather(runner, return_exceptions=True)
+        if runner.done() and not runner.cancelled() and runner.exception() is not None:
+            raise runner.exception()  # type: ignore[misc]
+        log.info("stopped")

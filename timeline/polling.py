@@ -49,6 +49,7 @@ class FeedOutcome:
     new_entries: int = 0
     new_events: int = 0
     joined_events: int = 0
+    edited_alerts: int = 0
     alerts: list[NewAlert] = field(default_factory=list)
     backfill: bool = False
     next_check_at: datetime | None = None
@@ -177,6 +178,7 @@ class PollStore:
             outcome.new_entries = report.new_entries
             outcome.new_events = len(report.new_events)
             outcome.joined_events = len(report.joined_events)
+            outcome.edited_alerts = report.edited_alerts
             outcome.alerts = report.alerts
             outcome.next_check_at = feed.next_check_at
             session.add(
