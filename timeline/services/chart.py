@@ -1,0 +1,182 @@
+"""What `/chart` and `timeline-bot chart` draw: events per bucket per watch, and the largest.
+
+The counts are made here (the only place with SQL); `timeline.chart.render_chart` draws them.
+An event counts once in every watch that alerted on it; events no watch alerted on (manual
+ones, for instance) count under `NO_WATCH`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..errors import BadQuery
+from ..models import Alert, Entry, Event, Watch
+from ._common import scope
+from .timeline import SEARCH_CAP, _conditions
+
+log = logging.getLogger(__name__)
+
+Bucket = Literal["day", "week"]
+BUCKETS: tuple[Bucket, ...] = ("day", "week")
+NO_WATCH = "no watch"
+MAX_CHART_EVENTS = 20_000
+MAX_LABELS = 5
+# Without `since`, a chart shows this much history: enough to see a trend, few enough buckets.
+DEFAULT_SPAN = {"day": timedelta(days=30), "week": timedelta(weeks=26)}
+
+
+@dataclass(frozen=True, slots=True)
+class ChartLabel:
+    """One of the largest events (most sources), to name on the chart."""
+
+    event_id: int
+    day: date
+    title: str
+    sources: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChartData:
+    """Event counts per watch per bucket (bucket start date -> count), oldest bucket first."""
+
+    bucket: Bucket
+    since: datetime
+    until: datetime
+    series: dict[str, list[tuple[date, int]]]
+    labels: list[ChartLabel] = field(default_factory=list)
+    events: int = 0
+    capped: bool = False  # more events matched than MAX_CHART_EVENTS (or the search cap)
+
+    def title(self, query: str | None = None) -> str:
+        """Return a chart title naming the query and the period."""
+        what = f"Timeline: {query.strip()}" if query and query.strip() else "Timeline"
+        return f"{what} ({self.since:%Y-%m-%d} to {self.until:%Y-%m-%d}, per {self.bucket})"
+
+
+def bucket_start(day: date, bucket: Bucket) -> date:
+    """Return the first day of `day`'s bucket (weeks start on Monday, ISO 8601)."""
+    return day - timedelta(days=day.weekday()) if bucket == "week" else day
+
+
+async def chart_data(
+    session: AsyncSession,
+    guild_id: int,
+    *,
+    query: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    bucket: str = "day",
+    now: datetime | None = None,
+    aliases: Mapping[str, str] | None = None,
+    max_events: int = MAX_CHART_EVENTS,
+    max_labels: int = MAX_LABELS,
+    search_cap: int = SEARCH_CAP,
+) -> ChartData:
+    """Count the guild's events per watch per `bucket` between `since` and `until`.
+
+    `until` defaults to `now`, `since` to 30 days (day buckets) or 26 weeks (week buckets)
+    before it. Only the newest `max_events` events (and, with a query, the events of the newest
+    `search_cap` matching entries) are counted; `capped` says when a limit was reached.
+    """
+    if bucket not in BUCKETS:
+        raise BadQuery(f"unknown bucket {bucket!r}: use day or week")
+    chosen: Bucket = "week" if bucket == "week" else "day"
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    until = until or now
+    since = since or until - DEFAULT_SPAN[chosen]
+    if since > until:
+        raise BadQuery("since must be before until")
+    conds, capped = await _conditions(
+        session,
+        guild_id,
+        query=query,
+        since=since,
+        until=until,
+        watch=None,
+        source=None,
+        aliases=aliases,
+        search_cap=search_cap,
+    )
+    newest = (
+        select(Event.id, Event.occurred_at, Event.title)
+        .where(*conds)
+        .order_by(Event.occurred_at.desc(), Event.id.desc())
+        .limit(max_events + 1)
+        .subquery()
+    )
+    rows = (await session.execute(select(newest))).all()
+    if len(rows) > max_events:
+        capped = True
+        rows = rows[:max_events]
+    if not rows:
+        return ChartData(chosen, since, until, {}, [], 0, capped)
+    keep = {row.id for row in rows}
+    watches: dict[int, set[str]] = {}
+    watch_rows = await session.execute(
+        select(Alert.event_id, Watch.name)
+        .join(Watch, Watch.id == Alert.watch_id)
+        .join(newest, newest.c.id == Alert.event_id)
+        .where(Watch.guild_id.in_(scope(guild_id)))
+    )
+    for event_id, name in watch_rows:
+        if event_id in keep:
+            watches.setdefault(event_id, set()).add(name)
+    sources = dict(
+        (
+            await session.execute(
+                select(Entry.event_id, func.count(Entry.id))
+                .join(newest, newest.c.id == Entry.event_id)
+                .group_by(Entry.event_id)
+            )
+        )
+        .tuples()
+        .all()
+    )
+
+    counts: dict[str, dict[date, int]] = {}
+    for row in rows:
+        day = bucket_start(row.occurred_at.astimezone(UTC).date(), chosen)
+        for name in sorted(watches.get(row.id) or {NO_WATCH}):
+            per = counts.setdefault(name, {})
+            per[day] = per.get(day, 0) + 1
+    series = {name: sorted(per.items()) for name, per in sorted(counts.items())}
+    largest = sorted(
+        rows, key=lambda r: (-int(sources.get(r.id, 0)), -r.occurred_at.timestamp(), -r.id)
+    )
+    labels = [
+        ChartLabel(
+            r.id,
+            bucket_start(r.occurred_at.astimezone(UTC).date(), chosen),
+            r.title,
+            int(sources.get(r.id, 0)),
+        )
+        for r in largest[:max_labels]
+        if sources.get(r.id, 0) > 1
+    ]
+    log.debug(
+        "chart data: %d events in %d series", len(rows), len(series), extra={"guild_id": guild_id}
+    )
+    return ChartData(chosen, since, until, series, labels, len(rows), capped)
+
+
+def render_png(data: ChartData, title: str = "") -> bytes:
+    """Draw `data` as a PNG (CPU-bound: run it in a worker thread from async code)."""
+    from ..chart import render_chart
+
+    try:
+        return render_chart(
+            data.series,
+            bucket=data.bucket,
+            labels=[(label.day, label.title) for label in data.labels],
+            title=title,
+        )
+    except ValueError as exc:
+        # Too many buckets for one picture: the message says what to change.
+        raise BadQuery(str(exc)) from None
