@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from cli.demo import run_demo
 
+from cli.demo import run_demo
 from cli.main import main
 
 from ..helpers import FeedServer, rss
