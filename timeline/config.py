@@ -50,6 +50,7 @@ class PollingSettings:
     alert_on_first_poll: bool = False
     allow_private: tuple[str, ...] = ()
     tick_seconds: float = 30.0
+    lease_seconds: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,12 @@ class AlertSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    host: str = "127.0.0.1"
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: str = "<defaults>"
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -108,6 +115,7 @@ class Settings:
     aliases: dict[str, str] = field(default_factory=dict)
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
 
 def redact_url(url: str) -> str:
@@ -251,6 +259,7 @@ def _polling(path: str, data: Mapping[str, Any]) -> PollingSettings:
         alert_on_first_poll=r.boolean("alert_on_first_poll", d.alert_on_first_poll),
         allow_private=r.strings("allow_private"),
         tick_seconds=r.number("tick_seconds", d.tick_seconds, minimum=0.05, maximum=3600),
+        lease_seconds=r.number("lease_seconds", d.lease_seconds, minimum=0.5, maximum=86_400),
     )
     r.finish()
     if not settings.user_agent.strip():
@@ -402,7 +411,29 @@ def _alerts(path: str, data: Mapping[str, Any]) -> AlertSettings:
     return settings
 
 
-TOP_LEVEL = {"database", "polling", "feeds", "watches", "aliases", "discord", "alerts"}
+def _metrics(path: str, data: Mapping[str, Any]) -> MetricsSettings:
+    r = _Reader(path, "metrics", _table(path, data, "metrics"))
+    d = MetricsSettings()
+    settings = MetricsSettings(
+        host=r.string("host", d.host).strip(),
+        port=r.integer("port", None, minimum=0, maximum=65535),
+    )
+    r.finish()
+    if not settings.host:
+        raise r.fail("host", "must be an address to listen on, such as 127.0.0.1")
+    return settings
+
+
+TOP_LEVEL = {
+    "database",
+    "polling",
+    "feeds",
+    "watches",
+    "aliases",
+    "discord",
+    "alerts",
+    "metrics",
+}
 
 
 def parse_settings(data: Mapping[str, Any], path: str = "<config>") -> Settings:
@@ -429,6 +460,7 @@ def parse_settings(data: Mapping[str, Any], path: str = "<config>") -> Settings:
         aliases=_aliases(path, data),
         discord=_discord(path, data),
         alerts=_alerts(path, data),
+        metrics=_metrics(path, data),
     )
 
 

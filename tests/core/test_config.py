@@ -13,6 +13,7 @@ from timeline.config import (
     DatabaseSettings,
     DiscordSettings,
     FeedConfig,
+    MetricsSettings,
     PollingSettings,
     WatchConfig,
     load_settings,
@@ -47,7 +48,15 @@ def test_every_example_key_is_commented() -> None:
 
 @pytest.mark.parametrize(
     "cls",
-    [DatabaseSettings, PollingSettings, FeedConfig, WatchConfig, DiscordSettings, AlertSettings],
+    [
+        DatabaseSettings,
+        PollingSettings,
+        FeedConfig,
+        WatchConfig,
+        DiscordSettings,
+        AlertSettings,
+        MetricsSettings,
+    ],
 )
 def test_example_documents_every_setting(cls: type) -> None:
     text = (ROOT / "config.example.toml").read_text()
@@ -78,6 +87,8 @@ def test_example_documents_every_setting(cls: type) -> None:
         ("[polling]\nallow_private = ['not a host!']", "polling.allow_private", "CIDR"),
         ("[alerts.digest_cron]\n'12' = 'daily'", "alerts.digest_cron.12", "cron"),
         ("[surprise]\nx = 1", "surprise", "allowed"),
+        ("[metrics]\nport = 70000", "metrics.port", "at most 65535"),
+        ("[polling]\nlease_seconds = 0", "polling.lease_seconds", "between"),
     ],
 )
 def test_bad_value_names_key_and_allowed(toml: str, key: str, allowed: str, tmp_path: Path) -> None:
