@@ -113,7 +113,8 @@ class Poller:
                 error_kind="internal",
             )
         if result.outcome == "error":
-            log.warning("feed %r (%s) failed: %s", feed.name, feed.state.url, result.error)
+            # The fetcher has logged the one WARNING line (with the URL); this adds the name.
+            log.debug("feed %r (%s) failed: %s", feed.name, feed.state.url, result.error)
         try:
             return await self.store.record(feed, result, now)
         except Exception:
