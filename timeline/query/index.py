@@ -22,10 +22,11 @@ class WatchIndex:
 
     def __init__(self, watches: Iterable[tuple[int, Query]]) -> None:
         self._watches: list[tuple[int, Query]] = []
-        self._by_key: dict[str, list[int]] = {}
+        # Anchors by kind: a stem in title/summary, a stem of the source, a 3-letter prefix.
+        self._by_stem: dict[str, list[int]] = {}
+        self._by_source: dict[str, list[int]] = {}
+        self._by_prefix: dict[str, list[int]] = {}
         self._always: list[int] = []
-        self._source_keys = False
-        self._prefix_keys = False
         for watch_id, query in watches:
             slot = len(self._watches)
             self._watches.append((watch_id, query))
@@ -34,33 +35,33 @@ class WatchIndex:
                 self._always.append(slot)
                 continue
             for key in keys:
-                self._by_key.setdefault(key, []).append(slot)
                 if key.startswith("\x01"):
-                    self._source_keys = True
+                    self._by_source.setdefault(key[1:], []).append(slot)
                 elif key.startswith("\x02"):
-                    self._prefix_keys = True
-        self._keys = frozenset(self._by_key)
+                    self._by_prefix.setdefault(key[1:], []).append(slot)
+                else:
+                    self._by_stem.setdefault(key, []).append(slot)
+        self._stems = frozenset(self._by_stem)
+        self._sources = frozenset(self._by_source)
+        self._prefixes = frozenset(self._by_prefix)
 
     def __len__(self) -> int:
         return len(self._watches)
 
     def candidates(self, doc: Document) -> list[int]:
         """Return the slots of the watches worth evaluating on `doc`, in insertion order."""
-        by_key = self._by_key
         slots: set[int] = set(self._always)
-        for key in self._keys.intersection(doc.any_stems):
-            slots.update(by_key[key])
-        if self._source_keys:
-            for s in doc.source_stems:
-                slots.update(by_key.get("\x01" + s, ()))
-        if self._prefix_keys:
-            seen: set[str] = set()
-            for seg in (doc.title, doc.summary):
-                for w in seg.words:
-                    if len(w) >= 3:
-                        seen.add("\x02" + w[:3])
-            for key in self._keys.intersection(seen):
-                slots.update(by_key[key])
+        by_stem = self._by_stem
+        for key in self._stems.intersection(doc.any_stems):
+            slots.update(by_stem[key])
+        if self._sources:
+            for key in self._sources.intersection(doc.source_stems):
+                slots.update(self._by_source[key])
+        if self._prefixes:
+            seen = {w[:3] for w in doc.title.words}
+            seen.update([w[:3] for w in doc.summary.words])
+            for key in self._prefixes.intersection(seen):
+                slots.update(self._by_prefix[key])
         return sorted(slots)
 
     def match(self, doc: Document) -> list[tuple[int, MatchResult]]:
