@@ -1,0 +1,273 @@
+"""/feed add|remove|list|status|import|export: the news feeds a server follows."""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import datetime
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.utils import format_dt
+
+from discordbot.autocomplete import feed_names
+from discordbot.bot import TimelineBot
+from feeds.fetch import Fetcher, FetchSettings
+from feeds.types import FetchState
+from timeline.errors import BadQuery
+from timeline.services import feeds as feed_svc
+from timeline.services._common import MAX_URL, check_url
+from timeline.services.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedProbe, FeedStatus, FeedView
+from timeline.services.opml import export_opml, import_opml
+
+from ._admin import AdminGroupCog, actor, embed, guild_of, lines_within, send, show
+from ._admin import show_feed_text as feed_text
+
+log = logging.getLogger(__name__)
+
+# An OPML file of a few thousand feeds is well under this; refuse bigger uploads unread.
+MAX_OPML_UPLOAD = 1024 * 1024
+REPORT_LINES = 10
+
+
+def fetch_settings(bot: TimelineBot) -> FetchSettings:
+    """Build the fetch limits from the bot's polling settings."""
+    polling = bot.settings.polling
+    return FetchSettings(
+        timeout_seconds=polling.timeout_seconds,
+        max_body_bytes=polling.max_body_bytes,
+        user_agent=polling.user_agent,
+        per_host_concurrency=polling.per_host_concurrency,
+        max_redirects=polling.max_redirects,
+        allow_private=polling.allow_private,
+    )
+
+
+async def probe(fetcher: Fetcher, url: str) -> FeedProbe:
+    """Fetch `url` once and describe what came back: title and entries, or the reason."""
+    result = await fetcher.fetch(FetchState(url=url))
+    if result.outcome == "error":
+        return FeedProbe(None, 0, error=result.error or "the fetch failed")
+    return FeedProbe(result.feed_title, len(result.items), final_url=result.permanent_url)
+
+
+def _when(value: datetime | None) -> str:
+    return f"{format_dt(value, 'f')} ({format_dt(value, 'R')})" if value else "never"
+
+
+def _feed_line(feed: FeedView) -> str:
+    extra = []
+    if feed.interval_seconds:
+        extra.append(f"every {feed.interval_seconds // 60} min")
+    if feed.status != "ok":
+        extra.append(f"**{show(feed.status, 30)}**")
+    if not feed.enabled:
+        extra.append("disabled")
+    if feed.origin == "config":
+        extra.append("config file")
+    suffix = f" · {' · '.join(extra)}" if extra else ""
+    return f"**{show(feed.name, 100)}** · <{show(feed.url, 300)}>{suffix}"
+
+
+def _status_line(st: FeedStatus) -> str:
+    last_ok = format_dt(st.last_success_at, "R") if st.last_success_at else "never"
+    error = f" · {st.error_count} errors: {show(st.last_error, 150)}" if st.last_error else ""
+    return (
+        f"**{show(st.name, 100)}** · {show(st.status, 30)} · {st.entry_count} entries · "
+        f"last ok {last_ok}{error}"
+    )
+
+
+def _status_embed(st: FeedStatus) -> discord.Embed:
+    reply = embed(f"Feed {st.name}", f"<{show(st.url, 1000)}>")
+    reply.add_field(name="Status", value=show(st.status, 100) or "?", inline=True)
+    reply.add_field(name="Stored entries", value=str(st.entry_count), inline=True)
+    reply.add_field(name="Errors in a row", value=str(st.error_count), inline=True)
+    reply.add_field(name="Last success", value=_when(st.last_success_at), inline=True)
+    reply.add_field(name="Last check", value=_when(st.last_checked_at), inline=True)
+    nxt = _when(st.next_check_at) if st.enabled else "disabled"
+    reply.add_field(name="Next check", value=nxt, inline=True)
+    if st.last_error:
+        reply.add_field(name="Last error", value=show(st.last_error, 1000), inline=False)
+    return reply
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the news feeds"):
+    """Admin commands for feeds; fetches with the bot's shared `Fetcher`."""
+
+    def __init__(self, bot: TimelineBot) -> None:
+        super().__init__(bot)
+        self._own_fetcher: Fetcher | None = None
+
+    async def cog_load(self) -> None:
+        """Share the bot's fetcher, or open one for this cog."""
+        if getattr(self.bot, "fetcher", None) is None:
+            fetcher = Fetcher(fetch_settings(self.bot))
+            await fetcher.open()
+            self._own_fetcher = fetcher
+            self.bot.fetcher = fetcher  # type: ignore[attr-defined]
+
+    async def cog_unload(self) -> None:
+        """Close the fetcher this cog opened."""
+        fetcher, self._own_fetcher = self._own_fetcher, None
+        if fetcher is not None:
+            if getattr(self.bot, "fetcher", None) is fetcher:
+                self.bot.fetcher = None  # type: ignore[attr-defined]
+            await fetcher.close()
+
+    @property
+    def fetcher(self) -> Fetcher:
+        """The fetcher to probe new feeds with."""
+        fetcher: Fetcher = self.bot.fetcher  # type: ignore[attr-defined]
+        return fetcher
+
+    @app_commands.command(name="add", description="Fetch a feed once to check it, then follow it")
+    @app_commands.describe(
+        url="The feed's address (RSS or Atom), http:// or https://",
+        name="A display name (default: the feed's title)",
+        interval="Seconds between polls (default: the configured interval)",
+    )
+    async def add(
+        self,
+        interaction: discord.Interaction[Any],
+        url: app_commands.Range[str, 1, MAX_URL],
+        name: app_commands.Range[str, 1, 100] | None = None,
+        interval: app_commands.Range[int, MIN_INTERVAL, MAX_INTERVAL] | None = None,
+    ) -> None:
+        """Follow a feed that answered with a title and entries; say why not otherwise."""
+        guild_id = guild_of(interaction)
+        clean = check_url(url, "feed URL")
+        polling = self.bot.settings.polling
+        bounds = (polling.min_interval_seconds, polling.max_interval_seconds)
+        feed_svc.check_interval(interval, *bounds)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await probe(self.fetcher, clean)
+        async with self.bot.db.session() as session:
+            view = await feed_svc.add_feed(
+                session,
+                guild_id,
+                result.final_url or clean,
+                name,
+                interval,
+                actor(interaction),
+                result,
+                interval_bounds=bounds,
+            )
+        title = feed_text(result.title, 200) or "untitled"
+        entries = "entry" if result.entry_count == 1 else "entries"
+        moved = f"\nIt moved permanently to <{show(view.url, 500)}>." if result.final_url else ""
+        await send(
+            interaction,
+            f"Following **{show(view.name, 100)}**: {title}, {result.entry_count} {entries} "
+            f"right now. New stories alert the watches from the next poll on.{moved}",
+        )
+
+    @app_commands.command(name="remove", description="Stop following a feed")
+    @app_commands.describe(name="The feed's name or URL")
+    @app_commands.autocomplete(name=feed_names)
+    async def remove(
+        self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, MAX_URL]
+    ) -> None:
+        """Stop following a feed; its stories leave the timeline unless another outlet had them."""
+        guild_id = guild_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        async with self.bot.db.session() as session:
+            view = await feed_svc.remove_feed(session, guild_id, name, actor(interaction))
+        await send(
+            interaction,
+            f"Stopped following **{show(view.name, 100)}**; its stories left the timeline.",
+        )
+
+    @app_commands.command(name="list", description="List the feeds this server follows")
+    async def list_(self, interaction: discord.Interaction[Any]) -> None:
+        """Show every feed the server sees."""
+        async with self.bot.db.session() as session:
+            feeds = await feed_svc.list_feeds(session, guild_of(interaction))
+        if not feeds:
+            await send(interaction, "No feeds yet: add one with `/feed add`.")
+            return
+        body = lines_within([_feed_line(f) for f in feeds], more=" (see /feed export)")
+        await send(interaction, embed=embed(f"Feeds ({len(feeds)})", body))
+
+    @app_commands.command(name="status", description="Polling health of one feed or of all")
+    @app_commands.describe(name="The feed's name or URL (default: all feeds)")
+    @app_commands.autocomplete(name=feed_names)
+    async def status(
+        self,
+        interaction: discord.Interaction[Any],
+        name: app_commands.Range[str, 1, MAX_URL] | None = None,
+    ) -> None:
+        """Show when feeds were last fetched, what failed and when they are next due."""
+        guild_id = guild_of(interaction)
+        async with self.bot.db.session() as session:
+            if name is not None:
+                one = await feed_svc.feed_status(session, guild_id, name)
+                await send(interaction, embed=_status_embed(one))
+                return
+            statuses = await feed_svc.feed_statuses(session, guild_id)
+        if not statuses:
+            await send(interaction, "No feeds yet: add one with `/feed add`.")
+            return
+        failing = [s for s in statuses if s.status != "ok"]
+        ordered = failing + [s for s in statuses if s.status == "ok"]
+        title = f"{len(statuses)} feeds, {len(failing)} not ok"
+        await send(
+            interaction, embed=embed(title, lines_within([_status_line(s) for s in ordered]))
+        )
+
+    @app_commands.command(name="import", description="Follow every feed of an OPML file")
+    @app_commands.describe(file="An OPML file exported from a feed reader (at most 1 MB)")
+    async def import_(
+        self, interaction: discord.Interaction[Any], file: discord.Attachment
+    ) -> None:
+        """Add the feeds of an uploaded OPML file that the server does not follow yet."""
+        guild_id = guild_of(interaction)
+        # Check the size Discord reports before downloading a byte of it.
+        if file.size > MAX_OPML_UPLOAD:
+            raise BadQuery(
+                f"{show(file.filename, 100)} is too large ({file.size} bytes, "
+                f"at most {MAX_OPML_UPLOAD})"
+            )
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            data = await file.read()
+        except discord.HTTPException as exc:
+            raise BadQuery(f"could not download the file from Discord ({exc.status})") from None
+        if len(data) > MAX_OPML_UPLOAD:
+            raise BadQuery(f"the file is too large ({len(data)} bytes, at most {MAX_OPML_UPLOAD})")
+        async with self.bot.db.session() as session:
+            report = await import_opml(session, guild_id, data, actor(interaction))
+        summary = (
+            f"Imported {show(file.filename, 100)}: {len(report.added)} added, "
+            f"{len(report.skipped)} skipped, {len(report.errors)} refused."
+        )
+        lines = [f"added {show(n, 100)}" for n in report.added]
+        lines += [f"skipped {show(s, 200)}" for s in report.skipped]
+        lines += [f"refused {show(e, 300)}" for e in report.errors]
+        reply = embed(summary, lines_within(lines[:200], 3000) if lines else None)
+        if report.added:
+            reply.set_footer(
+                text="The new feeds are fetched on the next poll; no alerts for their backlog."
+            )
+        await send(interaction, embed=reply)
+
+    @app_commands.command(name="export", description="Download the feeds as an OPML file")
+    async def export(self, interaction: discord.Interaction[Any]) -> None:
+        """Send the server's feeds as OPML, the format every feed reader imports."""
+        guild_id = guild_of(interaction)
+        async with self.bot.db.session() as session:
+            data = await export_opml(session, guild_id)
+            count = len(await feed_svc.list_feeds(session, guild_id))
+        await send(
+            interaction,
+            f"{count} feeds as OPML.",
+            file=discord.File(io.BytesIO(data), filename="timeline-feeds.opml"),
+        )
+
+
+async def setup(bot: TimelineBot) -> None:
+    """Add the /feed commands."""
+    await bot.add_cog(FeedCog(bot))
