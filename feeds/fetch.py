@@ -11,9 +11,12 @@ import asyncio
 import email.utils
 import hashlib
 import logging
+import multiprocessing
 import time
 import zlib
 from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -63,6 +66,8 @@ class FetchSettings:
     per_host_concurrency: int = 2
     max_redirects: int = 5
     allow_private: tuple[str, ...] = ()
+    # Parse in this many worker processes (feedparser is CPU-bound); 0 parses in a thread.
+    parse_workers: int = 0
 
 
 class FetchFailed(Exception):
@@ -144,6 +149,16 @@ class _BodyDecoder:
             raise FetchFailed("too_large", f"response body is larger than {self._limit} bytes")
 
 
+def _parse_job(
+    body: bytes, headers: dict[str, str], url: str, now: datetime
+) -> ParsedFeed | tuple[str, str]:
+    """Parse in a worker process; a parse error comes back as (kind, message), picklable."""
+    try:
+        return parse_feed(body, headers, url, now)
+    except FeedParseError as exc:
+        return (exc.kind, str(exc))
+
+
 def _header_safe(value: str | None) -> TypeGuard[str]:
     """Whether a remembered validator can be sent back (no CR/LF or control chars, sane length)."""
     return bool(value) and len(value or "") <= 1024 and (value or "").isprintable()
@@ -175,6 +190,7 @@ class Fetcher:
         self.policy = AddressPolicy(self.settings.allow_private)
         self._session: aiohttp.ClientSession | None = None
         self._host_limits: dict[str, asyncio.Semaphore] = {}
+        self._pool: ProcessPoolExecutor | None = None
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -206,12 +222,25 @@ class Fetcher:
             headers={"User-Agent": self.settings.user_agent},
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        if self.settings.parse_workers > 0:
+            self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # "spawn": forking a process that runs an event loop and threads is unsafe.
+        return ProcessPoolExecutor(
+            self.settings.parse_workers, mp_context=multiprocessing.get_context("spawn")
+        )
 
     async def close(self) -> None:
-        """Close the shared session and its connections."""
+        """Close the shared session and its connections, and stop the parse workers."""
         session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        pool, self._pool = self._pool, None
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            if pool is not None:
+                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     async def fetch(self, state: FetchState) -> FetchResult:
         """Fetch and parse the feed at `state.url`; never raises for network/HTTP/parse problems."""
@@ -291,17 +320,35 @@ class Fetcher:
             return result
         headers = dict(body.headers.items())
         now = datetime.now(UTC)
-        try:
-            # feedparser is CPU-bound: keep the event loop (and Discord heartbeats) responsive.
-            parsed: ParsedFeed = await asyncio.to_thread(
-                parse_feed, body.data, headers, final_url, now
-            )
-        except FeedParseError as exc:
-            raise FetchFailed(exc.kind, str(exc), status=body.status) from None
+        parsed = await self._parse(body.data, headers, final_url, now)
+        if isinstance(parsed, tuple):
+            kind, message = parsed
+            raise FetchFailed(kind, message, status=body.status)
         result.state = new_state
         result.items = parsed.items
         result.feed_title = parsed.title
         return result
+
+    async def _parse(
+        self, data: bytes, headers: dict[str, str], url: str, now: datetime
+    ) -> ParsedFeed | tuple[str, str]:
+        """Parse off the event loop: in a worker process if configured, else in a thread."""
+        # feedparser is CPU-bound: keep the event loop (and Discord heartbeats) responsive.
+        pool = self._pool
+        if pool is not None:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    pool, _parse_job, data, headers, url, now
+                )
+            except BrokenProcessPool:
+                # A worker died (OOM killer, a crash in a C extension). Do not retry this body
+                # in this process: it may be what killed the worker. Fresh pool for the next.
+                log.error("feed parse worker died; restarting the pool (url=%s)", url)
+                if self._pool is pool:
+                    self._pool = self._new_pool()
+                    await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+                return ("internal", "the feed parser process died while parsing this feed")
+        return await asyncio.to_thread(_parse_job, data, headers, url, now)
 
     def _host_limit(self, host: str) -> asyncio.Semaphore:
         sem = self._host_limits.get(host)
