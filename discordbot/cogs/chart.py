@@ -1,0 +1,106 @@
+"""`/chart [query] [since] [until] [bucket]`: events per watch over time, as a PNG."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from discordbot.cogs.timeline import check_query
+from discordbot.render import cut, escape, no_pings
+from discordbot.views import blank, guild_of, time_range
+from timeline.chart import MAX_BUCKETS
+from timeline.errors import TimelineError
+from timeline.services.chart import ChartData, chart_data, render_png
+
+if TYPE_CHECKING:
+    from discordbot.bot import TimelineBot
+
+log = logging.getLogger(__name__)
+
+
+def check_span(since: datetime | None, until: datetime, bucket: str) -> None:
+    """Refuse a period with more buckets than one picture can show."""
+    if since is None:
+        return
+    step = timedelta(weeks=1) if bucket == "week" else timedelta(days=1)
+    if (until - since) / step > MAX_BUCKETS:
+        hint = " use bucket:week or" if bucket == "day" else ""
+        raise TimelineError(
+            f"That period has more than {MAX_BUCKETS} {bucket}s to draw:{hint} choose a later since."
+        )
+
+
+def caption(data: ChartData, query: str | None) -> str:
+    """Describe the chart in one line under the picture."""
+    what = f" matching {escape(' '.join(query.split()))}" if query else ""
+    capped = " (only the newest were counted)" if data.capped else ""
+    return cut(
+        f"{data.events} events{what}{capped}, per {data.bucket}, "
+        f"{data.since:%Y-%m-%d} to {data.until:%Y-%m-%d} (UTC).",
+        2000,
+    )
+
+
+class ChartCog(commands.Cog, name="Chart"):
+    """Draw the timeline."""
+
+    def __init__(self, bot: TimelineBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="chart", description="Events per watch over time, as a picture")
+    @app_commands.describe(
+        query="Only events whose stories match this query",
+        since="Oldest event time: 2025-07-09, 30d, 24h (default: 30 days, or 26 weeks by week)",
+        until="Newest event time (a date includes that whole day; default: now)",
+        bucket="Count per day or per week",
+    )
+    @app_commands.guild_only()
+    async def chart(
+        self,
+        interaction: discord.Interaction[Any],
+        query: app_commands.Range[str, 1, 1000] | None = None,
+        since: app_commands.Range[str, 1, 64] | None = None,
+        until: app_commands.Range[str, 1, 64] | None = None,
+        bucket: Literal["day", "week"] = "day",
+    ) -> None:
+        """Post a PNG chart of events per watch per day or week."""
+        guild_id = guild_of(interaction)
+        now = datetime.now(UTC)
+        start, end = time_range(since, until, now)
+        check_span(start, end or now, bucket)
+        query = blank(query)
+        aliases = None
+        if query:
+            async with self.bot.db.session() as session:
+                aliases = await check_query(session, guild_id, query)
+        await interaction.response.defer(thinking=True)
+        async with self.bot.db.session() as session:
+            data = await chart_data(
+                session,
+                guild_id,
+                query=query,
+                since=start,
+                until=end,
+                bucket=bucket,
+                now=now,
+                aliases=aliases,
+            )
+        # Matplotlib is CPU-bound: draw in a worker thread so the gateway keeps its heartbeat.
+        png = await asyncio.to_thread(render_png, data, data.title(query))
+        await interaction.followup.send(
+            caption(data, query),
+            file=discord.File(io.BytesIO(png), filename="timeline-chart.png"),
+            allowed_mentions=no_pings(),
+        )
+
+
+async def setup(bot: TimelineBot) -> None:
+    """Load the chart command."""
+    await bot.add_cog(ChartCog(bot))
