@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,6 +200,7 @@ async def ingest(
     if not fresh:
         return report
 
+    await _lock_links(session, [item.link for item in fresh.values() if item.link])
     insert = _insert(session)
     rows = [
         {
@@ -295,6 +296,22 @@ async def ingest(
         )
         report.edited_alerts = result.rowcount or 0  # type: ignore[attr-defined]
     return report
+
+
+async def _lock_links(session: AsyncSession, links: list[str]) -> None:
+    """On PostgreSQL, serialise ingests that carry the same story link until they commit.
+
+    Two pollers storing the same link at once would each miss the other's uncommitted event
+    and create two. A transaction-scoped advisory lock per link makes the second wait; under
+    READ COMMITTED its link look-up then sees the first one's event and joins it. Locks are
+    taken in sorted order so two ingests never wait on each other in a circle.
+    """
+    if not links or session.bind is None or session.bind.dialect.name != "postgresql":
+        return
+    from .notify import lock_key
+
+    for key in sorted({lock_key("link:" + link) for link in links}):
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
 async def _find_event(

@@ -16,15 +16,15 @@ from sqlalchemy import or_, select, update
 
 from feeds.types import FetchResult, FetchState
 
+from . import metrics
 from .clustering import EventIndex
 from .config import PollingSettings
 from .db import Database
 from .ingest import IngestReport, NewAlert, WatchSet, ingest, load_recent_sources, load_watch_set
 from .models import Feed, FetchLog, utcnow
+from .notify import announce_outbox
 
 log = logging.getLogger(__name__)
-
-LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +68,23 @@ class PollStore:
         self.events: dict[int, EventIndex] = {}
         self._events_seen: datetime | None = None
         self._own_entries: set[int] = set()
+        # Feeds claimed and not yet recorded: the leases `renew_leases` keeps alive.
+        self.held: set[int] = set()
         # SQLite has one writer at a time; queueing here is cheaper than busy-waiting there.
         self._write_lock = asyncio.Lock() if db.dialect == "sqlite" else None
 
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds a feed unless renewed."""
+        return timedelta(seconds=self.settings.lease_seconds)
+
     async def claim_due(self, now: datetime | None = None, limit: int = 1000) -> list[DueFeed]:
-        """Lease up to `limit` due feeds to this owner, oldest due first."""
+        """Lease up to `limit` due feeds to this owner, oldest due first.
+
+        On PostgreSQL the candidate rows are locked with SKIP LOCKED, so pollers claiming at the
+        same moment take disjoint sets; under READ COMMITTED a row another poller leased and
+        committed meanwhile is re-checked against the WHERE clause and left out.
+        """
         now = now or utcnow()
         async with self._writing(), self.db.session() as session:
             query = (
@@ -94,8 +106,10 @@ class PollStore:
             await session.execute(
                 update(Feed)
                 .where(Feed.id.in_([f.id for f in feeds]))
-                .values(lease_owner=self.owner, lease_until=now + LEASE)
+                .values(lease_owner=self.owner, lease_until=now + self.lease)
             )
+            self.held.update(f.id for f in feeds)
+            metrics.FEEDS_CLAIMED.inc(len(feeds))
             return [
                 DueFeed(
                     f.id,
@@ -104,6 +118,39 @@ class PollStore:
                 )
                 for f in feeds
             ]
+
+    async def renew_leases(self, now: datetime | None = None) -> int:
+        """Extend the leases of the feeds this owner claimed and has not recorded yet.
+
+        A round longer than the lease (a big batch behind a small concurrency) would otherwise
+        hand its queued feeds to another poller while they still wait here. A dead process
+        renews nothing, so its feeds come free when the lease runs out.
+        """
+        held = list(self.held)
+        if not held:
+            return 0
+        now = now or utcnow()
+        async with self._writing(), self.db.session() as session:
+            result = await session.execute(
+                update(Feed)
+                .where(Feed.id.in_(held), Feed.lease_owner == self.owner)
+                .values(lease_until=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def release(self, feed_ids: list[int]) -> None:
+        """Hand back this owner's leases of `feed_ids` without recording a fetch."""
+        self.held.difference_update(feed_ids)
+        if not feed_ids:
+            return
+        async with self._writing(), self.db.session() as session:
+            await session.execute(
+                update(Feed)
+                .where(Feed.id.in_(feed_ids), Feed.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
 
     async def make_all_due(self, now: datetime | None = None) -> None:
         """Mark every enabled feed due now (`poll --once --all`)."""
@@ -137,10 +184,23 @@ class PollStore:
         if self.watches is None:
             await self.begin_round()
         try:
-            return await self._record(due, result, now)
+            outcome = await self._record(due, result, now)
         except BaseException:
             self._drop_event_indexes()
+            # Not recorded: give the feed back so it is retried, instead of renewing its lease
+            # forever or leaving it until the lease runs out.
+            try:
+                await self.release([due.id])
+            except Exception:
+                log.exception("could not release the lease of feed %r", due.name)
             raise
+        self.held.discard(due.id)
+        metrics.POLLS.labels(outcome.outcome).inc()
+        if outcome.error_kind or outcome.outcome == "error":
+            metrics.FETCH_FAILURES.labels(outcome.error_kind or "unknown").inc()
+        metrics.ITEMS_INGESTED.inc(outcome.new_entries)
+        metrics.ALERTS_CREATED.inc(len(outcome.alerts))
+        return outcome
 
     async def _record(self, due: DueFeed, result: FetchResult, now: datetime) -> FeedOutcome:
         assert self.watches is not None
@@ -151,8 +211,10 @@ class PollStore:
             outcome = FeedOutcome(feed.id, feed.name, feed.url, result.outcome)
             report = IngestReport()
             feed.last_checked_at = now
-            feed.lease_owner = None
-            feed.lease_until = None
+            if feed.lease_owner in (self.owner, None):
+                # Another poller may hold it if ours ran out while we were stuck: leave theirs.
+                feed.lease_owner = None
+                feed.lease_until = None
             if result.outcome == "error":
                 self._record_error(feed, result, now)
                 outcome.error = result.error
@@ -175,6 +237,9 @@ class PollStore:
                         feed.title = result.feed_title[:500]
                 outcome.backfill = not alert
                 self._record_success(session, feed, result, now)
+            if report.alerts or report.edited_alerts:
+                # Delivered on commit: the Discord process wakes up for rows it can see.
+                await announce_outbox(session)
             outcome.new_entries = report.new_entries
             outcome.new_events = len(report.new_events)
             outcome.joined_events = len(report.joined_events)
