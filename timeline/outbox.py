@@ -26,6 +26,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from . import metrics
 from .db import Database
 from .models import Alert, Entry, Event, Feed, Watch, utcnow
 
@@ -284,21 +285,25 @@ async def mark_sent(
     so the message gets edited, whatever ingest did meanwhile.
     """
     # `dirty` is never cleared here: an edit requested during the send must still happen.
+    sent_at = now or utcnow()
     async with db.session() as session:
-        await session.execute(
-            update(Alert)
-            .where(Alert.id.in_(list(alert_ids)))
-            .values(
-                status=SENT,
-                message_id=message_id,
-                sent_at=now or utcnow(),
-                claimed_by=None,
-                claimed_until=None,
-                next_attempt_at=None,
-                last_error=None,
+        created = (
+            await session.scalars(
+                update(Alert)
+                .where(Alert.id.in_(list(alert_ids)))
+                .values(
+                    status=SENT,
+                    message_id=message_id,
+                    sent_at=sent_at,
+                    claimed_by=None,
+                    claimed_until=None,
+                    next_attempt_at=None,
+                    last_error=None,
+                )
+                .returning(Alert.created_at)
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        )
+        ).all()
         for alert_id, shown in (rendered_sources or {}).items():
             current = (
                 select(func.count(Entry.id))
@@ -311,6 +316,8 @@ async def mark_sent(
                 .values(dirty=True)
                 .execution_options(synchronize_session=False)
             )
+    metrics.ALERTS_DELIVERED.inc(len(created))
+    metrics.observe_latencies(created, sent_at)
 
 
 async def mark_retry(
@@ -332,6 +339,7 @@ async def mark_retry(
             )
             .execution_options(synchronize_session=False)
         )
+    metrics.ALERTS_RETRIED.inc(len(ids))
 
 
 async def mark_failed(db: Database, alert_ids: int | Sequence[int], reason: str) -> None:
@@ -350,6 +358,7 @@ async def mark_failed(db: Database, alert_ids: int | Sequence[int], reason: str)
             )
             .execution_options(synchronize_session=False)
         )
+    metrics.ALERTS_FAILED.inc(len(ids))
 
 
 def _edit_claimable(now: datetime) -> ColumnElement[bool]:
