@@ -72,7 +72,7 @@ class TimelineBot(commands.Bot):
         # Slash commands need no message content; guilds are needed for channels and roles.
         intents.message_content = False
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
-        if settings.discord.shard_count is not None:
+        if settings.discord.shard_count is not None and isinstance(self, commands.AutoShardedBot):
             options.setdefault("shard_count", settings.discord.shard_count)
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, **options)
         self.settings = settings
@@ -151,3 +151,18 @@ class TimelineBot(commands.Bot):
             self.scheduler.shutdown(wait=False)
             self.scheduler = None
         await super().close()
+
+
+class ShardedTimelineBot(TimelineBot, commands.AutoShardedBot):
+    """The Timeline Bot over `discord.shard_count` gateway shards in one process.
+
+    The MRO puts `AutoShardedClient` before `Client`, so the shard manager runs the
+    connections while everything else is the plain TimelineBot.
+    """
+
+
+def make_bot(settings: Settings, db: Database, **options: Any) -> TimelineBot:
+    """Build the bot: an AutoShardedBot when `discord.shard_count` is configured."""
+    if settings.discord.shard_count is not None:
+        return ShardedTimelineBot(settings, db, **options)
+    return TimelineBot(settings, db, **options)
