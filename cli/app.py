@@ -15,6 +15,7 @@ from feeds.poller import Poller, RoundReport
 from timeline.config import PollingSettings, Settings
 from timeline.db import Database
 from timeline.migrate import upgrade_async
+from timeline.notify import startup_lock
 from timeline.polling import PollStore
 from timeline.services.config_io import sync_config
 
@@ -58,26 +59,52 @@ class App:
 
     async def prepare(self, *, migrate: bool = True) -> None:
         """Bring the schema to head and sync the config file's feeds, watches and aliases."""
-        if migrate:
-            await upgrade_async(self.settings.database.url)
-        async with self.db.session() as session:
-            await sync_config(session, self.settings)
+        await prepare_database(self.settings, self.db, migrate=migrate)
 
     async def poll_once(self, now: datetime | None = None) -> RoundReport:
         """Run one polling round now."""
         return await self.poller.run_round(now)
 
+    async def poll_due(self) -> int:
+        """Run rounds until one claims less than a full batch; return the feeds polled.
+
+        With a batch smaller than the due set (several pollers share the work), one tick keeps
+        claiming until this poller finds nothing left, instead of a batch per tick.
+        """
+        total = 0
+        while True:
+            report = await self.poller.run_round()
+            total += len(report.outcomes)
+            if len(report.outcomes) < self.poller.batch:
+                return total
+
+    async def renew_leases(self) -> None:
+        """Keep the leases of the feeds this process still has to record."""
+        try:
+            await self.store.renew_leases()
+        except Exception:
+            # The next beat retries; at worst another poller polls the feed once more.
+            log.exception("could not renew feed leases")
+
     def start_scheduler(self) -> AsyncIOScheduler:
-        """Start the one job that ticks and polls whatever is due."""
+        """Start the job that ticks and polls whatever is due, and the lease heartbeat."""
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_job(
-            self.poller.run_round,
+            self.poll_due,
             "interval",
             seconds=self.settings.polling.tick_seconds,
             id="poll",
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now().astimezone(),
+        )
+        scheduler.add_job(
+            self.renew_leases,
+            "interval",
+            seconds=max(self.settings.polling.lease_seconds / 3, 0.1),
+            id="lease-heartbeat",
+            max_instances=1,
+            coalesce=True,
         )
         scheduler.start()
         self.scheduler = scheduler
@@ -90,3 +117,12 @@ class App:
         self.scheduler = None
         await self.fetcher.__aexit__(None, None, None)
         await self.db.dispose()
+
+
+async def prepare_database(settings: Settings, db: Database, *, migrate: bool = True) -> None:
+    """Migrate to head and sync the config file, one process at a time on PostgreSQL."""
+    async with startup_lock(settings.database.url):
+        if migrate:
+            await upgrade_async(settings.database.url)
+        async with db.session() as session:
+            await sync_config(session, settings)

@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import logging
 import signal
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from timeline.config import Settings
 from timeline.migrate import upgrade
 from timeline.polling import FeedOutcome
 
 from . import common
+
+if TYPE_CHECKING:
+    from discordbot.bot import TimelineBot
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +78,14 @@ async def run_all_in_one(
     bot_options: dict[str, Any] | None = None,
 ) -> None:
     """Poll feeds and run the Discord bot in one process until `stop` is set (or a signal)."""
-    from discordbot.bot import TimelineBot
+    from discordbot.bot import make_bot
 
     from .app import App
+    from .httpserver import OpsServer
 
     async with App(settings) as app:
         await app.prepare()
-        bot = TimelineBot(settings, app.db, **(bot_options or {}))
+        bot = make_bot(settings, app.db, **(bot_options or {}))
 
         async def wake_delivery(outcome: FeedOutcome) -> None:
             # Alerts (or edits) were committed with the feed's ingest: deliver them now, not at
@@ -89,27 +94,54 @@ async def run_all_in_one(
                 bot.delivery.notify()
 
         app.poller.on_outcome = wake_delivery
-        if stop is None:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-        runner = asyncio.create_task(bot.start(token), name="discord")
-        stopper = asyncio.create_task(stop.wait(), name="stop")
-        ready = asyncio.create_task(bot.wait_until_ready(), name="ready")
-        try:
-            # Poll only once the gateway is up, so the first alerts have somewhere to go.
-            await asyncio.wait({ready, runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            if ready.done():
-                app.start_scheduler()
-                await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            ready.cancel()
-            stopper.cancel()
-            if app.scheduler is not None:
-                app.scheduler.shutdown(wait=False)
-            await bot.close()
-            await asyncio.gather(runner, return_exceptions=True)
-        if runner.done() and not runner.cancelled() and runner.exception() is not None:
-            raise runner.exception()  # type: ignore[misc]
+        checks = {"discord": lambda: bot.is_ready() and not bot.is_closed()}
+        async with OpsServer(settings.metrics, app.db, role="all-in-one", checks=checks):
+            try:
+                # Poll only once the gateway is up, so the first alerts have somewhere to go.
+                await serve_discord(bot, token, stop, on_ready=app.start_scheduler)
+            finally:
+                if app.scheduler is not None:
+                    app.scheduler.shutdown(wait=False)
         log.info("stopped")
+
+
+def stop_on_signals(stop: asyncio.Event | None = None) -> asyncio.Event:
+    """Return `stop`, or a new event that SIGINT and SIGTERM set."""
+    if stop is not None:
+        return stop
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def serve_discord(
+    bot: TimelineBot,
+    token: str,
+    stop: asyncio.Event | None = None,
+    *,
+    on_ready: Callable[[], object] | None = None,
+) -> None:
+    """Run `bot` until `stop` is set (or a signal) or the bot ends; re-raise how it ended.
+
+    `on_ready` runs once the gateway is up. The bot is closed on the way out, which stops
+    delivery and hands back its outbox claims.
+    """
+    stop = stop_on_signals(stop)
+    runner = asyncio.create_task(bot.start(token), name="discord")
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    ready = asyncio.create_task(bot.wait_until_ready(), name="ready")
+    try:
+        await asyncio.wait({ready, runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if ready.done() and not ready.cancelled():
+            if on_ready is not None:
+                on_ready()
+            await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ready.cancel()
+        stopper.cancel()
+        await bot.close()
+        await asyncio.gather(runner, return_exceptions=True)
+    if runner.done() and not runner.cancelled() and runner.exception() is not None:
+        raise runner.exception()  # type: ignore[misc]

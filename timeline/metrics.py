@@ -14,6 +14,7 @@ from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+from sqlalchemy import text
 
 from .db import Database
 
@@ -83,6 +84,12 @@ async def refresh_outbox_depth(db: Database) -> None:
     stats = await outbox_stats(db)
     for state in ("pending", "sending", "failed", "dirty"):
         OUTBOX_DEPTH.labels(state).set(getattr(stats, state))
+
+
+async def database_ok(db: Database) -> bool:
+    """Return whether the database answers a trivial query (for health checks)."""
+    async with db.session() as session:
+        return bool(await session.scalar(text("SELECT 1")) == 1)
 
 
 def render() -> tuple[bytes, str]:
