@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import discord
@@ -15,26 +15,12 @@ from discord.ext import commands
 from discordbot.cogs.timeline import check_query
 from discordbot.render import cut, escape, no_pings
 from discordbot.views import blank, guild_of, time_range
-from timeline.chart import MAX_BUCKETS
-from timeline.errors import TimelineError
 from timeline.services.chart import ChartData, chart_data, render_png
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot
 
 log = logging.getLogger(__name__)
-
-
-def check_span(since: datetime | None, until: datetime, bucket: str) -> None:
-    """Refuse a period with more buckets than one picture can show."""
-    if since is None:
-        return
-    step = timedelta(weeks=1) if bucket == "week" else timedelta(days=1)
-    if (until - since) / step > MAX_BUCKETS:
-        hint = " use bucket:week or" if bucket == "day" else ""
-        raise TimelineError(
-            f"That period has more than {MAX_BUCKETS} {bucket}s to draw:{hint} choose a later since."
-        )
 
 
 def caption(data: ChartData, query: str | None) -> str:
@@ -74,7 +60,6 @@ class ChartCog(commands.Cog, name="Chart"):
         guild_id = guild_of(interaction)
         now = datetime.now(UTC)
         start, end = time_range(since, until, now)
-        check_span(start, end or now, bucket)
         query = blank(query)
         aliases = None
         if query:
@@ -93,6 +78,8 @@ class ChartCog(commands.Cog, name="Chart"):
                 aliases=aliases,
             )
         # Matplotlib is CPU-bound: draw in a worker thread so the gateway keeps its heartbeat.
+        # Data spanning more buckets than a picture holds raises BadQuery (answered by the
+        # error handler in place of the "thinking" message).
         png = await asyncio.to_thread(render_png, data, data.title(query))
         await interaction.followup.send(
             caption(data, query),

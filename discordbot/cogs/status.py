@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import format_dt
 
-from discordbot.render import FIELD_VALUE_LIMIT, cut, escape, fit_embed, no_pings
+from discordbot.render import FIELD_VALUE_LIMIT, cut, discord_len, escape, fit_embed, no_pings
 from discordbot.views import guild_of
 from timeline.services.status import StatusView, status
 
@@ -21,11 +21,26 @@ log = logging.getLogger(__name__)
 
 OK_COLOUR = discord.Colour.green()
 WARN_COLOUR = discord.Colour.orange()
-MAX_FAILING_SHOWN = 8
 
 
 def _when(value: Any) -> str:
     return f"{format_dt(value, 'f')} ({format_dt(value, 'R')})" if value is not None else "never"
+
+
+def _listing(lines: list[str], where: str, limit: int = FIELD_VALUE_LIMIT) -> str:
+    """Join as many whole lines as fit in a field, then say how many more there are."""
+    shown: list[str] = []
+    used = 0
+    for i, line in enumerate(lines):
+        left_after = len(lines) - i - 1
+        # Room for this line, plus the "and N more" note should lines remain after it.
+        note = discord_len(f"\n…and {left_after} more ({where})") if left_after else 0
+        if used + discord_len(line) + 1 + note > limit:
+            shown.append(f"…and {len(lines) - i} more ({where})")
+            break
+        shown.append(line)
+        used += discord_len(line) + 1
+    return cut("\n".join(shown), limit)
 
 
 def status_embed(view: StatusView) -> discord.Embed:
@@ -41,15 +56,12 @@ def status_embed(view: StatusView) -> discord.Embed:
     embed.add_field(name="Feeds", value=feeds, inline=False)
     if view.feeds_failing:
         lines = []
-        for feed in view.feeds_failing[:MAX_FAILING_SHOWN]:
+        for feed in view.feeds_failing:
             error = cut(escape(feed.last_error) or "unknown error", 160)
             ok = format_dt(feed.last_success_at, "R") if feed.last_success_at else "never"
             lines.append(f"**{cut(escape(feed.name), 60)}**: {error} (last success {ok})")
-        rest = len(view.feeds_failing) - MAX_FAILING_SHOWN
-        if rest > 0:
-            lines.append(f"…and {rest} more (see /feed status)")
         embed.add_field(
-            name="Failing feeds", value=cut("\n".join(lines), FIELD_VALUE_LIMIT), inline=False
+            name="Failing feeds", value=_listing(lines, "see /feed status"), inline=False
         )
     embed.add_field(name="Last poll", value=_when(view.last_poll_at), inline=True)
     embed.add_field(name="Next poll", value=_when(view.next_poll_at), inline=True)
@@ -61,9 +73,7 @@ def status_embed(view: StatusView) -> discord.Embed:
             for a in view.alerts_failed
         ]
         embed.add_field(
-            name="Recent failed alerts",
-            value=cut("\n".join(lines), FIELD_VALUE_LIMIT),
-            inline=False,
+            name="Recent failed alerts", value=_listing(lines, "see the logs"), inline=False
         )
     embed.set_footer(text=cut(f"Version {view.version}", 2048))
     return fit_embed(embed)

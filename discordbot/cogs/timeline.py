@@ -70,12 +70,13 @@ def event_line(event: EventView, width: int = LINE_BUDGET) -> str:
     if event.note_count:
         details.append(f"{event.note_count} note{'s' if event.note_count != 1 else ''}")
     tail = "\n" + " · ".join(details)
+    plain = f"`#{event.id}` {when} {title}"
     link = safe_url(event.link)
-    head = f"`#{event.id}` {when} [{title}]({link})" if link else ""
-    if not head or discord_len(head + tail) > width:
-        # The link is the long part: drop it before cutting words.
-        head = f"`#{event.id}` {when} {title}"
-    return cut(head + tail, width)
+    head = f"`#{event.id}` {when} [{title}]({link})" if link else plain
+    if discord_len(head) > width - 40:
+        # The link is the long part: drop it before cutting the words.
+        head = plain
+    return cut(head + cut(tail, width - discord_len(head)), width)
 
 
 def timeline_embed(page: TimelinePage, heading: str, page_size: int = PAGE_SIZE) -> discord.Embed:

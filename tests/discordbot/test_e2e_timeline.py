@@ -6,12 +6,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from tests.discord_emulator.drivers import DriverError
 from tests.discordbot.harness import GENERAL_CHANNEL, harness
 from tests.discordbot.member_harness import button, event_ids, make_watch, member_bot, story
 from tests.discordbot.outbox_seed import T0
-from timeline.models import utcnow
+from timeline.models import Feed, utcnow
 
 TIMELINE = ("discordbot.cogs.timeline",)
 
@@ -132,3 +133,34 @@ async def test_empty_timeline_says_so(tmp_path: Path) -> None:
             )
         assert "The timeline is empty." in ix.text()
         assert ix.original is not None and ix.original.buttons() == []
+
+
+async def test_a_page_that_fails_later_tells_the_clicker_privately(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        for i in range(11):
+            await story(
+                h.db, f"Reuters story {i}", sources=("Reuters",), at=T0 + timedelta(hours=i)
+            )
+        async with member_bot(h, TIMELINE):
+            await h.emu.invoke("timeline show", {"source": "Reuters"}, member="user")
+            msg = await h.emu.wait_for_message(GENERAL_CHANNEL, lambda m: bool(m.embeds))
+            async with h.db.session() as session:
+                feed = (await session.scalars(select(Feed))).one()
+                await session.delete(feed)
+            ix = await h.emu.click(msg, "timeline:next", member="user")
+            await h.emu.wait_for_interaction(ix, lambda r: bool(r.followups))
+        assert "no feed named 'Reuters'" in ix.followups[0].content
+        assert ix.followups[0].ephemeral
+        assert len(event_ids(h.emu.message(msg.id))) == 10  # the page did not move
+
+
+async def test_watch_and_source_options_autocomplete(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        await make_watch(h.db, "NATO communique", "NATO")
+        await make_watch(h.db, "Drones", "drone")
+        await story(h.db, "x", sources=("Reuters", "Bloomberg"))
+        async with member_bot(h, TIMELINE):
+            watches = await h.emu.autocomplete("timeline show", "watch", "dro", member="user")
+            feeds = await h.emu.autocomplete("timeline show", "source", "", member="user")
+        assert [c["value"] for c in watches] == ["Drones"]
+        assert sorted(c["value"] for c in feeds) == ["Bloomberg", "Reuters"]

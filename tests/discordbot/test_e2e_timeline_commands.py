@@ -236,6 +236,7 @@ async def test_chart_posts_a_png(tmp_path: Path) -> None:
         for i in range(6):
             await story(h.db, f"NATO story {i}", at=now - timedelta(days=i), watches=[nato])
         await story(h.db, "Big NATO summit", sources=("A", "B", "C"), at=now - timedelta(days=2))
+        await story(h.db, "Ancient NATO story", at=now - timedelta(days=2000))
         async with member_bot(h, ("discordbot.cogs.chart",)):
             ix = await h.emu.invoke(
                 "chart", {"query": "NATO", "since": "7d", "bucket": "day"}, member="user"
@@ -243,13 +244,16 @@ async def test_chart_posts_a_png(tmp_path: Path) -> None:
             await h.emu.wait_for_interaction(
                 ix, lambda r: bool(r.original and r.original.attachments), timeout=20
             )
-            too_long = await h.emu.invoke("chart", {"since": "1900-01-01"}, member="user")
+            too_long = await h.emu.invoke("chart", {"since": "1990-01-01"}, member="user")
+            await h.emu.wait_for_interaction(
+                too_long, lambda r: bool(r.original and not r.original.loading), timeout=20
+            )
             bad = await h.emu.invoke("chart", {"query": '"open'}, member="user")
         assert not ix.ephemeral and ix.original is not None
         (png,) = ix.original.attachments
         assert png.filename == "timeline-chart.png" and png.data.startswith(PNG_MAGIC)
         assert "7 events matching NATO, per day" in ix.text()
-        assert too_long.ephemeral and "use bucket:week" in too_long.text()
+        assert "too long to draw" in too_long.text() and "coarser bucket" in too_long.text()
         assert bad.ephemeral and "Bad query:" in bad.text() and "column 1" in bad.text()
 
 

@@ -1,0 +1,81 @@
+"""`timeline-bot chart`: the terminal twin of /chart writes a PNG and says what it drew."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from timeline.db import Database
+from timeline.migrate import upgrade_async
+from timeline.models import Alert, Entry, Event, Feed, Watch, utcnow
+
+
+async def _seed(url: str) -> None:
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        async with db.session() as s:
+            feed = Feed(name="Reuters", url="https://reuters.example/rss")
+            watch = Watch(name="NATO", query="NATO", channel_id=1)
+            s.add_all([feed, watch])
+            await s.flush()
+            now = utcnow()
+            for i, title in enumerate(["NATO summit", "NATO communique", "Harvest festival"]):
+                event = Event(title=title, occurred_at=now - timedelta(days=i))
+                s.add(event)
+                await s.flush()
+                s.add(
+                    Entry(
+                        feed_id=feed.id,
+                        event_id=event.id,
+                        key=str(i),
+                        title=title,
+                        published_at=event.occurred_at,
+                    )
+                )
+                if "NATO" in title:
+                    s.add(Alert(watch_id=watch.id, event_id=event.id, channel_id=1, status="sent"))
+    finally:
+        await db.dispose()
+
+
+async def run(cfg: Path, *argv: str) -> int:
+    """Run the CLI in a thread: it runs its own event loop, as it does from a shell."""
+    return await asyncio.to_thread(main, ["--config", str(cfg), *argv])
+
+
+@pytest.fixture
+async def cfg(tmp_path: Path) -> Path:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    await _seed(url)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "{url}"\n')
+    return path
+
+
+async def test_chart_writes_a_png_of_the_matching_events(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "chart.png"
+    code = await run(cfg, "chart", "NATO", "--since", "7d", "--bucket", "week", "-o", str(out))
+    assert code == 0
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    err = capsys.readouterr().err
+    assert f"to {out}: 2 events in 1 series, per week" in err
+
+
+async def test_chart_reports_bad_input_with_exit_codes(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "chart.png"
+    assert await run(cfg, "chart", "NATO (", "-o", str(out)) == 1
+    assert "column" in capsys.readouterr().err
+    assert await run(cfg, "chart", "--since", "1800-01-01", "-o", str(out)) == 1
+    assert "year must be between" in capsys.readouterr().err
+    assert await run(cfg, "chart", "-o", str(tmp_path / "missing" / "x.png")) == 1
+    assert "cannot write" in capsys.readouterr().err
+    assert not out.exists()
