@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -85,6 +87,39 @@ class App:
         except Exception:
             # The next beat retries; at worst another poller polls the feed once more.
             log.exception("could not renew feed leases")
+
+    async def run_polling(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set: claim a batch, poll it, claim again while feeds are due.
+
+        The loop behind `timeline-bot poller`. Claims are `poller.batch` feeds at a time, so
+        several pollers share a round; leases are renewed while a batch is in flight. After
+        `stop`, the running batch is finished (fetches are bounded by the timeout) and the
+        leases still held are handed back, so no feed waits for its lease to run out.
+        """
+        tick = self.settings.polling.tick_seconds
+        heartbeat = asyncio.create_task(self._heartbeat(stop), name="lease-heartbeat")
+        try:
+            while not stop.is_set():
+                report = await self.poller.run_round()
+                if len(report.outcomes) >= self.poller.batch:
+                    continue  # a full batch: more may be due right now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), tick)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            try:
+                await self.store.release(sorted(self.store.held))
+            except Exception:
+                log.exception("could not hand back the feed leases; they run out on their own")
+
+    async def _heartbeat(self, stop: asyncio.Event) -> None:
+        every = max(self.settings.polling.lease_seconds / 3, 0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            await self.renew_leases()
 
     def start_scheduler(self) -> AsyncIOScheduler:
         """Start the job that ticks and polls whatever is due, and the lease heartbeat."""
