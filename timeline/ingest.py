@@ -22,7 +22,7 @@ from feeds.types import FeedItem
 from .clustering import EventIndex
 from .errors import BadQuery
 from .models import GLOBAL_SCOPE, Alert, Entry, Event, Feed, Watch
-from .query import Document, WatchIndex, feed_source_names, parse_query
+from .query import Document, WatchIndex, feed_source_names, parse_query, sync_search_index
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +284,10 @@ async def ingest(
                         terms=tuple(terms),
                     )
                 )
+
+    # Index the new entries for search in the same transaction, so a search never pays for a
+    # backlog of a whole polling round.
+    await sync_search_index(session)
 
     # An event that gained a source and was already alerted: its message must show the new
     # source, so delivery edits it (dirty) instead of posting again.
