@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -11,7 +12,8 @@ from discord.ext import commands
 from discord.utils import escape_markdown
 
 from discordbot.bot import TimelineBot
-from discordbot.checks import require_admin
+from discordbot.checks import REFUSAL, is_admin, require_admin
+from discordbot.errors import APOLOGY, describe
 from discordbot.render import (
     CONTENT_LIMIT,
     DESCRIPTION_LIMIT,
@@ -23,6 +25,9 @@ from discordbot.render import (
 )
 
 log = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT = 120.0  # well inside the 15 minutes an interaction token may edit its message
+NOT_YOURS = "Only the admin who ran this command can answer it."
 
 # Discord refuses attachments above this for most servers; our files stay far below it.
 MAX_REPLY_FILE = 8 * 1024 * 1024
@@ -109,6 +114,12 @@ def embed(title: str, description: str | None = None) -> discord.Embed:
     )
 
 
+async def defer(interaction: discord.Interaction[Any]) -> None:
+    """Acknowledge now (ephemeral "thinking"), before work that may wait on the database."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)
+
+
 async def send(
     interaction: discord.Interaction[Any],
     text: str | None = None,
@@ -131,3 +142,105 @@ async def send(
         await interaction.followup.send(**kwargs)
     else:
         await interaction.response.send_message(**kwargs)
+
+
+class Confirm(discord.ui.View):
+    """Confirm/Cancel buttons before a destructive change; only the member who asked may answer.
+
+    `action` runs on Confirm and returns the text that replaces the question; a known error
+    (`TimelineError`) replaces it with its message. Unanswered, the buttons go after `timeout`.
+    """
+
+    def __init__(
+        self,
+        owner_id: int,
+        action: Callable[[], Awaitable[str]],
+        *,
+        key: str,
+        confirm_label: str,
+        timeout: float | None = None,
+    ) -> None:
+        super().__init__(timeout=CONFIRM_TIMEOUT if timeout is None else timeout)
+        self.owner_id = owner_id
+        self.action = action
+        self.origin: discord.Interaction[Any] | None = None
+        self.outcome: str | None = None
+        # Unique ids: two pending questions must not answer each other's buttons.
+        confirm: discord.ui.Button[Confirm] = discord.ui.Button(
+            label=confirm_label, style=discord.ButtonStyle.danger, custom_id=f"{key}:confirm"
+        )
+        cancel: discord.ui.Button[Confirm] = discord.ui.Button(
+            label="Cancel", style=discord.ButtonStyle.secondary, custom_id=f"{key}:cancel"
+        )
+        confirm.callback = self._confirm  # type: ignore[method-assign]
+        cancel.callback = self._cancel  # type: ignore[method-assign]
+        self.add_item(confirm)
+        self.add_item(cancel)
+
+    async def ask(self, interaction: discord.Interaction[Any], question: str) -> None:
+        """Send the question with the buttons as the (ephemeral) answer to `interaction`."""
+        self.origin = interaction
+        kwargs: dict[str, Any] = {
+            "content": cut(question, CONTENT_LIMIT),
+            "view": self,
+            "ephemeral": True,
+            "allowed_mentions": discord.AllowedMentions.none(),
+        }
+        if interaction.response.is_done():
+            await interaction.followup.send(**kwargs)
+        else:
+            await interaction.response.send_message(**kwargs)
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Let only the asking member, still an admin, answer."""
+        settings = getattr(interaction.client, "settings", None)
+        admin_role = getattr(getattr(settings, "discord", None), "admin_role_id", None)
+        text = None
+        if interaction.user.id != self.owner_id:
+            text = NOT_YOURS
+        elif not is_admin(interaction, admin_role):
+            text = REFUSAL
+        if text is None:
+            return True
+        await interaction.response.send_message(
+            text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
+        return False
+
+    async def _finish(self, interaction: discord.Interaction[Any], text: str) -> None:
+        self.outcome = text
+        await interaction.edit_original_response(
+            content=cut(neutralise_mentions(text), CONTENT_LIMIT),
+            view=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
+
+    async def _confirm(self, interaction: discord.Interaction[Any]) -> None:
+        self.stop()
+        # Acknowledge first: the change may take longer than Discord's three seconds.
+        await interaction.response.defer()
+        try:
+            text = await self.action()
+        except Exception as exc:
+            text, expected = describe(exc)
+            if not expected:
+                log.exception("confirmed action failed for user %s", interaction.user.id)
+                text = APOLOGY
+        await self._finish(interaction, text)
+
+    async def _cancel(self, interaction: discord.Interaction[Any]) -> None:
+        self.stop()
+        await interaction.response.defer()
+        await self._finish(interaction, "Cancelled: nothing was changed.")
+
+    async def on_timeout(self) -> None:
+        """Take the buttons away once nobody can usefully click them."""
+        if self.origin is None:
+            return
+        try:
+            await self.origin.edit_original_response(
+                content="No answer: nothing was changed.", view=None
+            )
+        except discord.HTTPException as exc:
+            log.info("could not close an unanswered question: %s", exc)
+        self.outcome = "timeout"

@@ -14,7 +14,7 @@ from timeline.services import aliases as alias_svc
 from timeline.services._common import MAX_QUERY
 from timeline.services.aliases import AliasView
 
-from ._admin import AdminGroupCog, actor, code, embed, guild_of, lines_within, send, show
+from ._admin import AdminGroupCog, actor, code, defer, embed, guild_of, lines_within, send, show
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class AliasCog(
         query: app_commands.Range[str, 1, MAX_QUERY],
     ) -> None:
         """Create or change an alias; every watch using it must still parse."""
+        await defer(interaction)
         async with self.bot.db.session() as session:
             view = await alias_svc.set_alias(
                 session, guild_of(interaction), name, query, actor(interaction)
@@ -56,6 +57,7 @@ class AliasCog(
         self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, 51]
     ) -> None:
         """Delete an alias that no watch or other alias refers to."""
+        await defer(interaction)
         async with self.bot.db.session() as session:
             view = await alias_svc.remove_alias(
                 session, guild_of(interaction), name, actor(interaction)

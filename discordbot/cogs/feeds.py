@@ -15,13 +15,24 @@ from discordbot.autocomplete import feed_names
 from discordbot.bot import TimelineBot
 from feeds.fetch import Fetcher, FetchSettings
 from feeds.types import FetchState
-from timeline.errors import BadQuery
+from timeline.errors import BadQuery, Conflict, NotFound
+from timeline.models import GLOBAL_SCOPE
 from timeline.services import feeds as feed_svc
 from timeline.services._common import MAX_URL, check_url
 from timeline.services.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedProbe, FeedStatus, FeedView
 from timeline.services.opml import export_opml, import_opml
 
-from ._admin import AdminGroupCog, actor, embed, guild_of, lines_within, send, show
+from ._admin import (
+    AdminGroupCog,
+    Confirm,
+    actor,
+    defer,
+    embed,
+    guild_of,
+    lines_within,
+    send,
+    show,
+)
 from ._admin import show_feed_text as feed_text
 
 log = logging.getLogger(__name__)
@@ -143,7 +154,7 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
         polling = self.bot.settings.polling
         bounds = (polling.min_interval_seconds, polling.max_interval_seconds)
         feed_svc.check_interval(interval, *bounds)
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction)
         result = await probe(self.fetcher, clean)
         async with self.bot.db.session() as session:
             view = await feed_svc.add_feed(
@@ -171,15 +182,40 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
     async def remove(
         self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, MAX_URL]
     ) -> None:
-        """Stop following a feed; its stories leave the timeline unless another outlet had them."""
+        """Ask, then stop following a feed; its stories leave the timeline."""
         guild_id = guild_of(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        who = actor(interaction)
+        await defer(interaction)
         async with self.bot.db.session() as session:
-            view = await feed_svc.remove_feed(session, guild_id, name, actor(interaction))
-        await send(
-            interaction,
-            f"Stopped following **{show(view.name, 100)}**; its stories left the timeline.",
+            status = await feed_svc.feed_status(session, guild_id, name)
+            visible = await feed_svc.list_feeds(session, guild_id)
+        feed = next((f for f in visible if (f.name, f.url) == (status.name, status.url)), None)
+        if feed is None:  # removed between the two reads
+            raise NotFound(f"no feed named {name.strip()!r} on this server (see the feed list)")
+        if feed.origin == "config" and guild_id != GLOBAL_SCOPE:
+            raise Conflict(f"feed {feed.name!r} comes from the config file: remove it there")
+
+        async def stop_following() -> str:
+            try:
+                async with self.bot.db.session() as session:
+                    view = await feed_svc.remove_feed(session, guild_id, feed.url, who)
+            except NotFound:
+                return f"**{show(feed.name, 100)}** was removed meanwhile: nothing more to do."
+            return f"Stopped following **{show(view.name, 100)}**; its stories left the timeline."
+
+        entries = "entry" if status.entry_count == 1 else "entries"
+        question = (
+            f"Stop following **{show(feed.name, 100)}** (<{show(feed.url, 300)}>)? Its "
+            f"{status.entry_count} stored {entries} leave the timeline, with the events no "
+            "other feed carried. Alerts already posted stay."
         )
+        confirm = Confirm(
+            interaction.user.id,
+            stop_following,
+            key=f"feed-remove:{interaction.id}",
+            confirm_label="Stop following",
+        )
+        await confirm.ask(interaction, question)
 
     @app_commands.command(name="list", description="List the feeds this server follows")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:
@@ -231,7 +267,7 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
                 f"{show(file.filename, 100)} is too large ({file.size} bytes, "
                 f"at most {MAX_OPML_UPLOAD})"
             )
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction)
         try:
             data = await file.read()
         except discord.HTTPException as exc:

@@ -18,7 +18,18 @@ from timeline.services import watches as watch_svc
 from timeline.services._common import MAX_QUERY
 from timeline.services.watches import MAX_TEST_DAYS, WatchView
 
-from ._admin import AdminGroupCog, actor, code, embed, guild_of, lines_within, link, send, show
+from ._admin import (
+    AdminGroupCog,
+    actor,
+    code,
+    defer,
+    embed,
+    guild_of,
+    lines_within,
+    link,
+    send,
+    show,
+)
 from ._admin import show_feed_text as feed_text
 
 log = logging.getLogger(__name__)
@@ -104,6 +115,7 @@ class WatchCog(
         guild_id = guild_of(interaction)
         channel_id = _target_channel(interaction, channel)
         role_id = _check_role(role)
+        await defer(interaction)
         async with self.bot.db.session() as session:
             view = await watch_svc.add_watch(
                 session, guild_id, name, query, channel_id, actor(interaction), role_id=role_id
@@ -133,6 +145,8 @@ class WatchCog(
         guild_id = guild_of(interaction)
         if clear_role and role is not None:
             raise BadQuery("give either a role or clear_role, not both")
+        role_id = _check_role(role)
+        await defer(interaction)
         async with self.bot.db.session() as session:
             view = await watch_svc.edit_watch(
                 session,
@@ -141,7 +155,7 @@ class WatchCog(
                 actor(interaction),
                 query=query,
                 channel_id=channel.id if channel is not None else None,
-                role_id=_check_role(role),
+                role_id=role_id,
                 clear_role=clear_role,
             )
         notes = _warnings(interaction, view.channel_id, role) if channel or role else []
@@ -154,6 +168,7 @@ class WatchCog(
         self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, 100]
     ) -> None:
         """Delete a watch; alerts already posted stay in their channel."""
+        await defer(interaction)
         async with self.bot.db.session() as session:
             view = await watch_svc.remove_watch(
                 session, guild_of(interaction), name, actor(interaction)
@@ -167,6 +182,7 @@ class WatchCog(
         self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, 100]
     ) -> None:
         """Pause a watch."""
+        await defer(interaction)
         async with self.bot.db.session() as session:
             view = await watch_svc.pause_watch(
                 session, guild_of(interaction), name, actor(interaction)
@@ -182,6 +198,7 @@ class WatchCog(
         self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, 100]
     ) -> None:
         """Resume a watch."""
+        await defer(interaction)
         async with self.bot.db.session() as session:
             view = await watch_svc.resume_watch(
                 session, guild_of(interaction), name, actor(interaction)
@@ -211,7 +228,7 @@ class WatchCog(
     ) -> None:
         """Count the stored entries of the last `days` days the query matches; show five."""
         guild_id = guild_of(interaction)
-        await interaction.response.defer(ephemeral=True, thinking=True)
+        await defer(interaction)
         async with self.bot.db.session() as session:
             result = await watch_svc.test_watch(session, guild_id, query, days, datetime.now(UTC))
         count = f"{result.count}+" if result.capped else str(result.count)

@@ -8,11 +8,14 @@ from typing import Any
 import discord
 import pytest
 
+from discordbot.cogs._admin import NOT_YOURS
 from discordbot.cogs.feeds import MAX_OPML_UPLOAD
+from tests.discord_emulator.records import StoredMessage
 from tests.discord_emulator.specs import AttachmentSpec
 from tests.discordbot.admin_harness import admin_bot, answered, poll_once
 from tests.discordbot.harness import GUILD, Harness, harness
 from tests.helpers import FeedServer, rss
+from timeline.models import GLOBAL_SCOPE
 from timeline.services import feeds as feed_svc
 from timeline.services.opml import parse_opml
 
@@ -31,6 +34,12 @@ OPML = b"""<?xml version="1.0" encoding="UTF-8"?>
   </body>
 </opml>
 """
+
+
+async def edited(h: Harness, message: StoredMessage) -> StoredMessage:
+    """Wait until the (ephemeral) message has no buttons left, and return it."""
+    await h.emu.wait_for(lambda: not h.emu.message(message.id).components, what="the answer")
+    return h.emu.message(message.id)
 
 
 async def feeds(h: Harness) -> list[feed_svc.FeedView]:
@@ -96,7 +105,18 @@ async def test_feed_add_list_status_remove(tmp_path: Path, feed_server: FeedServ
         assert fields["Last success"].startswith("<t:")
 
         remove = await h.emu.invoke("feed remove", {"name": "World News here"})
-        assert "Stopped following **World News here**" in await answered(h, remove)
+        question = await answered(h, remove)
+        assert question.startswith(f"Stop following **World News here** (<{url}>)? Its 2 stored")
+        assert remove.original is not None
+        buttons = {b["label"]: b["custom_id"] for b in remove.original.buttons()}
+        assert sorted(buttons) == ["Cancel", "Stop following"]
+        assert len(await feeds(h)) == 1  # nothing happens before the answer
+        await h.emu.click(remove.original, buttons["Stop following"])
+        done = await edited(h, remove.original)
+        assert (
+            done.content == "Stopped following **World News here**; its stories left the timeline."
+        )
+        assert done.components == []
         gone = await h.emu.invoke("feed status", {"name": "World News here"})
         assert "no feed named" in await answered(h, gone)
         empty = await h.emu.invoke("feed list")
@@ -157,3 +177,68 @@ async def test_feed_import_checks_size_before_download_and_refuses_hostile_xml(
     assert downloads == ["bomb.opml", "notes.txt"]
     assert "OPML refused: DOCTYPE and entity declarations are not allowed" in bomb_text
     assert "OPML is not well-formed XML" in junk_text
+
+
+async def test_feed_remove_cancel_and_unanswered_change_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opml = AttachmentSpec(
+        "one.opml",
+        b'<opml><body><outline text="Wire" xmlUrl="https://wire.example/rss"/></body></opml>',
+    )
+    async with harness(tmp_path) as h, admin_bot(h):
+        await answered(h, await h.emu.invoke("feed import", {"file": opml}))
+        cancel = await h.emu.invoke("feed remove", {"name": "wire"})
+        await answered(h, cancel)
+        assert cancel.original is not None
+        cancel_id = next(
+            b["custom_id"] for b in cancel.original.buttons() if b["label"] == "Cancel"
+        )
+        stranger = await h.emu.click(cancel.original, cancel_id, member="user")
+        assert await answered(h, stranger) == NOT_YOURS and stranger.ephemeral
+        assert h.emu.message(cancel.original.id).components != []
+        await h.emu.click(cancel.original, cancel_id)
+        cancelled = await edited(h, cancel.original)
+
+        monkeypatch.setattr("discordbot.cogs._admin.CONFIRM_TIMEOUT", 0.05)
+        ignored = await h.emu.invoke("feed remove", {"name": "https://wire.example/rss"})
+        await answered(h, ignored)
+        assert ignored.original is not None
+        expired = await edited(h, ignored.original)
+
+        missing = await h.emu.invoke("feed remove", {"name": "nope"})
+        missing_text = await answered(h, missing)
+        assert [f.name for f in await feeds(h)] == ["Wire"]
+
+        async with h.db.session() as session:
+            await feed_svc.add_feed(
+                session,
+                GLOBAL_SCOPE,
+                "https://file.example/rss",
+                "From file",
+                None,
+                "config",
+                None,
+                origin="config",
+            )
+        config = await h.emu.invoke("feed remove", {"name": "From file"})
+        config_text = await answered(h, config)
+
+        # The feed goes another way while the question is open: Confirm says so.
+        raced = await h.emu.invoke("feed remove", {"name": "Wire"})
+        await answered(h, raced)
+        assert raced.original is not None
+        async with h.db.session() as session:
+            await feed_svc.remove_feed(session, GUILD.id, "Wire", "cli:someone")
+        confirm_id = next(
+            b["custom_id"] for b in raced.original.buttons() if b["label"] != "Cancel"
+        )
+        await h.emu.click(raced.original, confirm_id)
+        raced_msg = await edited(h, raced.original)
+
+    assert (cancelled.content, cancelled.components) == ("Cancelled: nothing was changed.", [])
+    assert (expired.content, expired.components) == ("No answer: nothing was changed.", [])
+    assert missing_text == "no feed named 'nope' on this server (see the feed list)"
+    assert config_text == "feed 'From file' comes from the config file: remove it there"
+    assert config.original is not None and config.original.components == []
+    assert raced_msg.content == "**Wire** was removed meanwhile: nothing more to do."

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.discord_emulator.server import CommandNotPermitted
-from tests.discord_emulator.specs import ChannelSpec, MemberSpec, RoleSpec
+from tests.discord_emulator.specs import ChannelSpec, MemberSpec, Perm, RoleSpec
 from tests.discordbot.admin_harness import admin_bot, answered, poll_once
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, GUILD, harness
 from tests.helpers import FeedServer, rss
@@ -206,3 +206,19 @@ async def test_configured_admin_role_without_manage_server_may_add(
     assert text.startswith("Added watch **drones**")
     logged = [r.getMessage() for r in caplog.records]
     assert f"watch 'drones' added by editor ({editor.id})" in logged
+
+
+async def test_watch_add_says_when_alerts_could_not_post_or_ping(tmp_path: Path) -> None:
+    # A server where @everyone (and so the bot) may neither embed links nor mention roles.
+    bare = Perm.DEFAULT_EVERYONE & ~Perm.EMBED_LINKS & ~Perm.MENTION_EVERYONE
+    async with harness(tmp_path, replace(GUILD, everyone_permissions=bare)) as h, admin_bot(h):
+        add = await h.emu.invoke(
+            "watch add", {"name": "w", "query": "x", "channel": "alerts", "role": "Admin"}
+        )
+        text = await answered(h, add)
+        assert [w.name for w in await watches(h)] == ["w"]
+
+    assert text.startswith("Added watch **w**")
+    assert f"I cannot post there yet: give me Embed Links in <#{ALERTS_CHANNEL}>." in text
+    assert f"<@&{GUILD.role('Admin').id}> is not mentionable by me" in text
+    assert add.original is not None and add.original.allowed_mentions == {"parse": []}
