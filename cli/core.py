@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from timeline.config import Settings
 from timeline.migrate import upgrade
 from timeline.polling import FeedOutcome
+from timeline.services.config_io import SyncReport, sync_config
 
 from . import common
 
@@ -33,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    up = db_sub.add_parser("upgrade", help="apply Alembic migrations up to head")
+    up = db_sub.add_parser(
+        "upgrade",
+        help="apply Alembic migrations up to head, then sync the config file's feeds and watches",
+    )
     up.add_argument("--revision", default="head", help="target revision (default: head)")
     up.set_defaults(func=db_upgrade)
 
@@ -58,7 +62,24 @@ def db_upgrade(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     upgrade(settings.database.url, args.revision)
     print(f"database upgraded to {args.revision}")
+    if args.revision == "head":
+        report = asyncio.run(_sync(settings))
+        print(
+            f"config synced: {len(report.added)} added, {len(report.updated)} updated, "
+            f"{len(report.removed)} removed"
+        )
+        for error in report.errors:
+            print(f"  refused: {error}")
     return common.EX_OK
+
+
+async def _sync(settings: Settings) -> SyncReport:
+    db = common.open_database(settings)
+    try:
+        async with db.session() as session:
+            return await sync_config(session, settings)
+    finally:
+        await db.dispose()
 
 
 def run_bot(args: argparse.Namespace) -> int:

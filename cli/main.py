@@ -8,6 +8,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import DBAPIError
+
 from timeline.errors import ConfigError, TimelineError
 
 from . import common
@@ -69,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return common.EX_CONFIG
     except TimelineError as exc:
         common.print_err(f"error: {exc}")
+        return 1
+    except DBAPIError as exc:
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        if "no such table" in text or "does not exist" in text:
+            common.print_err(
+                "error: the database has no timeline schema yet; run `timeline-bot db upgrade`"
+            )
+        else:
+            log.debug("database error", exc_info=True)
+            common.print_err(f"database error: {text.splitlines()[0] if text else exc}")
         return 1
     except KeyboardInterrupt:
         return 130

@@ -149,3 +149,14 @@ def test_token_is_redacted_in_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "token is %s", (secret,), None)
     flt.filter(record)
     assert secret not in record.getMessage()
+
+
+def test_commands_on_an_unmigrated_database_say_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "t.db"}"\n')
+    assert main(["--config", str(path), "timeline"]) == 1
+    assert "timeline-bot db upgrade" in capsys.readouterr().err
+    assert main(["--config", str(path), "db", "upgrade"]) == 0
+    assert main(["--config", str(path), "timeline"]) == 0
