@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import format_dt
 
+from discordbot.autocomplete import feed_names, watch_names
 from discordbot.render import (
     DESCRIPTION_LIMIT,
     TITLE_LIMIT,
@@ -37,7 +38,6 @@ from timeline.errors import NotFound, TimelineError
 from timeline.query import parse_query
 from timeline.services import aliases as alias_svc
 from timeline.services import events as event_svc
-from timeline.services import feeds as feed_svc
 from timeline.services import watches as watch_svc
 from timeline.services.timeline import list_timeline, source_feed_ids
 from timeline.services.views import EventView, TimelinePage
@@ -135,24 +135,6 @@ async def check_watch(session: AsyncSession, guild_id: int, watch: str) -> None:
         raise NotFound(f"no watch named {watch!r} on this server (see /watch list)")
 
 
-async def name_choices(
-    bot: TimelineBot, interaction: discord.Interaction[Any], current: str, kind: str
-) -> list[app_commands.Choice[str]]:
-    """Suggest watch or feed names starting with (then containing) what was typed."""
-    if interaction.guild_id is None:
-        return []
-    try:
-        async with bot.db.session() as session:
-            if kind == "watch":
-                names = await watch_svc.watch_names(session, interaction.guild_id, current)
-            else:
-                names = await feed_svc.feed_names(session, interaction.guild_id, current)
-    except Exception:  # autocomplete must answer even when the database does not
-        log.exception("autocomplete for %s failed", kind)
-        return []
-    return [app_commands.Choice(name=cut(n, 100), value=n[:100]) for n in names[:25]]
-
-
 # --- the cog -------------------------------------------------------------------------------------
 
 
@@ -175,6 +157,7 @@ class TimelineCog(commands.Cog, name="Timeline"):
         watch="Only events that alerted this watch",
         source="Only events with a story from this feed (name or domain)",
     )
+    @app_commands.autocomplete(watch=watch_names, source=feed_names)
     async def show(
         self,
         interaction: discord.Interaction[Any],
@@ -231,18 +214,6 @@ class TimelineCog(commands.Cog, name="Timeline"):
         view.message = await interaction.followup.send(
             embed=first.embed, view=view, wait=True, allowed_mentions=no_pings()
         )
-
-    @show.autocomplete("watch")
-    async def _watch_names(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> list[app_commands.Choice[str]]:
-        return await name_choices(self.bot, interaction, current, "watch")
-
-    @show.autocomplete("source")
-    async def _feed_names(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> list[app_commands.Choice[str]]:
-        return await name_choices(self.bot, interaction, current, "feed")
 
     @timeline.command(name="add", description="Add an event no feed carried")
     @app_commands.describe(
