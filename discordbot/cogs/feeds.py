@@ -15,7 +15,7 @@ from discordbot.autocomplete import feed_names
 from discordbot.bot import TimelineBot
 from feeds.fetch import Fetcher, FetchSettings
 from feeds.types import FetchState
-from timeline.errors import BadQuery, Conflict, NotFound
+from timeline.errors import Conflict, NotFound, TimelineError
 from timeline.models import GLOBAL_SCOPE
 from timeline.services import feeds as feed_svc
 from timeline.services._common import MAX_URL, check_url
@@ -263,7 +263,7 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
         guild_id = guild_of(interaction)
         # Check the size Discord reports before downloading a byte of it.
         if file.size > MAX_OPML_UPLOAD:
-            raise BadQuery(
+            raise TimelineError(
                 f"{show(file.filename, 100)} is too large ({file.size} bytes, "
                 f"at most {MAX_OPML_UPLOAD})"
             )
@@ -271,9 +271,13 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
         try:
             data = await file.read()
         except discord.HTTPException as exc:
-            raise BadQuery(f"could not download the file from Discord ({exc.status})") from None
+            raise TimelineError(
+                f"could not download the file from Discord ({exc.status})"
+            ) from None
         if len(data) > MAX_OPML_UPLOAD:
-            raise BadQuery(f"the file is too large ({len(data)} bytes, at most {MAX_OPML_UPLOAD})")
+            raise TimelineError(
+                f"the file is too large ({len(data)} bytes, at most {MAX_OPML_UPLOAD})"
+            )
         async with self.bot.db.session() as session:
             report = await import_opml(session, guild_id, data, actor(interaction))
         summary = (

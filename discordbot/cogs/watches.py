@@ -13,7 +13,7 @@ from discord.utils import format_dt
 from discordbot.autocomplete import watch_names
 from discordbot.bot import TimelineBot
 from discordbot.render import DESCRIPTION_LIMIT, cut
-from timeline.errors import BadQuery
+from timeline.errors import TimelineError
 from timeline.services import watches as watch_svc
 from timeline.services._common import MAX_QUERY
 from timeline.services.watches import MAX_TEST_DAYS, WatchView
@@ -47,7 +47,7 @@ def _target_channel(
         return channel.id
     current = interaction.channel
     if interaction.channel_id is None or getattr(current, "type", None) not in TEXT_CHANNELS:
-        raise BadQuery("alerts go to a text channel: pick one with the channel option")
+        raise TimelineError("alerts go to a text channel: pick one with the channel option")
     return interaction.channel_id
 
 
@@ -55,7 +55,7 @@ def _check_role(role: discord.Role | None) -> int | None:
     if role is None:
         return None
     if role.is_default():
-        raise BadQuery("a watch cannot mention @everyone: pick a role")
+        raise TimelineError("a watch cannot mention @everyone: pick a role")
     return role.id
 
 
@@ -144,7 +144,7 @@ class WatchCog(
         """Change a watch; what is left out stays as it was."""
         guild_id = guild_of(interaction)
         if clear_role and role is not None:
-            raise BadQuery("give either a role or clear_role, not both")
+            raise TimelineError("give either a role or clear_role, not both")
         role_id = _check_role(role)
         await defer(interaction)
         async with self.bot.db.session() as session:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from discordbot.bot import TimelineBot, cog_modules
 from discordbot.cogs._admin import code, lines_within, link, show
 from tests.discord_emulator.specs import AttachmentSpec
-from tests.discordbot.admin_harness import admin_bot, answered
+from tests.discordbot.admin_harness import ADMIN_COGS, POLLING, admin_bot, answered
 from tests.discordbot.harness import GUILD, harness
 from timeline.models import GLOBAL_SCOPE
 from timeline.services import aliases as alias_svc
@@ -156,3 +158,22 @@ def test_lines_within_keeps_whole_lines_and_counts_the_rest() -> None:
     assert kept[-1] == f"…and {10 - len(kept) + 1} more (see export)"
     assert lines_within(lines[:2], 200) == "\n".join(lines[:2])
     assert lines_within([], 200) == ""
+
+
+async def test_admin_groups_load_alongside_every_other_cog(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        settings = replace(h.settings(), polling=POLLING)
+        bot = TimelineBot(settings, h.db, deliver_alerts=False, guild_ready_timeout=0.05)
+        async with h.emu.run_bot(bot):
+            names = {c["name"] for c in h.emu.commands(GUILD.id)}
+            loaded = set(bot.extensions)
+            added = await h.emu.invoke("alias set", {"name": "eu", "query": "EU OR Brussels"})
+            text = await answered(h, added)
+            fetcher = bot.fetcher  # type: ignore[attr-defined]
+            assert fetcher is not None
+        # Closing the bot unloads the feed cog, which closes the fetcher it opened.
+        assert getattr(bot, "fetcher", None) is None
+
+    assert set(ADMIN_GROUPS) <= names
+    assert loaded == set(cog_modules()) and set(ADMIN_COGS) <= loaded
+    assert text == "Set **@eu** = `EU OR Brussels`"

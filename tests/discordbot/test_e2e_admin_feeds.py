@@ -173,7 +173,7 @@ async def test_feed_import_checks_size_before_download_and_refuses_hostile_xml(
         huge_text, bomb_text, junk_text = [await answered(h, r) for r in records]
         assert await feeds(h) == []
 
-    assert huge_text.startswith("Bad query: huge.opml is too large")
+    assert huge_text.startswith("huge.opml is too large (1048589 bytes, at most 1048576)")
     assert downloads == ["bomb.opml", "notes.txt"]
     assert "OPML refused: DOCTYPE and entity declarations are not allowed" in bomb_text
     assert "OPML is not well-formed XML" in junk_text
