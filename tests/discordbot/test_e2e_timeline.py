@@ -85,6 +85,8 @@ async def test_filters_since_until_watch_and_source(tmp_path: Path) -> None:
         alerted = await story(
             h.db, "NATO alerted", at=utcnow() - timedelta(hours=5), watches=[nato]
         )
+        # Another server's own story never shows here.
+        await story(h.db, "NATO elsewhere", at=utcnow() - timedelta(hours=1), guild_id=999)
         async with member_bot(h, TIMELINE):
             cases = [
                 ({"since": "7d"}, [alerted, recent]),

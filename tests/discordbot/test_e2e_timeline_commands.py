@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.discordbot.harness import GENERAL_CHANNEL, harness
@@ -53,7 +55,10 @@ async def test_event_show_unknown_id_is_private(tmp_path: Path) -> None:
         assert ix.ephemeral and "no event #999" in ix.text()
 
 
-async def test_merge_and_split_are_for_admins(tmp_path: Path) -> None:
+async def test_merge_and_split_are_for_admins(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="discordbot.cogs.events")
     async with harness(tmp_path) as h:
         a = await story(h.db, "NATO summit opens", sources=("Bloomberg",))
         b = await story(
@@ -77,6 +82,9 @@ async def test_merge_and_split_are_for_admins(tmp_path: Path) -> None:
             moved = await session.scalar(select(Entry.event_id).where(Entry.id == reuters))
         assert a in events and len(events) == 2 and moved != a
         assert f"into the new event `#{moved}`" in split.text()
+        admin_id = h.guild.member("admin").id
+        logged = [r.getMessage() for r in caplog.records if r.name == "discordbot.cogs.events"]
+        assert f"event {b} merged into {a} by admin ({admin_id}) in guild {h.guild.id}" in logged
 
 
 async def test_timeline_add_records_a_manual_event_and_refuses_bad_input(tmp_path: Path) -> None:
