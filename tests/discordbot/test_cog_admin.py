@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
 
 from discordbot.bot import TimelineBot, cog_modules
 from discordbot.cogs._admin import code, lines_within, link, show
@@ -177,3 +181,18 @@ async def test_admin_groups_load_alongside_every_other_cog(tmp_path: Path) -> No
     assert set(ADMIN_GROUPS) <= names
     assert loaded == set(cog_modules()) and set(ADMIN_COGS) <= loaded
     assert text == "Set **@eu** = `EU OR Brussels`"
+
+
+async def test_autocomplete_shows_nothing_rather_than_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def locked(*_args: object, **_kwargs: object) -> list[str]:
+        raise OperationalError("SELECT", {}, Exception("database is locked"))
+
+    async with harness(tmp_path) as h, admin_bot(h):
+        monkeypatch.setattr(watch_svc, "watch_names", locked)
+        with caplog.at_level(logging.ERROR, logger="discordbot.autocomplete"):
+            choices = await h.emu.autocomplete("watch remove", "name", "n")
+
+    assert choices == []
+    assert "autocomplete _watch_names failed" in caplog.text
