@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from .query import Document, WatchIndex, feed_source_names, parse_query, sync_se
 log = logging.getLogger(__name__)
 
 MAX_KEY = 512
+_IN_CHUNK = 500  # values per IN (...) list: well under every backend's parameter limit
 CLUSTER_WINDOW = timedelta(hours=72)
 
 
@@ -229,22 +230,29 @@ async def ingest(
     report.entry_ids = list(inserted.values())
     names = feed_source_names(feed.name, feed.url)
 
+    # One look-up for every link of the batch (not two queries per item); events this batch
+    # creates or joins are added as it goes, as the per-item queries would have seen them.
+    links = sorted({link for k in inserted if (link := fresh[k].link)})
+    by_link = await _events_by_links(session, feed, links)
+    entry_events: list[dict[str, int]] = []
     touched_events: set[int] = set()
     for key, entry_id in inserted.items():
         item = fresh[key]
-        event_id = await _find_event(session, feed, item, key, events)
+        event_id = await _find_event(session, feed, item, key, events, by_link)
         if event_id is None:
-            event = Event(
-                guild_id=feed.guild_id,
-                title=item.title or "(untitled)",
-                link=item.link,
-                occurred_at=item.published,
-                created_at=now,
-                updated_at=now,
+            event_id = await session.scalar(
+                insert(Event)
+                .values(
+                    guild_id=feed.guild_id,
+                    title=item.title or "(untitled)",
+                    link=item.link,
+                    occurred_at=item.published,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .returning(Event.id)
             )
-            session.add(event)
-            await session.flush()
-            event_id = event.id
+            assert event_id is not None
             report.new_events.append(event_id)
         else:
             report.joined_events.append(event_id)
@@ -254,7 +262,9 @@ async def ingest(
                 .values(occurred_at=item.published, updated_at=now)
             )
         touched_events.add(event_id)
-        await session.execute(update(Entry).where(Entry.id == entry_id).values(event_id=event_id))
+        if item.link:
+            by_link.setdefault(item.link, event_id)
+        entry_events.append({"id": entry_id, "event_id": event_id})
         if events is not None:
             events.add(
                 event_id,
@@ -289,6 +299,10 @@ async def ingest(
     # backlog of a whole polling round.
     await sync_search_index(session)
 
+    if entry_events:
+        # One executemany by primary key instead of one UPDATE per entry.
+        await session.execute(update(Entry), entry_events)
+
     # An event that gained a source and was already alerted: its message must show the new
     # source, so delivery edits it (dirty) instead of posting again.
     joined = set(report.joined_events)
@@ -319,7 +333,12 @@ async def _lock_links(session: AsyncSession, links: list[str]) -> None:
 
 
 async def _find_event(
-    session: AsyncSession, feed: Feed, item: FeedItem, key: str, events: EventIndex | None
+    session: AsyncSession,
+    feed: Feed,
+    item: FeedItem,
+    key: str,
+    events: EventIndex | None,
+    by_link: dict[str, int],
 ) -> int | None:
     """Return the event this item belongs to, or None for a new event.
 
@@ -328,7 +347,7 @@ async def _find_event(
     the same story told by another outlet).
     """
     if item.link:
-        found = await _event_by_link(session, feed, item.link)
+        found = by_link.get(item.link)
         if found is not None:
             return found
     if events is None:
@@ -352,27 +371,33 @@ async def _find_event(
     return match.event_id
 
 
-async def _event_by_link(session: AsyncSession, feed: Feed, link: str) -> int | None:
+async def _events_by_links(session: AsyncSession, feed: Feed, links: list[str]) -> dict[str, int]:
+    """Map each link already known in the feed's scope to its event (earliest event first)."""
     scope = [feed.guild_id] if feed.guild_id == GLOBAL_SCOPE else [feed.guild_id, GLOBAL_SCOPE]
-    found = await session.scalar(
-        select(Event.id)
-        .where(Event.link == link, Event.guild_id.in_(scope))
-        .order_by(Event.id)
-        .limit(1)
-    )
-    if found is not None:
-        return int(found)
-    found = await session.scalar(
-        select(Entry.event_id)
-        .join(Feed, Feed.id == Entry.feed_id)
-        .where(
-            Entry.link == link,
-            Entry.event_id.is_not(None),
-            Feed.guild_id.in_(scope),
+    found: dict[str, int] = {}
+    for start in range(0, len(links), _IN_CHUNK):
+        chunk = links[start : start + _IN_CHUNK]
+        rows = await session.execute(
+            select(Event.link, func.min(Event.id))
+            .where(Event.link.in_(chunk), Event.guild_id.in_(scope))
+            .group_by(Event.link)
         )
-        .limit(1)
-    )
-    return int(found) if found is not None else None
+        found.update({link: int(event_id) for link, event_id in rows.all()})
+        rest = [link for link in chunk if link not in found]
+        if not rest:
+            continue
+        rows = await session.execute(
+            select(Entry.link, func.min(Entry.event_id))
+            .join(Feed, Feed.id == Entry.feed_id)
+            .where(
+                Entry.link.in_(rest),
+                Entry.event_id.is_not(None),
+                Feed.guild_id.in_(scope),
+            )
+            .group_by(Entry.link)
+        )
+        found.update({link: int(event_id) for link, event_id in rows.all()})
+    return found
 
 
 async def _add_alert(
