@@ -72,7 +72,8 @@ async def test_concurrent_pollers_claim_disjoint_feeds(db: Database) -> None:
     flat = [feed for claim in claims for feed in claim]
     assert sorted(flat) == sorted(ids)  # every due feed claimed, none twice
     async with db.session() as session:
-        owners = dict((await session.execute(select(Feed.id, Feed.lease_owner))).all())
+        rows = (await session.execute(select(Feed.id, Feed.lease_owner))).all()
+        owners = {feed_id: owner for feed_id, owner in rows}
     for store, claim in zip(stores, claims, strict=True):
         assert {owners[f] for f in claim} <= {store.owner}
         assert store.held == set(claim)
