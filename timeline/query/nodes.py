@@ -163,34 +163,39 @@ class Prefix(Leaf):
 class Phrase(Leaf):
     """Consecutive words: `"war machine"`, or a hyphenated word such as `dual-use`."""
 
-    __slots__ = ("stems", "words")
+    __slots__ = ("_first", "_rest", "_set", "stems", "words")
 
     def __init__(self, field: str, words: tuple[str, ...], stems: tuple[str, ...]) -> None:
         self.field = field
         self.words = words
         self.stems = stems
+        self._set = frozenset(stems)
+        self._first = stems[0]
+        self._rest = list(stems[1:])
 
     @property
     def length(self) -> int:
         return len(self.stems)
 
     def matches(self, doc: Document) -> bool:
-        present = doc.stem_set(self.field)
-        if not all(s in present for s in self.stems):
+        if not self._set <= doc.stem_set(self.field):
             return False
-        return any(self.starts(seg) for seg in doc.segments(self.field))
+        return any(self._occurs(seg) for seg in doc.segments(self.field))
+
+    def _occurs(self, segment: Segment) -> bool:
+        seq = segment.stems
+        n = len(self.stems)
+        rest = self._rest
+        return any(seq[p + 1 : p + n] == rest for p in segment.positions(self._first))
 
     def starts(self, segment: Segment) -> list[int]:
         if not self.allows(segment):
             return []
         seq = segment.stems
         n = len(self.stems)
-        first, rest = self.stems[0], self.stems[1:]
-        return [
-            p
-            for p in segment.positions(first)
-            if p + n <= len(seq) and tuple(seq[p + 1 : p + n]) == rest
-        ]
+        rest = self._rest
+        # (A slice past the end is shorter than `rest`, so it never compares equal.)
+        return [p for p in segment.positions(self._first) if seq[p + 1 : p + n] == rest]
 
     def anchors(self) -> frozenset[str] | None:
         best = max(self.stems, key=len)
@@ -263,19 +268,33 @@ class Near(Node):
         return f" NEAR/{self.distance} ".join(str(op) for op in self.operands)
 
 
+def _any_terms(items: tuple[Node, ...]) -> tuple[frozenset[str], tuple[Node, ...]]:
+    """Split `items` into the stems of plain title-or-summary words and the other nodes."""
+    words = frozenset(i.stem for i in items if isinstance(i, Term) and i.field == ANY)
+    rest = tuple(i for i in items if not (isinstance(i, Term) and i.field == ANY))
+    return words, rest
+
+
 class And(Node):
     """Every child must hold."""
 
-    __slots__ = ("items",)
+    __slots__ = ("_rest", "_words", "items")
 
     def __init__(self, items: tuple[Node, ...]) -> None:
         self.items = items
+        # Plain words are checked in one set operation, before the slower children.
+        self._words, self._rest = _any_terms(items)
 
     def children(self) -> Iterator[Node]:
         return iter(self.items)
 
     def matches(self, doc: Document) -> bool:
-        return all(item.matches(doc) for item in self.items)
+        if not self._words <= doc.any_stems:
+            return False
+        for item in self._rest:
+            if not item.matches(doc):
+                return False
+        return True
 
     def positive(self) -> bool:
         return any(item.positive() for item in self.items)
@@ -297,16 +316,22 @@ class And(Node):
 class Or(Node):
     """At least one child must hold."""
 
-    __slots__ = ("items",)
+    __slots__ = ("_rest", "_words", "items")
 
     def __init__(self, items: tuple[Node, ...]) -> None:
         self.items = items
+        self._words, self._rest = _any_terms(items)
 
     def children(self) -> Iterator[Node]:
         return iter(self.items)
 
     def matches(self, doc: Document) -> bool:
-        return any(item.matches(doc) for item in self.items)
+        if not self._words.isdisjoint(doc.any_stems):
+            return True
+        for item in self._rest:
+            if item.matches(doc):
+                return True
+        return False
 
     def positive(self) -> bool:
         return all(item.positive() for item in self.items)

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 # A token is a run of Unicode letters and digits (str.isalnum): `[^\W_]` is \w minus "_".
 _TOKEN = re.compile(r"[^\W_]+")
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+# The same in one pass, dropping possessives: a token followed by any number of 's that end a
+# word (the group is what findall returns). Equal to tokenising fold(text), which removes every
+# 's preceded by an alphanumeric and not followed by one, "x's's" included (tests compare).
+_ASCII_WORD = re.compile(r"([a-z0-9]+)(?:'s(?![a-z0-9]))*")
+_WORD = re.compile(r"([^\W_]+)(?:['’]s(?![^\W_]))*")
 # The same, remembering where each token is, for highlighting (slow path only).
 _TOKEN_SPAN = re.compile(r"[^\W_]+")
 # A possessive 's / ’s at the end of a word ("NATO's" -> "NATO").
@@ -58,16 +63,21 @@ def _range(lo: int, hi: int) -> str:
     return re.escape(chr(lo)) if lo == hi else f"{re.escape(chr(lo))}-{re.escape(chr(hi))}"
 
 
+def _fold_chars(text: str) -> str:
+    """Return `text` NFKC-normalised, case-folded and without diacritics (possessives kept)."""
+    if text.isascii():
+        return text.lower()
+    folded = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).casefold()
+    if not folded.isascii():
+        folded = unicodedata.normalize("NFD", folded)
+        folded = _marks_pattern().sub("", folded)
+        folded = unicodedata.normalize("NFC", folded)
+    return folded
+
+
 def fold(text: str) -> str:
     """Return `text` NFKC-normalised, case-folded and without diacritics or possessives."""
-    if text.isascii():
-        folded = text.lower()
-    else:
-        folded = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).casefold()
-        if not folded.isascii():
-            folded = unicodedata.normalize("NFD", folded)
-            folded = _marks_pattern().sub("", folded)
-            folded = unicodedata.normalize("NFC", folded)
+    folded = _fold_chars(text)
     if "'s" in folded or "’s" in folded:
         folded = _POSSESSIVE.sub(lambda m: _drop_possessive(m, folded), folded)
     return folded
@@ -89,9 +99,12 @@ def _possessives(text: str) -> set[int]:
 
 def words(text: str) -> list[str]:
     """Split `text` into normalised, unstemmed tokens."""
-    folded = fold(text)
-    # Same tokens, faster: folded ASCII has no upper case, so its alphanumerics are a-z0-9.
-    return _ASCII_TOKEN.findall(folded) if folded.isascii() else _TOKEN.findall(folded)
+    folded = _fold_chars(text)
+    # One regex pass that also drops possessives; folded ASCII has no upper case, so its
+    # alphanumerics are a-z0-9. Without an apostrophe there is no possessive to drop.
+    if folded.isascii():
+        return _ASCII_WORD.findall(folded) if "'" in folded else _ASCII_TOKEN.findall(folded)
+    return _WORD.findall(folded)
 
 
 def stem(word: str) -> str:
