@@ -64,6 +64,9 @@ def _check_urls(source_url: str, target_url: str) -> None:
             raise TimelineError(f"the {name} is not a database URL: {redact_url(url)!r}") from None
         if backend not in ("sqlite", "postgresql"):
             raise TimelineError(f"the {name} must be a sqlite:/// or postgresql:// URL")
+        if backend == "postgresql" and not make_url(normalise_url(url)).database:
+            # libpq would fall back to a database named after the user: never guess a target.
+            raise TimelineError(f"the {name} URL names no database: {redact_url(url)!r}")
     if normalise_url(source_url) == normalise_url(target_url):
         raise TimelineError("the source and the target are the same database")
     source = make_url(normalise_url(source_url))
