@@ -328,8 +328,12 @@ async def _lock_links(session: AsyncSession, links: list[str]) -> None:
         return
     from .notify import lock_key
 
-    for key in sorted({lock_key("link:" + link) for link in links}):
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    keys = sorted({lock_key("link:" + link) for link in links})
+    # One round trip; unnest yields the sorted array in order, so the locks are taken in order.
+    await session.execute(
+        text("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": keys},
+    )
 
 
 async def _find_event(
