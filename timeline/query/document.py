@@ -12,21 +12,42 @@ ANY = "any"
 TITLE = "title"
 SUMMARY = "summary"
 SOURCE = "source"
+_RANK = {TITLE: 0, SUMMARY: 1}
 
 
 class Segment:
     """One run of tokens (a title, a summary, a source name): phrases never cross segments."""
 
-    __slots__ = ("_positions", "_set", "_sorted", "field", "stems", "text", "words")
+    __slots__ = (
+        "_low",
+        "_positions",
+        "_set",
+        "_sorted",
+        "field",
+        "rank",
+        "stems",
+        "text",
+        "words",
+    )
 
     def __init__(self, field: str, text: str) -> None:
         self.field = field
+        # Matched terms are listed title first, then summary, then anything else.
+        self.rank = _RANK.get(field, 2)
         self.text = text
         self.words = words(text)
         self.stems = stems(self.words)
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
         self._set: set[str] | None = None
+        self._low: str | None = None
+
+    @property
+    def low(self) -> str:
+        """Return the text lower-cased (computed once; for finding ASCII spellings)."""
+        if self._low is None:
+            self._low = self.text.lower()
+        return self._low
 
     @property
     def stem_set(self) -> set[str]:
@@ -114,6 +135,7 @@ class Document:
 
     __slots__ = (
         "_spans",
+        "_surfaces",
         "any_stems",
         "source",
         "source_names",
@@ -131,6 +153,7 @@ class Document:
         self.any_stems.update(self.summary.stems)
         self.source_stems = {s for seg in self.source for s in seg.stems}
         self._spans: dict[str, list[tuple[str, int, int]] | None] = {}
+        self._surfaces: dict[tuple[int, int, int], str] = {}
 
     def segments(self, field: str) -> list[Segment]:
         """Return the segments a term restricted to `field` looks at."""
@@ -152,10 +175,17 @@ class Document:
 
     def surface(self, segment: Segment, start: int, end: int) -> str:
         """Return the original text of tokens start..end-1 of `segment` (for bolding)."""
+        key = (id(segment), start, end)
+        got = self._surfaces.get(key)
+        if got is None:
+            got = self._surfaces[key] = self._surface(segment, start, end)
+        return got
+
+    def _surface(self, segment: Segment, start: int, end: int) -> str:
         if segment.text.isascii():
             # Fast path: folded ASCII is the lower-cased text, so finding the words in it
             # gives their first spelling without locating every token.
-            found = _ascii_find(segment.text.lower(), segment.words[start:end])
+            found = _ascii_find(segment.low, segment.words[start:end])
             if found is not None:
                 return segment.text[found[0] : found[1]]
         if segment.field not in self._spans:

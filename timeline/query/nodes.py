@@ -120,6 +120,16 @@ class Term(Leaf):
     def starts(self, segment: Segment) -> list[int]:
         return segment.positions(self.stem) if self.allows(segment) else []
 
+    def hits(self, doc: Document, out: list[Hit]) -> None:
+        field = self.field
+        if field == SOURCE:
+            return
+        stem = self.stem
+        for segment in doc.segments(field):
+            if stem in segment.stem_set:
+                for start in segment.positions(stem)[:_MAX_HITS_PER_TERM]:
+                    out.append((segment, start, start + 1))
+
     def anchors(self) -> frozenset[str] | None:
         return frozenset({("\x01" + self.stem) if self.field == SOURCE else self.stem})
 
@@ -422,12 +432,16 @@ def matched_terms(root: Node, doc: Document) -> tuple[str, ...]:
     """Return the surface forms of the positive terms of `root` found in `doc`, in order."""
     found: list[Hit] = []
     root.hits(doc, found)
-    order = {"title": 0, "summary": 1}
-    found.sort(key=lambda h: (order.get(h[0].field, 2), h[1], -h[2]))
+    if len(found) > 1:
+        found.sort(key=_hit_order)
     # One spelling per normalised form (the first): highlight() bolds every spelling anyway.
     seen: dict[str, str] = {}
     for segment, start, end in found:
-        key = " ".join(segment.words[start:end])
+        key = segment.words[start] if end == start + 1 else " ".join(segment.words[start:end])
         if key not in seen:
             seen[key] = doc.surface(segment, start, end)
     return tuple(seen.values())
+
+
+def _hit_order(hit: Hit) -> tuple[int, int, int]:
+    return (hit[0].rank, hit[1], -hit[2])

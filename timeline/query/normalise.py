@@ -20,11 +20,12 @@ log = logging.getLogger(__name__)
 
 # A token is a run of Unicode letters and digits (str.isalnum): `[^\W_]` is \w minus "_".
 _TOKEN = re.compile(r"[^\W_]+")
-_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
-# The same in one pass, dropping possessives: a token followed by any number of 's that end a
-# word (the group is what findall returns). Equal to tokenising fold(text), which removes every
-# 's preceded by an alphanumeric and not followed by one, "x's's" included (tests compare).
-_ASCII_WORD = re.compile(r"([a-z0-9]+)(?:'s(?![a-z0-9]))*")
+# Folded ASCII text is split by mapping every other character to a space (str.translate has
+# a fast path for ASCII tables) and str.split: four times faster than a regex.
+_ASCII_SEPARATORS = {i: " " for i in range(128) if not chr(i).isalnum()}
+# Non-ASCII: one regex pass that also drops possessives: a token followed by any number of 's
+# that end a word (the group is what findall returns). Equal to tokenising fold(text), which
+# removes every 's preceded by an alphanumeric and not followed by one, "x's's" included.
 _WORD = re.compile(r"([^\W_]+)(?:['’]s(?![^\W_]))*")
 # The same, remembering where each token is, for highlighting (slow path only).
 _TOKEN_SPAN = re.compile(r"[^\W_]+")
@@ -100,11 +101,33 @@ def _possessives(text: str) -> set[int]:
 def words(text: str) -> list[str]:
     """Split `text` into normalised, unstemmed tokens."""
     folded = _fold_chars(text)
-    # One regex pass that also drops possessives; folded ASCII has no upper case, so its
-    # alphanumerics are a-z0-9. Without an apostrophe there is no possessive to drop.
     if folded.isascii():
-        return _ASCII_WORD.findall(folded) if "'" in folded else _ASCII_TOKEN.findall(folded)
+        if "'" in folded:
+            folded = _drop_ascii_possessives(folded)
+        return folded.translate(_ASCII_SEPARATORS).split()
     return _WORD.findall(folded)
+
+
+def _drop_ascii_possessives(low: str) -> str:
+    """Remove each 's preceded by an alphanumeric and not followed by one (folded ASCII)."""
+    n = len(low)
+    cuts = []
+    i = low.find("'s")
+    while i >= 0:
+        # The character before is checked in the original string, as fold() does: in
+        # "x's's" both are possessives.
+        if i > 0 and low[i - 1].isalnum() and (i + 2 == n or not low[i + 2].isalnum()):
+            cuts.append(i)
+        i = low.find("'s", i + 1)
+    if not cuts:
+        return low
+    out = []
+    pos = 0
+    for cut in cuts:
+        out.append(low[pos:cut])
+        pos = cut + 2
+    out.append(low[pos:])
+    return "".join(out)
 
 
 def stem(word: str) -> str:
