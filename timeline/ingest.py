@@ -383,7 +383,9 @@ async def _events_by_links(session: AsyncSession, feed: Feed, links: list[str]) 
         chunk = links[start : start + _IN_CHUNK]
         rows = await session.execute(
             select(Event.link, func.min(Event.id))
-            .where(Event.link.in_(chunk), Event.guild_id.in_(scope))
+            # "+ 0": without it SQLite (no ANALYZE statistics) walks every event of the
+            # guild through ix_events_guild_occurred instead of looking the links up.
+            .where(Event.link.in_(chunk), (Event.guild_id + 0).in_(scope))
             .group_by(Event.link)
         )
         found.update({link: int(event_id) for link, event_id in rows.all()})
