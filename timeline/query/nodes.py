@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .document import ANY, SOURCE, TITLE, Document, Segment
 
@@ -16,7 +17,12 @@ _MAX_HITS_PER_TERM = 50
 # Title tokens are also indexed with this mark, so `title:` terms get precise candidates
 # (titles are short: this costs a dozen tokens per entry). Alphanumeric, like every token.
 TITLE_MARK = "0t"
+# Two consecutive stems are also indexed as one token joined by this (non-ASCII, so FTS5's
+# ascii tokenizer keeps it inside the token): a phrase whose words are common but which is
+# rare itself ("dual use") then has few candidates. detail=none stores no positions.
+PAIR_MARK = "\u00b7"
 # An FTS candidate expression: None means "no restriction" (every row is a candidate).
+# Kinds: term, prefix, pair (an adjacent-stems token; SQLite only), and, or.
 FtsExpr = tuple[str, object] | None
 # A place in a document where a term matched: (segment, first token, end token).
 Hit = tuple[Segment, int, int]
@@ -28,6 +34,11 @@ def _fts_word(stem: str, field: str = ANY) -> FtsExpr:
     if len(stem) > FTS_TOKEN_CHARS:
         return ("prefix", stem[:FTS_TOKEN_CHARS])
     return ("term", stem)
+
+
+def pair_token(first: str, second: str) -> str:
+    """Return the index token for stem `first` directly followed by stem `second`."""
+    return (first + PAIR_MARK + second)[:FTS_TOKEN_CHARS]
 
 
 def _cost(keys: frozenset[str]) -> float:
@@ -214,7 +225,10 @@ class Phrase(Leaf):
     def fts(self) -> FtsExpr:
         if self.field == SOURCE:
             return None
-        return ("and", tuple(_fts_word(s, self.field) for s in dict.fromkeys(self.stems)))
+        parts = [_fts_word(s, self.field) for s in dict.fromkeys(self.stems)]
+        pairs = dict.fromkeys(pair_token(a, b) for a, b in pairwise(self.stems))
+        parts.extend(("pair", p) for p in pairs)
+        return ("and", tuple(parts))
 
     def __str__(self) -> str:
         return f'{self._prefix_field()}"{" ".join(self.words)}"'
@@ -400,7 +414,8 @@ class Not(Node):
         return None
 
     def __str__(self) -> str:
-        return "-" + _wrap(self.item)
+        # "--x" would read back as x (two negations cancel): keep the group.
+        return "-" + (f"({self.item})" if isinstance(self.item, Not) else _wrap(self.item))
 
 
 def _wrap(node: Node) -> str:

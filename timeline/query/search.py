@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import Row, Select, and_, bindparam, literal_column, or_, select, table, text
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from timeline.models import Entry, Feed, UTCDateTime
 
 from .document import SOURCE, Document, feed_source_names
-from .nodes import FTS_TOKEN_CHARS, TITLE_MARK, And, FtsExpr, Leaf, Node
+from .nodes import FTS_TOKEN_CHARS, TITLE_MARK, And, FtsExpr, Leaf, Node, pair_token
 from .normalise import stems, words
 from .parser import Query
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_INDEX_TOKENS = 5000
 OVERFLOW_TOKEN = "0tboverflow0"
 MAX_LIMIT = 1000
+# The SQLite index's token format (see _check_sqlite_format): change it when index_tokens does.
+INDEX_FORMAT = "0tbformat2pairs"
 _SYNC_BATCH = 1000
 
 
@@ -54,15 +57,22 @@ class SearchHit:
     terms: tuple[str, ...]
 
 
-def index_tokens(title: str, summary: str) -> list[str]:
-    """Return the distinct tokens the full-text index stores for an entry."""
+def index_tokens(title: str, summary: str, *, pairs: bool = True) -> list[str]:
+    """Return the distinct tokens the full-text index stores for an entry.
+
+    With `pairs`, each two consecutive stems of the title or the summary are a token too.
+    """
     seen: dict[str, None] = {}
     for mark, part in (("", title or ""), (TITLE_MARK, title or ""), ("", summary or "")):
         raw = words(part)
-        for word, st in zip(raw, stems(raw), strict=True):
+        part_stems = stems(raw)
+        for word, st in zip(raw, part_stems, strict=True):
             seen[(mark + st)[:FTS_TOKEN_CHARS]] = None
             if word != st:
                 seen[(mark + word)[:FTS_TOKEN_CHARS]] = None
+        if pairs and not mark:
+            for a, b in pairwise(part_stems):
+                seen[pair_token(a, b)] = None
     tokens = list(seen)
     if len(tokens) > MAX_INDEX_TOKENS:
         tokens = [*tokens[:MAX_INDEX_TOKENS], OVERFLOW_TOKEN]
@@ -79,7 +89,7 @@ def fts5_query(expr: FtsExpr) -> str | None:
 def _fts5(expr: FtsExpr) -> str:
     assert expr is not None
     kind, value = expr
-    if kind == "term":
+    if kind in ("term", "pair"):
         return f'"{value}"'
     if kind == "prefix":
         return f'"{value}"*'
@@ -103,6 +113,10 @@ def _tsq(expr: FtsExpr) -> str:
     if kind == "prefix":
         return f"'{value}':*"
     assert isinstance(value, tuple)
+    if kind == "and":
+        # PostgreSQL rows are indexed without pairs: an AND of a phrase's words is the
+        # condition there (a phrase always has its words next to its pairs).
+        value = tuple(v for v in value if v is not None and v[0] != "pair")
     joiner = " & " if kind == "and" else " | "
     return "(" + joiner.join(_tsq(v) for v in value) + ")"
 
@@ -119,6 +133,7 @@ async def sync_search_index(session: AsyncSession, batch: int = _SYNC_BATCH) -> 
 
 
 async def _sync_sqlite(session: AsyncSession, batch: int) -> int:
+    await _check_sqlite_format(session)
     done = 0
     while True:
         rows = (
@@ -146,6 +161,27 @@ async def _sync_sqlite(session: AsyncSession, batch: int) -> int:
         await session.execute(text("DELETE FROM entries_fts_pending WHERE entry_id = :id"), ids)
         done += len(rows)
         log.debug("indexed %d entries for search", len(rows))
+
+
+async def _check_sqlite_format(session: AsyncSession) -> None:
+    """Queue every entry for indexing again if the index predates the current token format.
+
+    Phrase searches rely on pair tokens: an entry indexed without them would be missed. The
+    format is a marker row (rowid 0: no entry has that id) holding INDEX_FORMAT.
+    """
+    marker = (
+        await session.execute(text("SELECT tokens FROM entries_fts WHERE rowid = 0"))
+    ).scalar_one_or_none()
+    if marker == INDEX_FORMAT:
+        return
+    log.info("search index format changed: indexing every entry again")
+    await session.execute(
+        text("INSERT OR IGNORE INTO entries_fts_pending(entry_id) SELECT id FROM entries")
+    )
+    await session.execute(text("DELETE FROM entries_fts WHERE rowid = 0"))
+    await session.execute(
+        text("INSERT INTO entries_fts(rowid, tokens) VALUES (0, :f)"), {"f": INDEX_FORMAT}
+    )
 
 
 async def _sync_postgres(session: AsyncSession, batch: int) -> int:
@@ -177,7 +213,7 @@ async def _sync_postgres(session: AsyncSession, batch: int) -> int:
                     "VALUES (:id, array_to_tsvector(CAST(:tokens AS text[]))) "
                     "ON CONFLICT (entry_id) DO UPDATE SET tsv = EXCLUDED.tsv"
                 ),
-                [{"id": r[0], "tokens": index_tokens(r[1], r[2] or "")} for r in rows],
+                [{"id": r[0], "tokens": index_tokens(r[1], r[2] or "", pairs=False)} for r in rows],
             )
         done += len(ids)
 
