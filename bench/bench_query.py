@@ -4,7 +4,9 @@
     python bench/bench_query.py search [--entries 1000000] [--db PATH] [--runs 5]
 
 Prints figures; never asserts a time (benchmarks do not gate CI). Synthetic news-like text:
-a Zipf-distributed vocabulary of 30,000 words with real news words among them.
+a Zipf-distributed vocabulary of 30,000 words with real news words among them. Matching rates
+are per CPU second of this process (what one core does, whatever else the machine runs), with
+the wall-clock rate in brackets; alerts need each match's spellings, so `.terms` is read.
 """
 
 from __future__ import annotations
