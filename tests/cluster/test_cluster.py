@@ -244,6 +244,24 @@ async def test_three_pollers_and_two_discord_processes_poll_and_alert_exactly_on
         items={i: [story(rng, False, f"f{i}-old{n}") for n in range(3)] for i in range(FEEDS)}
     )
     conn = await asyncpg.connect(pg_url)
+    try:
+        codes, victim = await _scenario(conn, farm, rng, pg_url, tmp_path, processes)
+    finally:
+        await conn.close()
+    # Graceful stop on SIGTERM: exit code 0 for everyone but the killed poller.
+    assert {n: c for n, c in codes.items() if n != victim} == {
+        n: 0 for n in codes if n != victim
+    }, processes.logs()
+
+
+async def _scenario(
+    conn: asyncpg.Connection,
+    farm: Farm,
+    rng: random.Random,
+    pg_url: str,
+    tmp_path: Path,
+    processes: Processes,
+) -> tuple[dict[str, int], str]:
     metrics_ports = [free_port(), free_port()]
     async with serve_farm(farm), DiscordEmulator([GUILD]) as emu:
         write_config(processes.config, pg_url, farm)
@@ -329,6 +347,11 @@ async def test_three_pollers_and_two_discord_processes_poll_and_alert_exactly_on
         await _wait_for_alerts(emu, injected, processes)
 
         # Every alert delivered exactly once: one message each, all rows sent, nonces unique.
+        async def all_marked_sent() -> bool:
+            return bool(await conn.fetchval("SELECT bool_and(status = 'sent') FROM alerts"))
+
+        # Discord stores the message a moment before the process marks its row sent.
+        await wait_until(all_marked_sent, within=10, what="every alert marked sent")
         messages = emu.channel_messages(ALERTS)
         assert len(messages) == len(injected)
         rows = await conn.fetch("SELECT status, message_id, nonce FROM alerts")
@@ -338,20 +361,23 @@ async def test_three_pollers_and_two_discord_processes_poll_and_alert_exactly_on
         assert {r["message_id"] for r in rows} == {m.id for m in messages}
         assert len({r["nonce"] for r in rows}) == len(rows)
 
-        # The discord processes' metrics add up to the alerts delivered.
-        delivered = 0.0
+        # The discord processes' metrics add up to the alerts delivered (counted just after
+        # the row is marked sent, hence a bounded wait).
         for port in metrics_ports:
             health = await _get(port, "/healthz")
             assert json.loads(health)["status"] == "ok"
-            delivered += _sample(await _get(port, "/metrics"), "timeline_alerts_delivered_total")
-        assert delivered == len(injected)
+
+        async def metrics_add_up() -> bool:
+            delivered = 0.0
+            for port in metrics_ports:
+                text = await _get(port, "/metrics")
+                delivered += _sample(text, "timeline_alerts_delivered_total")
+            return delivered == len(injected)
+
+        await wait_until(metrics_add_up, within=10, what="the delivered counters")
 
         codes = processes.stop_all()
-        await conn.close()
-    # Graceful stop on SIGTERM: exit code 0 for everyone but the killed poller.
-    assert {n: c for n, c in codes.items() if n != victim} == {
-        n: 0 for n in codes if n != victim
-    }, processes.logs()
+    return codes, victim
 
 
 def _start_discord(processes: Processes, n: int, config: Path) -> subprocess.Popen[bytes]:
