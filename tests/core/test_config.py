@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def test_every_example_key_is_commented() -> None:
 )
 def test_example_documents_every_setting(cls: type) -> None:
     text = (ROOT / "config.example.toml").read_text()
-    for name in cls.__dataclass_fields__:
+    for name in (f.name for f in dataclasses.fields(cls)):
         assert re.search(rf"^(#? ?{name} = |\[[a-z.]*{name}\])", text, re.M), (
             f"{cls.__name__}.{name} undocumented"
         )
