@@ -453,14 +453,7 @@ async def probe_feed(url: str, settings: Settings) -> feed_svc.FeedProbe:
     from feeds.types import FetchState
 
     polling = settings.polling
-    fetch_settings = FetchSettings(
-        timeout_seconds=polling.timeout_seconds,
-        max_body_bytes=polling.max_body_bytes,
-        user_agent=polling.user_agent,
-        per_host_concurrency=polling.per_host_concurrency,
-        max_redirects=polling.max_redirects,
-        allow_private=polling.allow_private,
-    )
+    fetch_settings = FetchSettings.from_settings(polling)
     async with Fetcher(fetch_settings) as fetcher:
         result = await fetcher.fetch(FetchState(url=url))
     if result.outcome == "error":

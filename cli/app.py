@@ -26,14 +26,7 @@ log = logging.getLogger(__name__)
 
 def fetch_settings(polling: PollingSettings) -> FetchSettings:
     """Map the [polling] settings onto the fetcher's own settings."""
-    return FetchSettings(
-        timeout_seconds=polling.timeout_seconds,
-        max_body_bytes=polling.max_body_bytes,
-        user_agent=polling.user_agent,
-        per_host_concurrency=polling.per_host_concurrency,
-        max_redirects=polling.max_redirects,
-        allow_private=polling.allow_private,
-    )
+    return FetchSettings.from_settings(polling)
 
 
 def owner_id() -> str:

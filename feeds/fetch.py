@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeGuard
@@ -68,6 +68,13 @@ class FetchSettings:
     allow_private: tuple[str, ...] = ()
     # Parse in this many worker processes (feedparser is CPU-bound); 0 parses in a thread.
     parse_workers: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: object) -> FetchSettings:
+        """Build from any settings object whose fields share these names (config [polling])."""
+        return cls(
+            **{f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        )
 
 
 class FetchFailed(Exception):

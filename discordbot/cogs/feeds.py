@@ -45,14 +45,7 @@ REPORT_LINES = 10
 def fetch_settings(bot: TimelineBot) -> FetchSettings:
     """Build the fetch limits from the bot's polling settings."""
     polling = bot.settings.polling
-    return FetchSettings(
-        timeout_seconds=polling.timeout_seconds,
-        max_body_bytes=polling.max_body_bytes,
-        user_agent=polling.user_agent,
-        per_host_concurrency=polling.per_host_concurrency,
-        max_redirects=polling.max_redirects,
-        allow_private=polling.allow_private,
-    )
+    return FetchSettings.from_settings(polling)
 
 
 async def probe(fetcher: Fetcher, url: str) -> FeedProbe:
