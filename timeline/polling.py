@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds.types import FetchResult, FetchState
 
@@ -72,6 +73,9 @@ class PollStore:
         self.held: set[int] = set()
         # SQLite has one writer at a time; queueing here is cheaper than busy-waiting there.
         self._write_lock = asyncio.Lock() if db.dialect == "sqlite" else None
+        # Group commit of fetches without items (see `record`).
+        self._grouped: list[_Queued] = []
+        self._grouping = False
 
     @property
     def lease(self) -> timedelta:
@@ -179,12 +183,20 @@ class PollStore:
     async def record(
         self, due: DueFeed, result: FetchResult, now: datetime | None = None
     ) -> FeedOutcome:
-        """Store the items and the scheduling state of one fetch, in one transaction."""
+        """Store the items and the scheduling state of one fetch, in one transaction.
+
+        A fetch that brings no items (304, same body, error) is committed together with the
+        others that arrive while a transaction is running (group commit); it returns once its
+        own state is committed, as a lone transaction would.
+        """
         now = now or utcnow()
         if self.watches is None:
             await self.begin_round()
         try:
-            outcome = await self._record(due, result, now)
+            if result.outcome == "ok":
+                outcome = await self._record(due, result, now)
+            else:
+                outcome = await self._record_grouped(due, result, now)
         except BaseException:
             self._drop_event_indexes()
             # Not recorded: give the feed back so it is retried, instead of renewing its lease
@@ -208,58 +220,139 @@ class PollStore:
             feed = await session.get(Feed, due.id)
             if feed is None:  # removed while it was being fetched
                 return FeedOutcome(due.id, due.name, due.state.url, "removed")
-            outcome = FeedOutcome(feed.id, feed.name, feed.url, result.outcome)
             report = IngestReport()
-            feed.last_checked_at = now
-            if feed.lease_owner in (self.owner, None):
-                # Another poller may hold it if ours ran out while we were stuck: leave theirs.
-                feed.lease_owner = None
-                feed.lease_until = None
-            if result.outcome == "error":
-                self._record_error(feed, result, now)
-                outcome.error = result.error
-                outcome.error_kind = result.error_kind
-            else:
+            if result.outcome == "ok":
                 alert = feed.backfilled or self.settings.alert_on_first_poll
-                if result.outcome == "ok":
-                    report = await ingest(
-                        session,
-                        feed,
-                        result.items,
-                        self.watches,
-                        now=now,
-                        alert=alert,
-                        events=self.events.setdefault(feed.guild_id, EventIndex()),
-                    )
-                    self._own_entries.update(report.entry_ids)
-                    feed.backfilled = True
-                    if result.feed_title:
-                        feed.title = result.feed_title[:500]
-                outcome.backfill = not alert
-                self._record_success(session, feed, result, now)
+                report = await ingest(
+                    session,
+                    feed,
+                    result.items,
+                    self.watches,
+                    now=now,
+                    alert=alert,
+                    events=self.events.setdefault(feed.guild_id, EventIndex()),
+                )
+                self._own_entries.update(report.entry_ids)
+                if result.feed_title:
+                    feed.title = result.feed_title[:500]
+            outcome = self._settle(session, feed, result, now, report)
+            if result.outcome == "ok":
+                feed.backfilled = True
             if report.alerts or report.edited_alerts:
                 # Delivered on commit: the Discord process wakes up for rows it can see.
                 await announce_outbox(session)
-            outcome.new_entries = report.new_entries
-            outcome.new_events = len(report.new_events)
-            outcome.joined_events = len(report.joined_events)
-            outcome.edited_alerts = report.edited_alerts
-            outcome.alerts = report.alerts
-            outcome.next_check_at = feed.next_check_at
-            session.add(
-                FetchLog(
-                    feed_id=feed.id,
-                    started_at=now,
-                    outcome=result.outcome,
-                    status_code=result.status,
-                    error=result.error,
-                    error_kind=result.error_kind,
-                    new_entries=report.new_entries,
-                    bytes_read=result.bytes_read,
-                    duration_ms=result.duration_ms,
-                )
-            )
         return outcome
+
+    def _settle(
+        self,
+        session: AsyncSession,
+        feed: Feed,
+        result: FetchResult,
+        now: datetime,
+        report: IngestReport,
+    ) -> FeedOutcome:
+        """Apply a fetch's scheduling state to `feed` and log it; return the outcome."""
+        outcome = FeedOutcome(feed.id, feed.name, feed.url, result.outcome)
+        feed.last_checked_at = now
+        if feed.lease_owner in (self.owner, None):
+            # Another poller may hold it if ours ran out while we were stuck: leave theirs.
+            feed.lease_owner = None
+            feed.lease_until = None
+        if result.outcome == "error":
+            self._record_error(feed, result, now)
+            outcome.error = result.error
+            outcome.error_kind = result.error_kind
+        else:
+            outcome.backfill = not (feed.backfilled or self.settings.alert_on_first_poll)
+            self._record_success(session, feed, result, now)
+        outcome.new_entries = report.new_entries
+        outcome.new_events = len(report.new_events)
+        outcome.joined_events = len(report.joined_events)
+        outcome.edited_alerts = report.edited_alerts
+        outcome.alerts = report.alerts
+        outcome.next_check_at = feed.next_check_at
+        session.add(
+            FetchLog(
+                feed_id=feed.id,
+                started_at=now,
+                outcome=result.outcome,
+                status_code=result.status,
+                error=result.error,
+                error_kind=result.error_kind,
+                new_entries=report.new_entries,
+                bytes_read=result.bytes_read,
+                duration_ms=result.duration_ms,
+            )
+        )
+        return outcome
+
+    async def _record_grouped(
+        self, due: DueFeed, result: FetchResult, now: datetime
+    ) -> FeedOutcome:
+        """Queue a fetch without items; the first caller in commits the queue, in batches."""
+        mine: asyncio.Future[FeedOutcome | None] = asyncio.get_running_loop().create_future()
+        self._grouped.append((due, result, now, mine))
+        if self._grouping:
+            done = await mine
+            if done is not None:
+                return done
+            # None: the committer was cancelled and handed the queue over to us.
+        self._grouping = True
+        own: FeedOutcome | None = None
+        own_error: Exception | None = None
+        batch: list[_Queued] = []
+        try:
+            while self._grouped:
+                batch, self._grouped = self._grouped, []
+                try:
+                    outcomes = await self._record_batch(batch)
+                except Exception as exc:
+                    for *_, waiter in batch:
+                        if waiter is mine:
+                            own_error = exc
+                        elif not waiter.done():
+                            waiter.set_exception(exc)  # each caller releases its own lease
+                    batch = []
+                    continue
+                for (*_, waiter), outcome in zip(batch, outcomes, strict=True):
+                    if waiter is mine:
+                        own = outcome
+                    elif not waiter.done():
+                        waiter.set_result(outcome)
+                batch = []
+        finally:
+            self._grouping = False
+            for *_, waiter in batch:  # cancelled mid-batch: nothing of it was committed
+                if waiter is not mine and not waiter.done():
+                    waiter.set_exception(RuntimeError("recording was cancelled"))
+            # Cancelled with fetches still queued: hand over to a live caller to commit them.
+            live = [waiter for *_, waiter in self._grouped if not waiter.done()]
+            if live:
+                self._grouping = True
+                live[0].set_result(None)
+            else:
+                self._grouped = []
+        if own_error is not None:
+            raise own_error
+        assert own is not None
+        return own
+
+    async def _record_batch(self, batch: list[_Queued]) -> list[FeedOutcome]:
+        """Store the scheduling state of several fetches without items in one transaction."""
+        async with self._writing(), self.db.session() as session:
+            ids = [due.id for due, *_ in batch]
+            feeds = {
+                feed.id: feed
+                for feed in (await session.scalars(select(Feed).where(Feed.id.in_(ids)))).all()
+            }
+            outcomes = []
+            for due, result, now, _ in batch:
+                feed = feeds.get(due.id)
+                if feed is None:  # removed while it was being fetched
+                    outcomes.append(FeedOutcome(due.id, due.name, due.state.url, "removed"))
+                else:
+                    outcomes.append(self._settle(session, feed, result, now, IngestReport()))
+        return outcomes
 
     def _drop_event_indexes(self) -> None:
         # The index may now name rows that were rolled back: rebuild it next round.
@@ -276,7 +369,7 @@ class PollStore:
         return base * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
 
     def _record_success(
-        self, session: object, feed: Feed, result: FetchResult, now: datetime
+        self, session: AsyncSession, feed: Feed, result: FetchResult, now: datetime
     ) -> None:
         feed.error_count = 0
         feed.last_error = None
@@ -312,6 +405,9 @@ class PollStore:
         if result.retry_after:
             delay = max(delay, min(result.retry_after, float(self.settings.backoff_max_seconds)))
         feed.next_check_at = now + timedelta(seconds=delay)
+
+
+_Queued = tuple[DueFeed, FetchResult, datetime, "asyncio.Future[FeedOutcome | None]"]
 
 
 class _NoLock:
