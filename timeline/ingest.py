@@ -12,8 +12,10 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import Table, and_, func, select, text, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +30,18 @@ log = logging.getLogger(__name__)
 
 MAX_KEY = 512
 _IN_CHUNK = 500  # values per IN (...) list: well under every backend's parameter limit
+# Built once on the table: an ORM insert built per call is compiled per call (no cache hit).
+_EVENTS = cast(Table, Event.__table__)
+_INSERT_EVENT = sa_insert(_EVENTS).returning(_EVENTS.c.id)
+_ENTRIES = cast(Table, Entry.__table__)
+# ON CONFLICT DO NOTHING: another poller may have stored the same entry a moment ago.
+# Executed with a list of rows (executemany with RETURNING): compiled once per dialect.
+_INSERT_ENTRIES = {
+    name: dialect_insert(_ENTRIES)
+    .on_conflict_do_nothing(index_elements=["feed_id", "key"])
+    .returning(_ENTRIES.c.id, _ENTRIES.c.key)
+    for name, dialect_insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
+}
 CLUSTER_WINDOW = timedelta(hours=72)
 
 
@@ -163,9 +177,13 @@ def _entry_key(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+def _dialect_name(session: AsyncSession) -> str:
     dialect = session.bind.dialect.name if session.bind else "sqlite"
-    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return "postgresql" if dialect == "postgresql" else "sqlite"
+
+
+def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
+    return postgresql.insert if _dialect_name(session) == "postgresql" else sqlite.insert
 
 
 async def ingest(
@@ -202,7 +220,6 @@ async def ingest(
         return report
 
     await _lock_links(session, [item.link for item in fresh.values() if item.link])
-    insert = _insert(session)
     rows = [
         {
             "feed_id": feed.id,
@@ -218,14 +235,12 @@ async def ingest(
         }
         for key, item in fresh.items()
     ]
-    # ON CONFLICT DO NOTHING: another poller may have stored the same entry a moment ago.
-    stmt = (
-        insert(Entry)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["feed_id", "key"])
-        .returning(Entry.id, Entry.key)
-    )
-    inserted = {key: entry_id for entry_id, key in (await session.execute(stmt)).all()}
+    inserted = {
+        key: entry_id
+        for entry_id, key in (
+            await session.execute(_INSERT_ENTRIES[_dialect_name(session)], rows)
+        ).all()
+    }
     report.new_entries = len(inserted)
     report.entry_ids = list(inserted.values())
     names = feed_source_names(feed.name, feed.url)
@@ -240,19 +255,19 @@ async def ingest(
         item = fresh[key]
         event_id = await _find_event(session, feed, item, key, events, by_link)
         if event_id is None:
-            event_id = await session.scalar(
-                insert(Event)
-                .values(
-                    guild_id=feed.guild_id,
-                    title=item.title or "(untitled)",
-                    link=item.link,
-                    occurred_at=item.published,
-                    created_at=now,
-                    updated_at=now,
+            event_id = (
+                await session.execute(
+                    _INSERT_EVENT,
+                    {
+                        "guild_id": feed.guild_id,
+                        "title": item.title or "(untitled)",
+                        "link": item.link,
+                        "occurred_at": item.published,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
                 )
-                .returning(Event.id)
-            )
-            assert event_id is not None
+            ).scalar_one()
             report.new_events.append(event_id)
         else:
             report.joined_events.append(event_id)
