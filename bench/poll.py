@@ -1,0 +1,306 @@
+"""Drive the real poller and ingest against the feed farm for several rounds.
+
+Round 0 is the first poll of every feed (a silent backfill of ~50 items each); then before each
+measured round the farm changes a share of its feeds and every feed is made due, so a round
+polls all of them: the unchanged ones must cost a 304 (or a body hash), not a parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from feeds.fetch import Fetcher, FetchSettings
+from feeds.poller import Poller
+from feeds.types import FetchResult, FetchState
+from timeline.config import PollingSettings
+from timeline.db import Database
+from timeline.migrate import upgrade_async
+from timeline.models import Entry, Event, Feed, Watch
+from timeline.polling import FeedOutcome, PollStore
+from timeline.query import sync_search_index
+
+from .farm import WATCH_PHRASES, farm_control
+from .measure import ProcessTreeMeter, percentile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollConfig:
+    """What to poll and how."""
+
+    ports: list[int]
+    feeds: int
+    db_path: str
+    rounds: int = 3
+    share: float = 0.2
+    parse_workers: int = 2
+    concurrency: int = 20
+    per_host_concurrency: int = 4
+    # Store the first poll with bulk inserts instead of the per-item ingest (see SeedStore).
+    seed_backfill: bool = False
+    urls: list[str] = field(default_factory=list)
+
+
+class CountingFetcher:
+    """Wrap a Fetcher to count what it parsed (items of "ok" results) and each outcome."""
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self.fetcher = fetcher
+        self.parsed_items = 0
+        self.parsed_feeds = 0
+
+    async def fetch(self, state: FetchState) -> FetchResult:
+        """Fetch through the wrapped fetcher and count the parsed items."""
+        result = await self.fetcher.fetch(state)
+        if result.outcome == "ok":
+            self.parsed_items += len(result.items)
+            self.parsed_feeds += 1
+        return result
+
+
+class SeedStore:
+    """A store for the first round that bulk-loads what the real Fetcher parsed.
+
+    The product's first poll of 1,000 feeds stores ~50,000 entries one event at a time, with
+    clustering: minutes of work that `--full` measures. `--quick` instead seeds the database as
+    a previous run would have left it (entries, one event each, the feeds' ETag, Last-Modified
+    and body hash), so the measured rounds start from a realistic steady state. Writes go
+    through the models, as the product's own stores do.
+    """
+
+    def __init__(self, store: PollStore) -> None:
+        self.store = store
+
+    async def claim_due(self, now: datetime | None = None, limit: int = 1000) -> list[Any]:
+        """Claim through the real store."""
+        return await self.store.claim_due(now, limit)
+
+    async def begin_round(self) -> None:
+        """Nothing to compile: seeding matches no watches."""
+
+    async def record(self, due: Any, result: FetchResult, now: datetime | None = None) -> Any:
+        """Bulk-store an "ok" result; hand anything else to the real store."""
+        if result.outcome != "ok":
+            return await self.store.record(due, result, now)
+        now = now or datetime.now(UTC)
+        async with self.store._writing(), self.store.db.session() as session:
+            items = list({item.key: item for item in reversed(result.items)}.values())
+            event_ids = list(
+                (
+                    await session.scalars(
+                        insert(Event).returning(Event.id, sort_by_parameter_order=True),
+                        [
+                            {
+                                "guild_id": 0,
+                                "title": item.title or "(untitled)",
+                                "link": item.link,
+                                "occurred_at": item.published,
+                                "created_at": now,
+                                "updated_at": now,
+                            }
+                            for item in items
+                        ],
+                    )
+                ).all()
+            )
+            await session.execute(
+                insert(Entry),
+                [
+                    {
+                        "feed_id": due.id,
+                        "event_id": event_id,
+                        "key": item.key,
+                        "title": item.title,
+                        "summary": item.summary,
+                        "link": item.link,
+                        "author": item.author,
+                        "tags": list(item.tags),
+                        "published_at": item.published,
+                        "published_is_estimated": item.published_is_estimated,
+                        "first_seen_at": now,
+                    }
+                    for item, event_id in zip(items, event_ids, strict=True)
+                ],
+            )
+            await session.execute(
+                update(Feed)
+                .where(Feed.id == due.id)
+                .values(
+                    etag=result.state.etag,
+                    last_modified=result.state.last_modified,
+                    body_hash=result.state.body_hash,
+                    backfilled=True,
+                    status="ok",
+                    last_checked_at=now,
+                    last_success_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                    next_check_at=now + timedelta(hours=1),
+                )
+            )
+            # As ingest does: the search index is part of storing entries.
+            await sync_search_index(session)
+        self.store.held.discard(due.id)
+        return FeedOutcome(due.id, due.name, due.state.url, "ok", new_entries=len(items))
+
+
+def _size_mb(path: str) -> float:
+    return Path(path).stat().st_size / 1e6
+
+
+def feed_urls(ports: list[int], feeds: int) -> list[str]:
+    """Return the farm URL of each feed (the farm's own numbering)."""
+    return [f"http://127.0.0.1:{ports[i % len(ports)]}/f/{i}.xml" for i in range(feeds)]
+
+
+async def setup_database(url: str, urls: list[str], channel_id: int | None = None) -> Database:
+    """Create a fresh timeline database with one feed per URL and the bench watches.
+
+    The watches post to channels 1000, 1001, ... unless `channel_id` is given.
+    """
+    await upgrade_async(url)
+    db = Database(url)
+    due = datetime.now(UTC) - timedelta(seconds=1)
+    async with db.session() as session:
+        session.add_all(
+            Feed(name=f"News {i}", url=u, next_check_at=due) for i, u in enumerate(urls)
+        )
+        session.add_all(
+            Watch(name=phrase, query=phrase, channel_id=channel_id or 1000 + i)
+            for i, phrase in enumerate(WATCH_PHRASES)
+        )
+    return db
+
+
+def _round_figures(
+    label: str,
+    report: Any,
+    wall: float,
+    cpu: float,
+    farm: dict[str, Any] | None,
+    parsed: tuple[int, int],
+) -> dict[str, Any]:
+    outcomes: dict[str, int] = {}
+    for o in report.outcomes:
+        outcomes[o.outcome] = outcomes.get(o.outcome, 0) + 1
+    new_items = sum(o.new_entries for o in report.outcomes)
+    return {
+        "round": label,
+        "feeds": len(report.outcomes),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "outcomes": outcomes,
+        "new_items": new_items,
+        "alerts": sum(len(o.alerts) for o in report.outcomes),
+        "parsed_feeds": parsed[0],
+        "parsed_items": parsed[1],
+        "farm_new_items": farm["new_items"] if farm else None,
+        "farm_changed_feeds": farm["changed"] if farm else None,
+    }
+
+
+async def run_poll(config: PollConfig) -> dict[str, Any]:
+    """Poll the farm `config.rounds` times after a backfill round; return the figures."""
+    urls = config.urls or feed_urls(config.ports, config.feeds)
+    db_url = f"sqlite:///{config.db_path}"
+    db = await setup_database(db_url, urls)
+    polling = PollingSettings(
+        allow_private=("127.0.0.1",),
+        jitter=0.0,
+        timeout_seconds=10.0,
+        per_host_concurrency=config.per_host_concurrency,
+        concurrency=config.concurrency,
+    )
+    fetch_settings = FetchSettings(
+        timeout_seconds=polling.timeout_seconds,
+        max_body_bytes=polling.max_body_bytes,
+        per_host_concurrency=polling.per_host_concurrency,
+        allow_private=polling.allow_private,
+        parse_workers=config.parse_workers,
+    )
+    rounds: list[dict[str, Any]] = []
+    seeded: dict[str, Any] | None = None
+    loop = asyncio.get_running_loop()
+    try:
+        with ProcessTreeMeter() as meter:
+            async with Fetcher(fetch_settings) as real_fetcher:
+                fetcher = CountingFetcher(real_fetcher)
+                store = PollStore(db, polling, owner="bench")
+                poller = Poller(store, fetcher, concurrency=polling.concurrency)
+                for n in range(config.rounds + 1):
+                    farm = None
+                    if n == 0 and config.seed_backfill:
+                        seeder = Poller(SeedStore(store), fetcher, concurrency=polling.concurrency)
+                        started = loop.time()
+                        report = await seeder.run_round()
+                        seeded = {
+                            "seconds": loop.time() - started,
+                            "entries": sum(o.new_entries for o in report.outcomes),
+                        }
+                        # Load the recent events into the clustering index, as a restarted
+                        # poller does on its first round: not part of a steady round.
+                        started = loop.time()
+                        await store.begin_round()
+                        seeded["event_index_load_s"] = loop.time() - started
+                        continue
+                    if n:
+                        # Farm and database preparation are not part of the round.
+                        farm = await loop.run_in_executor(
+                            None, lambda: farm_control(config.ports, "advance", share=config.share)
+                        )
+                        await store.make_all_due()
+                    cpu0 = meter.cpu()
+                    parsed0 = (fetcher.parsed_feeds, fetcher.parsed_items)
+                    started = loop.time()
+                    report = await poller.run_round()
+                    wall = loop.time() - started
+                    cpu = meter.cpu() - cpu0
+                    label = "backfill" if n == 0 else str(n)
+                    parsed = (
+                        fetcher.parsed_feeds - parsed0[0],
+                        fetcher.parsed_items - parsed0[1],
+                    )
+                    rounds.append(_round_figures(label, report, wall, cpu, farm, parsed))
+                    log.info("poll round %s: %s", label, rounds[-1])
+            peak_children = meter.peak_children
+        peak_rss = meter.peak_rss
+    finally:
+        await db.dispose()
+    steady = [r for r in rounds if r["round"] != "backfill"]
+    backfill = rounds[0] if rounds and rounds[0]["round"] == "backfill" else None
+    walls = [r["wall_s"] for r in steady]
+    feeds_polled = sum(r["feeds"] for r in steady)
+    new_items = sum(r["new_items"] for r in steady)
+    parsed_items = sum(r["parsed_items"] for r in steady)
+    cpu_total = sum(r["cpu_s"] for r in steady)
+    return {
+        "feeds": len(urls),
+        "parse_workers": config.parse_workers,
+        "concurrency": config.concurrency,
+        "rounds": rounds,
+        "steady_rounds": len(steady),
+        "round_wall_p50_s": percentile(walls, 50),
+        "round_wall_p95_s": percentile(walls, 95),
+        "feeds_per_s": feeds_polled / sum(walls) if walls else 0.0,
+        "new_items_per_s": new_items / sum(walls) if walls else 0.0,
+        "cpu_s_per_round": cpu_total / len(steady) if steady else 0.0,
+        "cpu_s_per_1000_new_items": 1000 * cpu_total / new_items if new_items else None,
+        "backfill_cpu_s_per_1000_items": (
+            1000 * backfill["cpu_s"] / backfill["new_items"]
+            if backfill and backfill["new_items"]
+            else None
+        ),
+        "seeded_backfill": seeded,
+        "cpu_s_per_1000_parsed_items": 1000 * cpu_total / parsed_items if parsed_items else None,
+        "peak_rss_mb": peak_rss / 1e6,
+        "peak_processes": 1 + peak_children,
+        "db_size_mb": _size_mb(config.db_path),
+    }
