@@ -12,6 +12,7 @@ import email.utils
 import hashlib
 import logging
 import multiprocessing
+import re
 import time
 import zlib
 from collections.abc import Mapping
@@ -68,6 +69,8 @@ class FetchSettings:
     allow_private: tuple[str, ...] = ()
     # Parse in this many worker processes (feedparser is CPU-bound); 0 parses in a thread.
     parse_workers: int = 0
+    # Parse only the items that were not in this feed's previous body (see `_SeenBody`).
+    skip_seen_items: bool = False
 
     @classmethod
     def from_settings(cls, settings: object) -> FetchSettings:
@@ -156,6 +159,39 @@ class _BodyDecoder:
             raise FetchFailed("too_large", f"response body is larger than {self._limit} bytes")
 
 
+# One RSS <item> or Atom <entry> element, as bytes (prefixed names too, e.g. <atom:entry>).
+_ITEM = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))[\s>].*?</\1\s*>", re.S | re.I)
+# What identifies a story across bodies: its guid/id, or its link.
+_IDENTITY = re.compile(
+    rb"<(?:[A-Za-z_][\w.-]*:)?(?:guid|id|link)\b[^>]*?(?:/>|>(.*?)</)|\bhref\s*=\s*[\"']([^\"']*)",
+    re.S | re.I,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _SeenBody:
+    """The items of the last body fetched from a URL, by digest, for `skip_seen_items`.
+
+    A changed feed usually prepends a few items to the ones it served last time; parsing only
+    the new elements saves most of the parse. It is only done when the feed's stored state
+    says its last stored body *is* this one (same body hash), so every skipped item was in a
+    body this feed stored; anything unusual (a reused guid or link, a broken document) falls
+    back to parsing the whole body.
+    """
+
+    body_hash: str
+    items: frozenset[bytes]
+    identities: frozenset[bytes]
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _identities(element: bytes) -> set[bytes]:
+    return {a or b for a, b in _IDENTITY.findall(element) if a or b}
+
+
 def _parse_job(
     body: bytes, headers: dict[str, str], url: str, now: datetime
 ) -> ParsedFeed | tuple[str, str]:
@@ -198,6 +234,7 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None
         self._host_limits: dict[str, asyncio.Semaphore] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._seen: dict[str, _SeenBody] = {}
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -327,7 +364,15 @@ class Fetcher:
             return result
         headers = dict(body.headers.items())
         now = datetime.now(UTC)
-        parsed = await self._parse(body.data, headers, final_url, now)
+        parsed = None
+        if self.settings.skip_seen_items:
+            reduced = self._without_seen_items(state, body.data, body_hash)
+            if reduced is not None:
+                parsed = await self._parse(reduced, headers, final_url, now)
+                if isinstance(parsed, tuple) or parsed.bozo:
+                    parsed = None  # the cut was not clean: parse the whole body
+        if parsed is None:
+            parsed = await self._parse(body.data, headers, final_url, now)
         if isinstance(parsed, tuple):
             kind, message = parsed
             raise FetchFailed(kind, message, status=body.status)
@@ -335,6 +380,31 @@ class Fetcher:
         result.items = parsed.items
         result.feed_title = parsed.title
         return result
+
+    def _without_seen_items(self, state: FetchState, data: bytes, body_hash: str) -> bytes | None:
+        """Return the body without the items this feed's previous body had, or None to parse
+        all of it; remember this body's items for next time."""
+        spans = [(m.start(), m.end()) for m in _ITEM.finditer(data)]
+        if not spans:
+            self._seen.pop(state.url, None)
+            return None
+        digests = [_digest(data[a:b]) for a, b in spans]
+        identities = [_identities(data[a:b]) for a, b in spans]
+        seen = self._seen.get(state.url)
+        self._seen[state.url] = _SeenBody(
+            body_hash, frozenset(digests), frozenset().union(*identities)
+        )
+        if seen is None or state.body_hash != seen.body_hash:
+            return None  # not the body this feed stored last: parse everything
+        keep = [i for i, d in enumerate(digests) if d not in seen.items]
+        if len(keep) == len(spans):
+            return None
+        if any(identities[i] & seen.identities for i in keep):
+            return None  # a guid or link reused by a changed item: let the parser sort it out
+        parts = [data[: spans[0][0]]]
+        parts += [data[spans[i][0] : spans[i][1]] for i in keep]
+        parts.append(data[spans[-1][1] :])
+        return b"".join(parts)
 
     async def _parse(
         self, data: bytes, headers: dict[str, str], url: str, now: datetime
