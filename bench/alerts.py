@@ -43,6 +43,7 @@ class AlertConfig:
     trials: int = 5
     share: float = 0.2
     parse_workers: int = 2
+    skip_seen_items: bool = True
 
 
 async def run_alerts(config: AlertConfig) -> dict[str, Any]:
@@ -76,6 +77,7 @@ async def run_alerts(config: AlertConfig) -> dict[str, Any]:
                 per_host_concurrency=polling.per_host_concurrency,
                 allow_private=polling.allow_private,
                 parse_workers=config.parse_workers,
+                skip_seen_items=config.skip_seen_items,
             )
             async with emu.run_bot(bot), Fetcher(fetch) as fetcher:
                 store = PollStore(db, polling, owner="bench-alerts")

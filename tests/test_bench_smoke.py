@@ -175,3 +175,23 @@ def test_percentile_interpolates() -> None:
     assert percentile([], 50) == 0.0
     assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
     assert percentile([5.0, 1.0], 100) == 5.0
+
+
+async def test_skip_seen_items_parses_only_what_the_stored_body_lacked(
+    farm: FarmProcess,
+) -> None:
+    url = farm.url(farm.control("stats")["feed_kinds"].index("ok"))
+    async with Fetcher(fetch_settings(skip_seen_items=True)) as fetcher:
+        first = await fetcher.fetch(FetchState(url))
+        assert len(first.items) == TINY.items  # nothing seen yet: the whole body
+        farm.control(
+            "inject", feed=int(url.rsplit("/", 1)[1].split(".")[0]), title="New", summary="s"
+        )
+        second = await fetcher.fetch(first.state)
+        # A state whose body hash is not the one remembered: parse everything again.
+        other = await fetcher.fetch(FetchState(url, body_hash="0" * 64))
+    async with Fetcher(fetch_settings()) as plain:
+        full = await plain.fetch(FetchState(url))
+    assert [i.title for i in second.items] == ["New"]
+    assert second.items == [i for i in full.items if i.key not in {j.key for j in first.items}]
+    assert other.items == full.items
