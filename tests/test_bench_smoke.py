@@ -195,3 +195,32 @@ async def test_skip_seen_items_parses_only_what_the_stored_body_lacked(
     assert [i.title for i in second.items] == ["New"]
     assert second.items == [i for i in full.items if i.key not in {j.key for j in first.items}]
     assert other.items == full.items
+
+
+async def test_group_commit_hands_over_when_the_committer_is_cancelled(db: Database) -> None:
+    due_at = datetime.now(UTC) - timedelta(seconds=1)
+    async with db.session() as session:
+        session.add_all(
+            Feed(name=f"F{i}", url=f"http://127.0.0.1:9/{i}", next_check_at=due_at)
+            for i in range(5)
+        )
+    store = PollStore(db, PollingSettings(jitter=0.0))
+    claimed = await store.claim_due()
+    await store.begin_round()
+    tasks = [
+        asyncio.create_task(
+            store.record(d, FetchResult(url=d.state.url, outcome="not_modified", state=d.state))
+        )
+        for d in claimed
+    ]
+    await asyncio.sleep(0)  # one turn: the first task is committing, the others queued
+    tasks[0].cancel()
+    async with asyncio.timeout(30):  # nobody may be left waiting
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[0], asyncio.CancelledError)
+    assert [o.outcome for o in done[1:]] == ["not_modified"] * 4  # type: ignore[union-attr]
+    async with db.session() as session:
+        logged = set((await session.scalars(select(FetchLog.feed_id))).all())
+        leased = (await session.scalars(select(Feed).where(Feed.lease_owner.is_not(None)))).all()
+    assert logged == {d.id for d in claimed[1:]}
+    assert leased == []  # the cancelled one was handed back too
