@@ -83,7 +83,11 @@ class Poller:
 
                 async def one(feed: Due) -> None:
                     async with semaphore:
-                        outcome = await self._poll_one(feed, now)
+                        result = await self._fetch_one(feed)
+                    # Recording queues on the store (SQLite has one writer), not on a fetch
+                    # slot: the next fetches start meanwhile, and fetches without items that
+                    # pile up there are committed together.
+                    outcome = await self._record_one(feed, result, now)
                     if outcome is not None:
                         report.outcomes.append(outcome)
                         if self.on_outcome is not None:
@@ -100,7 +104,7 @@ class Poller:
                 )
             return report
 
-    async def _poll_one(self, feed: Due, now: datetime | None) -> Any:
+    async def _fetch_one(self, feed: Due) -> FetchResult:
         try:
             result = await self.fetcher.fetch(feed.state)
         except Exception as exc:  # a fetcher bug must not stop the other feeds
@@ -115,6 +119,9 @@ class Poller:
         if result.outcome == "error":
             # The fetcher has logged the one WARNING line (with the URL); this adds the name.
             log.debug("feed %r (%s) failed: %s", feed.name, feed.state.url, result.error)
+        return result
+
+    async def _record_one(self, feed: Due, result: FetchResult, now: datetime | None) -> Any:
         try:
             return await self.store.record(feed, result, now)
         except Exception:
