@@ -22,6 +22,7 @@ from tests.discord_emulator import DiscordEmulator, default_guild
 from timeline.config import AlertSettings, DiscordSettings, PollingSettings, Settings
 from timeline.models import Watch
 from timeline.polling import FeedOutcome, PollStore
+from timeline.query import sync_search_index
 
 from .farm import Vocabulary, farm_control
 from .measure import percentile
@@ -81,6 +82,8 @@ async def run_alerts(config: AlertConfig) -> dict[str, Any]:
             )
             async with emu.run_bot(bot), Fetcher(fetch) as fetcher:
                 store = PollStore(db, polling, owner="bench-alerts")
+                async with db.session() as session:
+                    await sync_search_index(session)  # stamp the index format (see poll.py)
                 await Poller(SeedStore(store), fetcher, concurrency=20).run_round()
                 await store.begin_round()
                 committed: dict[int, float] = {}

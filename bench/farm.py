@@ -118,7 +118,7 @@ class FarmConfig:
     ports: int = 20
     seed: int = 7
     slow_share: float = 0.02  # answer after `slow_seconds`
-    slow_seconds: float = 1.5
+    slow_seconds: float = 0.5
     failing_share: float = 0.03  # 500, 503 + Retry-After, 404 or an HTML page
     no_validator_share: float = 0.1  # no ETag/Last-Modified: same bytes every time
     gzip_share: float = 0.5

@@ -24,6 +24,7 @@ from timeline.db import Database
 from timeline.migrate import upgrade_async
 from timeline.models import Entry, Event, Feed, Watch
 from timeline.polling import FeedOutcome, PollStore
+from timeline.query import sync_search_index
 
 from .farm import WATCH_PHRASES, farm_control
 from .measure import ProcessTreeMeter, percentile
@@ -246,6 +247,10 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                 for n in range(config.rounds + 1):
                     farm = None
                     if n == 0 and config.seed_backfill:
+                        # The first sync of a fresh search index stamps its format (else it
+                        # would queue every seeded entry for indexing in the first round).
+                        async with db.session() as session:
+                            await sync_search_index(session)
                         seeder = Poller(SeedStore(store), fetcher, concurrency=polling.concurrency)
                         started = loop.time()
                         report = await seeder.run_round()
