@@ -55,6 +55,9 @@ PERMANENT_REDIRECTS = frozenset({301, 308})
 # A hostile Retry-After must not park a feed for years.
 MAX_RETRY_AFTER = 24 * 3600.0
 _CHUNK = 64 * 1024
+# Smaller bodies (e.g. the few new items of `skip_seen_items`) parse in a thread: shipping them
+# to a worker process and the items back costs more than it saves.
+_POOL_MIN_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +415,7 @@ class Fetcher:
         """Parse off the event loop: in a worker process if configured, else in a thread."""
         # feedparser is CPU-bound: keep the event loop (and Discord heartbeats) responsive.
         pool = self._pool
-        if pool is not None:
+        if pool is not None and len(data) >= _POOL_MIN_BYTES:
             try:
                 return await asyncio.get_running_loop().run_in_executor(
                     pool, _parse_job, data, headers, url, now
