@@ -184,6 +184,12 @@ def print_table(results: dict[str, Any]) -> None:
                 _fmt(base and base["cpu_s_per_1000_parsed_items"], ".2f"),
                 "",
             ),
+            (
+                "CPU s per round (process + workers)",
+                _fmt(poll["cpu_s_per_round"]),
+                _fmt(base and base["cpu_s_per_round"]),
+                "",
+            ),
             ("CPU s per 1,000 new items", _fmt(poll["cpu_s_per_1000_new_items"]), "", ""),
             (
                 "peak RSS (MB, process + workers)",
