@@ -50,6 +50,8 @@ class PollingSettings:
     alert_on_first_poll: bool = False
     allow_private: tuple[str, ...] = ()
     tick_seconds: float = 30.0
+    parse_workers: int = 0
+    skip_seen_items: bool = True
     lease_seconds: float = 300.0
 
 
@@ -259,6 +261,8 @@ def _polling(path: str, data: Mapping[str, Any]) -> PollingSettings:
         alert_on_first_poll=r.boolean("alert_on_first_poll", d.alert_on_first_poll),
         allow_private=r.strings("allow_private"),
         tick_seconds=r.number("tick_seconds", d.tick_seconds, minimum=0.05, maximum=3600),
+        parse_workers=r.integer("parse_workers", d.parse_workers, minimum=0, maximum=64),
+        skip_seen_items=r.boolean("skip_seen_items", d.skip_seen_items),
         lease_seconds=r.number("lease_seconds", d.lease_seconds, minimum=0.5, maximum=86_400),
     )
     r.finish()
