@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 from collections.abc import Awaitable, Callable
@@ -57,3 +58,19 @@ def rss(*items: tuple[str, str, str], title: str = "Test feed") -> bytes:
 
 def gzip_bomb(size: int) -> bytes:
     return gzip.compress(b"\0" * size)
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], *, within: float, what: str, every: float = 0.05
+) -> None:
+    """Re-check `condition` until it holds; fail naming `what` after `within` seconds.
+
+    A bounded wait for state another process writes to the database, where no event can be
+    awaited; never a stand-in for a fixed sleep.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(every)

@@ -21,6 +21,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,6 +137,30 @@ def _claimable(now: datetime) -> ColumnElement[bool]:
     )
 
 
+async def _claim_rows(
+    session: AsyncSession,
+    condition: ColumnElement[bool],
+    limit: int,
+    values: dict[str, Any],
+    returning: Any,
+) -> set[Any]:
+    """Claim up to `limit` rows matching `condition` with `values`; return `returning` of each."""
+    candidates = select(Alert.id).where(condition).order_by(Alert.id).limit(max(limit, 0))
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        # Several delivery processes may drain one PostgreSQL outbox.
+        candidates = candidates.with_for_update(skip_locked=True)
+    claim = (
+        update(Alert)
+        # The condition is repeated so a row another claimer took between the sub-select and
+        # the update (SQLite: never; PostgreSQL: locked) is not taken twice.
+        .where(Alert.id.in_(candidates.scalar_subquery()), condition)
+        .values(**values)
+        .returning(returning)
+        .execution_options(synchronize_session=False)
+    )
+    return set((await session.scalars(claim)).all())
+
+
 async def claim_pending(
     db: Database,
     owner: str,
@@ -153,20 +178,13 @@ async def claim_pending(
     now = now or utcnow()
     until = now + timedelta(seconds=lease_seconds)
     async with db.session() as session:
-        candidates = select(Alert.id).where(_claimable(now)).order_by(Alert.id).limit(max(limit, 0))
-        if db.dialect == "postgresql":
-            # Several delivery processes may drain one PostgreSQL outbox.
-            candidates = candidates.with_for_update(skip_locked=True)
-        claim = (
-            update(Alert)
-            # The claimable condition is repeated so a row another claimer took between the
-            # sub-select and the update (SQLite: never; PostgreSQL: locked) is not taken twice.
-            .where(Alert.id.in_(candidates.scalar_subquery()), _claimable(now))
-            .values(status=SENDING, claimed_by=owner, claimed_until=until)
-            .returning(Alert.id)
-            .execution_options(synchronize_session=False)
+        ids = await _claim_rows(
+            session,
+            _claimable(now),
+            limit,
+            {"status": SENDING, "claimed_by": owner, "claimed_until": until},
+            Alert.id,
         )
-        ids = set((await session.scalars(claim)).all())
         if not ids:
             return []
         nonces = set(
@@ -386,19 +404,13 @@ async def claim_dirty(
     now = now or utcnow()
     until = now + timedelta(seconds=lease_seconds)
     async with db.session() as session:
-        candidates = (
-            select(Alert.id).where(_edit_claimable(now)).order_by(Alert.id).limit(max(limit, 0))
+        message_ids = await _claim_rows(
+            session,
+            _edit_claimable(now),
+            limit,
+            {"dirty": False, "claimed_by": owner, "claimed_until": until},
+            Alert.message_id,
         )
-        if db.dialect == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
-        claim = (
-            update(Alert)
-            .where(Alert.id.in_(candidates.scalar_subquery()), _edit_claimable(now))
-            .values(dirty=False, claimed_by=owner, claimed_until=until)
-            .returning(Alert.message_id)
-            .execution_options(synchronize_session=False)
-        )
-        message_ids = set((await session.scalars(claim)).all())
         if not message_ids:
             return []
         ids = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -49,19 +49,3 @@ def pg_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A migrated PostgreSQL database for this test module."""
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     yield from make_pg_database(f"tb_cluster_{module}_{os.getpid()}")
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], *, within: float, what: str, every: float = 0.05
-) -> None:
-    """Re-check `condition` until it holds; fail naming `what` after `within` seconds.
-
-    A bounded wait for state another process writes to the database, where no event can be
-    awaited; never a stand-in for a fixed sleep.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(every)

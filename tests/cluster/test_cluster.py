@@ -37,8 +37,7 @@ from aiohttp import web
 
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.specs import default_guild
-
-from .conftest import wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.postgres
 

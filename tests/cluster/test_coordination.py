@@ -16,14 +16,13 @@ import pytest
 from sqlalchemy import func, select, text
 
 from feeds.types import FeedItem, FetchResult, FetchState
+from tests.helpers import wait_until
 from timeline.config import PollingSettings
 from timeline.db import Database
 from timeline.ingest import ingest, load_watch_set
 from timeline.models import Alert, Entry, Event, Feed, Watch
 from timeline.notify import OutboxListener, announce_outbox
 from timeline.polling import PollStore
-
-from .conftest import wait_until
 
 pytestmark = pytest.mark.postgres
 

@@ -14,6 +14,7 @@ from discordbot import render
 from tests.discord_emulator.records import server_error
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, harness
 from tests.discordbot.outbox_seed import add_source, alert, alert_rows, event, watch
+from tests.helpers import wait_until
 from timeline import outbox
 from timeline.models import utcnow
 
@@ -36,6 +37,13 @@ async def test_alert_appears_in_the_watch_channel(tmp_path: Path) -> None:
             msg = await h.emu.wait_for_message(ALERTS_CHANNEL)
             assert bot.delivery.running
             await h.emu.wait_for(lambda: h.emu.requests_to(POST)[-1].status == 200)
+
+            async def marked_sent() -> bool:
+                return [r.status for r in await alert_rows(h.db)] == ["sent"]
+
+            # The message exists before the row says so: stopping in between would hand the
+            # claim back (the nonce makes a resend safe), so wait for the commit.
+            await wait_until(marked_sent, within=5, what="the alert row marked sent")
 
         (embed,) = msg.payload["embeds"]
         assert embed["title"] == "NATO Summit Draft Communique Calls Out China"
