@@ -6,7 +6,6 @@ the server (`admin_check`); showing and annotating are for every member.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -34,7 +33,6 @@ from timeline.services.views import DateView, EventDetail, NoteView, SourceView
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot
 
-log = logging.getLogger(__name__)
 
 EventId = app_commands.Range[int, 1, 2**53 - 1]
 EMBED_COLOUR = discord.Colour.dark_teal()
@@ -159,14 +157,6 @@ class EventsCog(commands.Cog, name="Events"):
         who = actor(interaction)
         async with self.bot.db.session() as session:
             note = await event_svc.add_note(session, guild_id, id, text, who)
-        log.info(
-            "note %s added to event %s by %s in guild %s",
-            note.id,
-            id,
-            who,
-            guild_id,
-            extra={"event_id": id, "guild_id": guild_id},
-        )
         await interaction.response.send_message(
             cut(f"Note added to event `#{id}`: {escape(note.text)}", 2000),
             allowed_mentions=no_pings(),
@@ -187,14 +177,6 @@ class EventsCog(commands.Cog, name="Events"):
         # One short transaction, answered directly so a refusal ("cannot merge") stays private.
         async with self.bot.db.session() as session:
             view = await event_svc.merge_events(session, guild_id, keep, other, who)
-        log.info(
-            "event %s merged into %s by %s in guild %s",
-            other,
-            keep,
-            who,
-            guild_id,
-            extra={"event_id": keep, "guild_id": guild_id},
-        )
         await interaction.response.send_message(
             cut(
                 f"Merged event `#{other}` into `#{keep}` ({escape(view.title)}): it now has "
@@ -218,15 +200,6 @@ class EventsCog(commands.Cog, name="Events"):
         who = actor(interaction)
         async with self.bot.db.session() as session:
             new_id = await event_svc.split_event(session, guild_id, id, source, who)
-        log.info(
-            "source %s split from event %s into %s by %s in guild %s",
-            source,
-            id,
-            new_id,
-            who,
-            guild_id,
-            extra={"event_id": id, "guild_id": guild_id},
-        )
         await interaction.response.send_message(
             f"Moved source `{source}` out of event `#{id}` into the new event `#{new_id}`.",
             allowed_mentions=no_pings(),

@@ -6,7 +6,6 @@ a group be invoked on its own.
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +47,6 @@ if TYPE_CHECKING:
 
     from discordbot.bot import TimelineBot
 
-log = logging.getLogger(__name__)
 
 PAGE_SIZE = 10
 LINE_BUDGET = (DESCRIPTION_LIMIT - 100) // PAGE_SIZE
@@ -238,13 +236,6 @@ class TimelineCog(commands.Cog, name="Timeline"):
         # One short insert: well inside the 3 s Discord allows before the first answer.
         async with self.bot.db.session() as session:
             view = await event_svc.add_manual_event(session, guild_id, when, title, url, who)
-        log.info(
-            "manual event %s added by %s in guild %s",
-            view.id,
-            who,
-            guild_id,
-            extra={"event_id": view.id, "guild_id": guild_id},
-        )
         text = (
             f"Added event `#{view.id}` for {format_dt(view.occurred_at, 'f')}: "
             f"{cut(escape(view.title), 300)}"

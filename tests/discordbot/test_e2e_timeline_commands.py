@@ -58,7 +58,7 @@ async def test_event_show_unknown_id_is_private(tmp_path: Path) -> None:
 async def test_merge_and_split_are_for_admins(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="discordbot.cogs.events")
+    caplog.set_level(logging.INFO, logger="timeline.services.events")
     async with harness(tmp_path) as h:
         a = await story(h.db, "NATO summit opens", sources=("Bloomberg",))
         b = await story(
@@ -83,7 +83,7 @@ async def test_merge_and_split_are_for_admins(
         assert a in events and len(events) == 2 and moved != a
         assert f"into the new event `#{moved}`" in split.text()
         admin_id = h.guild.member("admin").id
-        logged = [r.getMessage() for r in caplog.records if r.name == "discordbot.cogs.events"]
+        logged = [r.getMessage() for r in caplog.records if r.name == "timeline.services.events"]
         assert f"event {b} merged into {a} by admin ({admin_id}) in guild {h.guild.id}" in logged
 
 

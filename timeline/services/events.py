@@ -88,7 +88,13 @@ async def add_note(
     note = EventNote(event_id=event.id, author=actor[:100] or "unknown", text=body)
     session.add(note)
     await session.flush()
-    log.info("note added to event %s by %s", event.id, actor, extra={"event_id": event.id})
+    log.info(
+        "note added to event %s by %s in guild %s",
+        event.id,
+        actor,
+        guild_id,
+        extra={"event_id": event.id, "guild_id": guild_id},
+    )
     return NoteView(note.id, note.author, note.text, note.created_at)
 
 
@@ -115,7 +121,13 @@ async def add_manual_event(
     )
     session.add(event)
     await session.flush()
-    log.info("manual event %s added by %s", event.id, actor, extra={"event_id": event.id})
+    log.info(
+        "manual event %s added by %s in guild %s",
+        event.id,
+        actor,
+        guild_id,
+        extra={"event_id": event.id, "guild_id": guild_id},
+    )
     (view,) = await event_views(session, guild_id, [event])
     return view
 
@@ -170,11 +182,12 @@ async def merge_events(
         keep.link = other_link
     await session.flush()
     log.info(
-        "event %s merged into %s by %s",
+        "event %s merged into %s by %s in guild %s",
         other_id,
         keep_id,
         actor,
-        extra={"event_id": keep_id, "merged_event_id": other_id},
+        guild_id,
+        extra={"event_id": keep_id, "merged_event_id": other_id, "guild_id": guild_id},
     )
     (view,) = await event_views(session, guild_id, [keep])
     return view
@@ -215,12 +228,13 @@ async def split_event(
     )
     await session.flush()
     log.info(
-        "source %s split from event %s into %s by %s",
+        "source %s split from event %s into %s by %s in guild %s",
         entry_id,
         event_id,
         new.id,
         actor,
-        extra={"event_id": event_id, "new_event_id": new.id},
+        guild_id,
+        extra={"event_id": event_id, "new_event_id": new.id, "guild_id": guild_id},
     )
     return new.id
 
