@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Set
 from urllib.parse import urlsplit
 
 from .normalise import stems, word_spans, words
@@ -13,6 +14,10 @@ TITLE = "title"
 SUMMARY = "summary"
 SOURCE = "source"
 _RANK = {TITLE: 0, SUMMARY: 1}
+# Source segments and their stems by source names: every item of a feed has the same ones.
+# (A Segment only ever caches what it can compute from its text, so sharing one is safe.)
+_SOURCES: dict[tuple[str, ...], tuple[tuple[Segment, ...], frozenset[str]]] = {}
+_SOURCES_MAX = 4096
 
 
 class Segment:
@@ -58,22 +63,18 @@ class Segment:
 
     def positions(self, stem: str) -> list[int]:
         """Return the token positions whose stem is `stem`."""
-        if stem not in self.stem_set:
-            return []
         if self._positions is None:
             self._positions = {}
         found = self._positions.get(stem)
         if found is None:
-            # list.index scans in C: cheaper than building a table of every token.
-            found = []
+            # list.count and list.index scan in C: cheaper than building a set or a table of
+            # every token when only a few stems are looked up (and no ValueError to raise).
             seq = self.stems
-            i = seq.index(stem)
-            while True:
+            found = []
+            i = -1
+            for _ in range(seq.count(stem)):
+                i = seq.index(stem, i + 1)
                 found.append(i)
-                try:
-                    i = seq.index(stem, i + 1)
-                except ValueError:
-                    break
             self._positions[stem] = found
         return found
 
@@ -130,6 +131,17 @@ def feed_source_names(name: str | None, url: str | None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _source_segments(names: tuple[str, ...]) -> tuple[tuple[Segment, ...], frozenset[str]]:
+    """Return the segments of source names `names` and their stems (cached)."""
+    got = _SOURCES.get(names)
+    if got is None:
+        if len(_SOURCES) >= _SOURCES_MAX:
+            _SOURCES.clear()
+        segments = tuple(Segment(SOURCE, n) for n in names)
+        got = _SOURCES[names] = (segments, frozenset(s for seg in segments for s in seg.stems))
+    return got
+
+
 class Document:
     """A news item (title, summary, source names) normalised once for all watches."""
 
@@ -148,24 +160,23 @@ class Document:
         self.title = Segment(TITLE, title or "")
         self.summary = Segment(SUMMARY, summary or "")
         self.source_names = tuple(source_names)
-        self.source = [Segment(SOURCE, n) for n in self.source_names]
+        self.source, self.source_stems = _source_segments(self.source_names)
         self.any_stems = set(self.title.stems)
         self.any_stems.update(self.summary.stems)
-        self.source_stems = {s for seg in self.source for s in seg.stems}
         self._spans: dict[str, list[tuple[str, int, int]] | None] = {}
         self._surfaces: dict[tuple[int, int, int], str] = {}
 
-    def segments(self, field: str) -> list[Segment]:
+    def segments(self, field: str) -> tuple[Segment, ...]:
         """Return the segments a term restricted to `field` looks at."""
         if field == ANY:
-            return [self.title, self.summary]
+            return (self.title, self.summary)
         if field == TITLE:
-            return [self.title]
+            return (self.title,)
         if field == SUMMARY:
-            return [self.summary]
+            return (self.summary,)
         return self.source
 
-    def stem_set(self, field: str) -> set[str]:
+    def stem_set(self, field: str) -> Set[str]:
         """Return the set of stems present in `field`."""
         if field == ANY:
             return self.any_stems

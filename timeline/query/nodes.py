@@ -137,9 +137,8 @@ class Term(Leaf):
             return
         stem = self.stem
         for segment in doc.segments(field):
-            if stem in segment.stem_set:
-                for start in segment.positions(stem)[:_MAX_HITS_PER_TERM]:
-                    out.append((segment, start, start + 1))
+            for start in segment.positions(stem)[:_MAX_HITS_PER_TERM]:
+                out.append((segment, start, start + 1))
 
     def anchors(self) -> frozenset[str] | None:
         return frozenset({("\x01" + self.stem) if self.field == SOURCE else self.stem})

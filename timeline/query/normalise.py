@@ -20,9 +20,17 @@ log = logging.getLogger(__name__)
 
 # A token is a run of Unicode letters and digits (str.isalnum): `[^\W_]` is \w minus "_".
 _TOKEN = re.compile(r"[^\W_]+")
-# Folded ASCII text is split by mapping every other character to a space (str.translate has
-# a fast path for ASCII tables) and str.split: four times faster than a regex.
-_ASCII_SEPARATORS = {i: " " for i in range(128) if not chr(i).isalnum()}
+# ASCII text is folded and split in one str.translate pass (which has a fast path for 1:1
+# ASCII tables): A-Z lower-cased (all that fold() does to ASCII), every other character that
+# is not a letter or digit a space; then str.split. Four times faster than a regex.
+_ASCII_TOKENS = str.maketrans(
+    {chr(i): chr(i).lower() if chr(i).isalnum() else " " for i in range(128)}
+)
+# A possessive 's in ASCII text not yet lower-cased: an apostrophe, preceded by a letter or
+# digit, then s or S not followed by one. (The pattern starts with the apostrophe so that re
+# scans for it quickly; the look-behind then checks the character before it. As in fold(),
+# every condition is checked in the original text: "x's's" drops both.)
+_ASCII_POSSESSIVE = re.compile(r"'(?<=[0-9A-Za-z]')[sS](?![0-9A-Za-z])")
 # Non-ASCII: one regex pass that also drops possessives: a token followed by any number of 's
 # that end a word (the group is what findall returns). Equal to tokenising fold(text), which
 # removes every 's preceded by an alphanumeric and not followed by one, "x's's" included.
@@ -100,34 +108,14 @@ def _possessives(text: str) -> set[int]:
 
 def words(text: str) -> list[str]:
     """Split `text` into normalised, unstemmed tokens."""
-    folded = _fold_chars(text)
-    if folded.isascii():
-        if "'" in folded:
-            folded = _drop_ascii_possessives(folded)
-        return folded.translate(_ASCII_SEPARATORS).split()
-    return _WORD.findall(folded)
-
-
-def _drop_ascii_possessives(low: str) -> str:
-    """Remove each 's preceded by an alphanumeric and not followed by one (folded ASCII)."""
-    n = len(low)
-    cuts = []
-    i = low.find("'s")
-    while i >= 0:
-        # The character before is checked in the original string, as fold() does: in
-        # "x's's" both are possessives.
-        if i > 0 and low[i - 1].isalnum() and (i + 2 == n or not low[i + 2].isalnum()):
-            cuts.append(i)
-        i = low.find("'s", i + 1)
-    if not cuts:
-        return low
-    out = []
-    pos = 0
-    for cut in cuts:
-        out.append(low[pos:cut])
-        pos = cut + 2
-    out.append(low[pos:])
-    return "".join(out)
+    if not text.isascii():
+        text = _fold_chars(text)
+        if not text.isascii():
+            return _WORD.findall(text)
+    # ASCII (or folded to ASCII): lower-casing is all that is left of fold().
+    if "'" in text:
+        text = _ASCII_POSSESSIVE.sub("", text)
+    return text.translate(_ASCII_TOKENS).split()
 
 
 def stem(word: str) -> str:
