@@ -296,6 +296,19 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str, now: datetime)
     return ParsedFeed(title=feed_title, items=items, version=version, bozo=bozo)
 
 
+def parse_job(
+    body: bytes, headers: Mapping[str, str], url: str, now: datetime
+) -> ParsedFeed | tuple[str, str]:
+    """`parse_feed`, with a parse error returned as `(kind, message)` instead of raised.
+
+    What a parse worker process (feeds/worker.py) or a thread runs: both results pickle.
+    """
+    try:
+        return parse_feed(body, headers, url, now)
+    except FeedParseError as exc:
+        return (exc.kind, str(exc))
+
+
 def _items(entries: list[Any], now: datetime) -> list[FeedItem]:
     items: list[FeedItem] = []
     drafts: list[tuple[str, str, Any, str, str, str | None]] = []
