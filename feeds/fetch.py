@@ -11,13 +11,10 @@ import asyncio
 import email.utils
 import hashlib
 import logging
-import multiprocessing
 import re
 import time
 import zlib
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from types import TracebackType
@@ -27,10 +24,11 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from feeds.parse import FeedParseError, ParsedFeed, parse_feed
+from feeds.parse import ParsedFeed, parse_job
 from feeds.ssrf import AddressPolicy, GuardedResolver, RefusedAddress
 from feeds.types import FetchResult, FetchState
 from feeds.urls import BadURL, check_http_url
+from feeds.workers import ParseWorkerPool, PoolClosed
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +68,8 @@ class FetchSettings:
     per_host_concurrency: int = 2
     max_redirects: int = 5
     allow_private: tuple[str, ...] = ()
-    # Parse in this many worker processes (feedparser is CPU-bound); 0 parses in a thread.
+    # Parse in this many worker processes (feeds/workers.py; feedparser is CPU-bound); 0 parses
+    # in a thread.
     parse_workers: int = 0
     # Parse only the items that were not in this feed's previous body (see `_SeenBody`).
     skip_seen_items: bool = False
@@ -195,16 +194,6 @@ def _identities(element: bytes) -> set[bytes]:
     return {a or b for a, b in _IDENTITY.findall(element) if a or b}
 
 
-def _parse_job(
-    body: bytes, headers: dict[str, str], url: str, now: datetime
-) -> ParsedFeed | tuple[str, str]:
-    """Parse in a worker process; a parse error comes back as (kind, message), picklable."""
-    try:
-        return parse_feed(body, headers, url, now)
-    except FeedParseError as exc:
-        return (exc.kind, str(exc))
-
-
 def _header_safe(value: str | None) -> TypeGuard[str]:
     """Whether a remembered validator can be sent back (no CR/LF or control chars, sane length)."""
     return bool(value) and len(value or "") <= 1024 and (value or "").isprintable()
@@ -236,7 +225,7 @@ class Fetcher:
         self.policy = AddressPolicy(self.settings.allow_private)
         self._session: aiohttp.ClientSession | None = None
         self._host_limits: dict[str, asyncio.Semaphore] = {}
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: ParseWorkerPool | None = None
         self._seen: dict[str, _SeenBody] = {}
 
     async def __aenter__(self) -> Self:
@@ -270,13 +259,7 @@ class Fetcher:
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         if self.settings.parse_workers > 0:
-            self._pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # "spawn": forking a process that runs an event loop and threads is unsafe.
-        return ProcessPoolExecutor(
-            self.settings.parse_workers, mp_context=multiprocessing.get_context("spawn")
-        )
+            self._pool = ParseWorkerPool(self.settings.parse_workers)  # started on first use
 
     async def close(self) -> None:
         """Close the shared session and its connections, and stop the parse workers."""
@@ -287,7 +270,7 @@ class Fetcher:
                 await session.close()
         finally:
             if pool is not None:
-                await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+                await pool.close()
 
     async def fetch(self, state: FetchState) -> FetchResult:
         """Fetch and parse the feed at `state.url`; never raises for network/HTTP/parse problems."""
@@ -417,18 +400,12 @@ class Fetcher:
         pool = self._pool
         if pool is not None and len(data) >= _POOL_MIN_BYTES:
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    pool, _parse_job, data, headers, url, now
-                )
-            except BrokenProcessPool:
-                # A worker died (OOM killer, a crash in a C extension). Do not retry this body
-                # in this process: it may be what killed the worker. Fresh pool for the next.
-                log.error("feed parse worker died; restarting the pool (url=%s)", url)
-                if self._pool is pool:
-                    self._pool = self._new_pool()
-                    await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-                return ("internal", "the feed parser process died while parsing this feed")
-        return await asyncio.to_thread(_parse_job, data, headers, url, now)
+                # A worker that dies mid-job (OOM killer, a crash in a C extension) fails this
+                # job only, logged by the pool: the body is not retried, it may be the cause.
+                return await pool.parse(data, headers, url, now)
+            except PoolClosed:
+                pass  # close() ran meanwhile
+        return await asyncio.to_thread(parse_job, data, headers, url, now)
 
     def _host_limit(self, host: str) -> asyncio.Semaphore:
         sem = self._host_limits.get(host)
