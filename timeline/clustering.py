@@ -24,12 +24,15 @@ import logging
 import math
 import re
 import unicodedata
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import numpy as np
 
 from .dates import extract_dates
 
@@ -149,6 +152,7 @@ class Match:
 
 
 _SUFFIXES = ("ies", "ied", "ing", "es", "ed", "s")
+_MASK32 = 0xFFFFFFFF
 _VOWELS = frozenset("aeiouy")
 
 
@@ -227,9 +231,10 @@ def _entities(title: str, summary: str) -> frozenset[str]:
 
 
 def _shingles(words: list[str]) -> frozenset[int]:
+    """Return the word 3-gram hashes of `words`, cut to 32 bits (they are stored per story)."""
     if len(words) < 3:
-        return frozenset({hash(tuple(words))}) if words else frozenset()
-    return frozenset(map(hash, zip(words, words[1:], words[2:], strict=False)))
+        return frozenset({hash(tuple(words)) & _MASK32}) if words else frozenset()
+    return frozenset(h & _MASK32 for h in map(hash, zip(words, words[1:], words[2:], strict=False)))
 
 
 def link_key(link: str | None) -> str | None:
@@ -261,11 +266,17 @@ def _usable_key(key: str) -> bool:
     return len(key) >= MIN_KEY_LENGTH and not key.isdigit()
 
 
-@dataclass(slots=True)
-class _Source:
-    """One story already filed under an event, reduced to the features the stages compare."""
+def _named_days(text: str, published: datetime) -> frozenset[date]:
+    """Return the calendar days `text` names explicitly, resolved against `published`."""
+    return frozenset(
+        m.start for m in extract_dates(text, published) if m.precision == "day" and m.start == m.end
+    )
 
-    event_id: int
+
+@dataclass(slots=True)
+class _Story:
+    """A story being looked up, reduced to the features the stages compare (as sets)."""
+
     published: datetime
     title_tokens: frozenset[str]
     tokens: frozenset[str]
@@ -278,18 +289,38 @@ class _Source:
     def days(self) -> frozenset[date]:
         """Return the calendar days the text names explicitly (computed once, on demand)."""
         if self._days is None:
-            self._days = frozenset(
-                d
-                for m in extract_dates(self.text, self.published)
-                if m.precision == "day" and m.start == m.end
-                for d in (m.start,)
-            )
+            self._days = _named_days(self.text, self.published)
         return self._days
 
 
-def _features(
-    event_id: int, title: str, summary: str, published: datetime, link: str | None
-) -> _Source:
+@dataclass(slots=True)
+class _Source:
+    """One story filed under an event, stored compactly: an index holds tens of thousands.
+
+    Tuples and a 32-bit array instead of sets (a set's table is several times the size of
+    its items); the lookup side (:class:`_Story`) keeps sets, so comparing is still C-level.
+    """
+
+    event_id: int
+    published: datetime
+    title_tokens: tuple[str, ...]
+    tokens: tuple[str, ...]
+    entities: tuple[str, ...]
+    shingles: array[int]
+    title_numbers: tuple[str, ...]
+    text: str
+    link_key: str | None
+    keys: tuple[str, ...]
+    _days: frozenset[date] | None = field(default=None)
+
+    def days(self) -> frozenset[date]:
+        """Return the calendar days the text names explicitly (computed once, on demand)."""
+        if self._days is None:
+            self._days = _named_days(self.text, self.published)
+        return self._days
+
+
+def _features(title: str, summary: str, published: datetime) -> _Story:
     if published.tzinfo is None or published.utcoffset() is None:
         raise ValueError("published must be an aware datetime")
     title = (title or "")[:MAX_TEXT]
@@ -297,8 +328,7 @@ def _features(
     clean_title = _WIRE_PREFIX.sub("", title)
     title_words = _words(clean_title)
     all_words = title_words + _words(summary)
-    return _Source(
-        event_id=event_id,
+    return _Story(
         published=published.astimezone(UTC),
         title_tokens=frozenset(_content(title_words)),
         tokens=frozenset(_content(all_words)),
@@ -309,25 +339,108 @@ def _features(
     )
 
 
+def _stored(story: _Story, event_id: int, link_key: str | None, keys: tuple[str, ...]) -> _Source:
+    return _Source(
+        event_id=event_id,
+        published=story.published,
+        title_tokens=tuple(story.title_tokens),
+        tokens=tuple(story.tokens),
+        entities=tuple(story.entities),
+        shingles=array("I", story.shingles),
+        title_numbers=tuple(story.title_numbers) if story.title_numbers else (),
+        text=story.text,
+        link_key=link_key,
+        keys=keys,
+        _days=story._days,
+    )
+
+
+class _ShinglePostings:
+    """Which stories carry each (sampled) shingle: a multimap from 32-bit keys to story ids.
+
+    Almost every shingle belongs to one story, so a dict of lists would spend ~80 bytes per
+    posting; here the bulk is one sorted numpy array of ``key << 32 | sid`` (8 bytes each),
+    and recent additions wait in a small dict until they are merged in, a batch at a time.
+    """
+
+    def __init__(self) -> None:
+        self._packed = np.empty(0, dtype=np.uint64)
+        self._recent: dict[int, list[int]] = {}
+        self._pending = 0
+
+    def add(self, key: int, sid: int) -> None:
+        """Record that story `sid` carries shingle `key`."""
+        got = self._recent.get(key)
+        if got is None:
+            self._recent[key] = [sid]
+        else:
+            got.append(sid)
+        self._pending += 1
+        if self._pending >= max(4096, len(self._packed) // 8):
+            self._merge()
+
+    def _merge(self) -> None:
+        fresh = np.fromiter(
+            ((key << 32) | sid for key, sids in self._recent.items() for sid in sids),
+            dtype=np.uint64,
+            count=self._pending,
+        )
+        packed = np.concatenate((self._packed, fresh))
+        packed.sort(kind="stable")
+        self._packed = packed
+        self._recent = {}
+        self._pending = 0
+
+    def lookup(self, keys: Iterable[int], limit: int) -> dict[int, int]:
+        """Count, per story, how many of `keys` it carries, ignoring any key carried by more
+        than `limit` stories (too common to tell stories apart)."""
+        counts: dict[int, int] = {}
+        wanted = np.fromiter(keys, dtype=np.uint64)
+        packed, recent = self._packed, self._recent
+        shifted = wanted << np.uint64(32)
+        low = np.searchsorted(packed, shifted, side="left")
+        high = np.searchsorted(packed, shifted | np.uint64(_MASK32), side="right")
+        for i, key in enumerate(wanted.tolist()):
+            lo, hi = int(low[i]), int(high[i])
+            extra = recent.get(key, ())
+            if (hi == lo and not extra) or hi - lo + len(extra) > limit:
+                continue
+            for sid in (packed[lo:hi] & np.uint64(_MASK32)).tolist() if hi > lo else ():
+                counts[sid] = counts.get(sid, 0) + 1
+            for sid in extra:
+                counts[sid] = counts.get(sid, 0) + 1
+        return counts
+
+
 class EventIndex:
-    """An in-memory index of recent events' sources that answers "which event is this?"."""
+    """An in-memory index of recent events' sources that answers "which event is this?".
+
+    It holds the sources published within `window` of now: :meth:`prune` forgets older ones
+    (a long-running poller calls it every round), so memory follows the news rate, not uptime.
+    """
 
     def __init__(self, window: timedelta = timedelta(hours=72)) -> None:
         """Create an empty index; stories further apart than `window` are never the same."""
         if window <= timedelta(0):
             raise ValueError("window must be positive")
         self.window = window
+        self._reset()
+        self._last_query: tuple[tuple[str, str, datetime, str | None], _Story] | None = None
+
+    def _reset(self) -> None:
         self._sources: list[_Source] = []
         self._by_link: dict[str, int] = {}
         self._by_key: dict[str, int] = {}
-        self._token_postings: dict[str, list[int]] = {}
-        self._shingle_postings: dict[int, list[int]] = {}
+        self._token_postings: dict[str, array[int]] = {}
+        self._shingle_postings = _ShinglePostings()
         self._df: dict[str, int] = {}
         # IDF values are cached; the index size they use is refreshed as the index grows.
         self._idf_cache: dict[str, float] = {}
         self._idf_n = 0
         self._earliest: dict[int, datetime] = {}
-        self._last_query: tuple[tuple[str, str, datetime, str | None], _Source] | None = None
+        self._oldest: datetime | None = None
+        # Pre-scores of stage 3, one slot per source (kept zero between look-ups).
+        self._scores = np.zeros(1024, dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self._sources)
@@ -345,21 +458,25 @@ class EventIndex:
         """Add an event, or a new source of an event already in the index."""
         last = self._last_query
         if last is not None and last[0] == (title, summary, published, link):
-            src, self._last_query = last[1], None  # ingest adds what it just looked up
-            src.event_id = event_id
+            story, self._last_query = last[1], None  # ingest adds what it just looked up
         else:
-            src = _features(event_id, title, summary, published, link)
+            story = _features(title, summary, published)
+        usable = tuple(dict.fromkeys(k.strip() for k in keys if _usable_key(k)))
+        self._index(_stored(story, event_id, link_key(link), usable))
+
+    def _index(self, src: _Source) -> None:
         sid = len(self._sources)
         self._sources.append(src)
+        event_id = src.event_id
         seen = self._earliest.get(event_id)
         if seen is None or src.published < seen:
             self._earliest[event_id] = src.published
-        lk = link_key(link)
-        if lk is not None:
-            self._by_link.setdefault(lk, event_id)
-        for key in keys:
-            if _usable_key(key):
-                self._by_key.setdefault(key.strip(), event_id)
+        if self._oldest is None or src.published < self._oldest:
+            self._oldest = src.published
+        if src.link_key is not None:
+            self._by_link.setdefault(src.link_key, event_id)
+        for key in src.keys:
+            self._by_key.setdefault(key, event_id)
         df, cache = self._df, self._idf_cache
         for tok in src.tokens:
             df[tok] = df.get(tok, 0) + 1
@@ -368,24 +485,43 @@ class EventIndex:
             self._idf_n = sid + 1
             cache.clear()
         postings = self._token_postings
-        for tok in src.title_tokens | src.entities:
+        for tok in {*src.title_tokens, *src.entities}:
             if tok in postings:
                 postings[tok].append(sid)
             else:
-                postings[tok] = [sid]
-        shingle_postings = self._shingle_postings
+                postings[tok] = array("I", (sid,))
         # Index one shingle in SHINGLE_SAMPLE (all of a short text): a near copy shares most
         # shingles, so it still shares sampled ones, and the index is a quarter the size.
-        sampled = (
-            src.shingles
-            if len(src.shingles) < 4 * SHINGLE_SAMPLE
-            else [sh for sh in src.shingles if sh % SHINGLE_SAMPLE == 0]
+        add = self._shingle_postings.add
+        if len(src.shingles) < 4 * SHINGLE_SAMPLE:
+            for sh in src.shingles:
+                add(sh, sid)
+        else:
+            for sh in src.shingles:
+                if sh % SHINGLE_SAMPLE == 0:
+                    add(sh, sid)
+
+    def prune(self, now: datetime) -> int:
+        """Forget the sources published more than `window` before `now`; return how many.
+
+        They can no longer be the same story as anything published from now on (and are not
+        what a fresh index would load). The index is rebuilt from the rest once enough have
+        expired, a tenth of it or 1,000, so a prune costs little most rounds.
+        """
+        cutoff = now - self.window
+        if self._oldest is None or self._oldest >= cutoff:
+            return 0
+        live = [src for src in self._sources if src.published >= cutoff]
+        expired = len(self._sources) - len(live)
+        if expired < max(1000, len(self._sources) // 10) and live:
+            return 0
+        self._reset()
+        for src in live:
+            self._index(src)
+        log.debug(
+            "event index: forgot %d sources older than %s, kept %d", expired, cutoff, len(live)
         )
-        for sh in sampled:
-            if sh in shingle_postings:
-                shingle_postings[sh].append(sid)
-            else:
-                shingle_postings[sh] = [sid]
+        return expired
 
     def earliest(self, event_id: int) -> datetime | None:
         """Return the event's time: the earliest published time among its indexed sources."""
@@ -409,7 +545,7 @@ class EventIndex:
             return Match(hit, "identical", 1.0)
         if not self._sources:
             return None
-        query = _features(-1, title, summary, published, link)
+        query = _features(title, summary, published)
         self._last_query = ((title, summary, published, link), query)
         near = self._near_copy(query)
         if near is not None:
@@ -421,24 +557,19 @@ class EventIndex:
     def _common_limit(self) -> int:
         return max(COMMON_FLOOR, int(len(self._sources) * COMMON_SHARE))
 
-    def _in_window(self, a: _Source, b: _Source) -> bool:
+    def _in_window(self, a: _Story, b: _Source) -> bool:
         return abs(a.published - b.published) <= self.window
 
-    def _near_copy(self, query: _Source) -> Match | None:
+    def _near_copy(self, query: _Story) -> Match | None:
         if not query.shingles:
             return None
-        limit = self._common_limit()
-        counts: dict[int, int] = {}
-        for sh in query.shingles:
-            posting = self._shingle_postings.get(sh)
-            if posting is None or len(posting) > limit:
-                continue
-            for sid in posting:
-                counts[sid] = counts.get(sid, 0) + 1
+        counts = self._shingle_postings.lookup(query.shingles, self._common_limit())
         best: Match | None = None
-        for sid in sorted(counts, key=counts.__getitem__, reverse=True)[:MAX_CANDIDATES]:
+        # Most shared shingles first; ties: the newest story first.
+        ranked = sorted(counts.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+        for sid, _ in ranked[:MAX_CANDIDATES]:
             src = self._sources[sid]
-            shared = len(query.shingles & src.shingles)
+            shared = len(query.shingles.intersection(src.shingles))
             small = min(len(src.shingles), len(query.shingles))
             union = len(src.shingles) + len(query.shingles) - shared
             jaccard = shared / union
@@ -446,7 +577,7 @@ class EventIndex:
             ok = jaccard >= NEAR_COPY_JACCARD or (
                 small >= NEAR_COPY_MIN_SHINGLES and containment >= NEAR_COPY_CONTAINMENT
             )
-            if not ok or not self._in_window(src, query):
+            if not ok or not self._in_window(query, src):
                 continue
             if _figures_differ(query, src) or _days_differ(query, src):
                 continue
@@ -465,73 +596,108 @@ class EventIndex:
         return value
 
     def _weight(self, tokens: Iterable[str]) -> float:
-        cache, idf = self._idf_cache, self._idf
-        return sum(cache[t] if t in cache else idf(t) for t in tokens)
+        cache = self._idf_cache
+        try:
+            return sum(map(cache.__getitem__, tokens))
+        except KeyError:
+            total = 0.0
+            for tok in tokens:
+                value = cache.get(tok)
+                total += self._idf(tok) if value is None else value
+            return total
 
-    def _same_story(self, query: _Source) -> Match | None:
+    def _candidates(self, query: _Story) -> list[int]:
+        """Return up to MAX_CANDIDATES sources sharing the most (IDF-weighted) title words and
+        names with `query`, best first (ties: the newest first)."""
         limit = self._common_limit()
-        pre: dict[int, float] = {}
+        n = len(self._sources)
+        if len(self._scores) < n:
+            self._scores = np.zeros(max(n, 2 * len(self._scores)), dtype=np.float64)
+        scores = self._scores
+        touched = False
         for tok in query.title_tokens | query.entities:
             posting = self._token_postings.get(tok)
             if posting is None or len(posting) > limit:
                 continue
-            w = self._idf(tok)
-            for sid in posting:
-                pre[sid] = pre.get(sid, 0.0) + w
-        if not pre:
+            # A story carries a word once, so a posting has no repeated ids: += is exact.
+            scores[np.frombuffer(posting, dtype=np.uint32)] += self._idf(tok)
+            touched = True
+        if not touched:
+            return []
+        # Every IDF is positive, so the sources with a score are exactly those touched.
+        sids = np.flatnonzero(scores[:n])
+        values = scores[sids]
+        scores[sids] = 0.0
+        if len(sids) > MAX_CANDIDATES:
+            top = np.argpartition(-values, MAX_CANDIDATES - 1)[:MAX_CANDIDATES]
+            sids, values = sids[top], values[top]
+        order = np.lexsort((-sids.astype(np.int64), -values))
+        return [int(s) for s in sids[order]]
+
+    def _same_story(self, query: _Story) -> Match | None:
+        ranked = self._candidates(query)
+        if not ranked:
             return None
-        ranked = sorted(pre, key=pre.__getitem__, reverse=True)[:MAX_CANDIDATES]
+        weights = (
+            self._weight(query.title_tokens),
+            self._weight(query.tokens),
+            self._weight(query.entities),
+        )
         best: Match | None = None
         for sid in ranked:
             src = self._sources[sid]
-            if not self._in_window(src, query):
+            if not self._in_window(query, src):
                 continue
-            score = self._story_score(query, src)
+            score, title_likeness = self._story_score(query, weights, src)
             if score < self._story_threshold(query, src) or _days_differ(query, src):
                 continue
-            if _figures_differ(query, src) and (
-                self._cosine(query.title_tokens, src.title_tokens) >= TEMPLATE_TITLE
-            ):
+            if _figures_differ(query, src) and title_likeness >= TEMPLATE_TITLE:
                 continue
             if best is None or score > best.score:
                 best = Match(src.event_id, "same_story", round(score, 3))
         return best
 
-    def _cosine(self, a: frozenset[str], b: frozenset[str]) -> float:
-        if not a or not b:
-            return 0.0
-        shared = self._weight(a & b)
-        return shared / math.sqrt(self._weight(a) * self._weight(b))
-
-    def _coverage(self, title: frozenset[str], text: frozenset[str]) -> float:
-        return self._weight(title & text) / self._weight(title) if title else 0.0
-
-    def _story_score(self, query: _Source, src: _Source) -> float:
-        title = self._cosine(query.title_tokens, src.title_tokens)
-        text = self._cosine(query.tokens, src.tokens)
-        names = self._cosine(query.entities, src.entities)
+    def _story_score(
+        self, query: _Story, weights: tuple[float, float, float], src: _Source
+    ) -> tuple[float, float]:
+        """Return the likeness of two stories (0..1) and, within it, of their headlines."""
+        q_title, q_tokens, q_names = weights
+        weight = self._weight
+        s_title = weight(src.title_tokens)
+        # Cosine of IDF-weighted word sets: shared weight over the geometric mean.
+        title = _ratio(weight(query.title_tokens.intersection(src.title_tokens)), q_title, s_title)
+        text = _ratio(weight(query.tokens.intersection(src.tokens)), q_tokens, weight(src.tokens))
+        names = _ratio(
+            weight(query.entities.intersection(src.entities)), q_names, weight(src.entities)
+        )
         # How much of each headline the other story's text covers: a retelling covers the
         # other's headline; a follow-up's headline carries news the first story lacks.
-        cover = (
-            self._coverage(query.title_tokens, src.tokens)
-            + self._coverage(src.title_tokens, query.tokens)
-        ) / 2
-        return W_TITLE * title + W_TEXT * text + W_NAMES * names + W_COVER * cover
+        cover_q = weight(query.title_tokens.intersection(src.tokens)) / q_title if q_title else 0.0
+        cover_s = weight(query.tokens.intersection(src.title_tokens)) / s_title if s_title else 0.0
+        score = (
+            W_TITLE * title + W_TEXT * text + W_NAMES * names + W_COVER * (cover_q + cover_s) / 2
+        )
+        return score, title
 
-    def _story_threshold(self, query: _Source, src: _Source) -> float:
+    def _story_threshold(self, query: _Story, src: _Source) -> float:
         late = min(abs(query.published - src.published) / SAME_STORY_RAMP, 1.0)
         return SAME_STORY_SCORE + SAME_STORY_LATE_EXTRA * late
+
+
+def _ratio(shared: float, a: float, b: float) -> float:
+    """Return shared / sqrt(a * b): the cosine of two weighted sets (0 when one is empty)."""
+    return shared / math.sqrt(a * b) if a and b else 0.0
 
 
 # --- vetoes ------------------------------------------------------------------------------
 
 
-def _figures_differ(a: _Source, b: _Source) -> bool:
+def _figures_differ(a: _Story, b: _Source) -> bool:
     """Tell whether both headlines carry figures and none of them agree."""
-    return bool(a.title_numbers and b.title_numbers and not (a.title_numbers & b.title_numbers))
+    return bool(a.title_numbers and b.title_numbers and a.title_numbers.isdisjoint(b.title_numbers))
 
 
-def _days_differ(a: _Source, b: _Source) -> bool:
+def _days_differ(a: _Story, b: _Source) -> bool:
     """Tell whether both texts name explicit days and none of them agree."""
     adays, bdays = a.days(), b.days()
     return bool(adays and bdays and not (adays & bdays))

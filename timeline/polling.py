@@ -176,6 +176,8 @@ class PollStore:
                 skip=self._own_entries,
             )
             self._own_entries = set()
+        for index in self.events.values():
+            index.prune(now)
 
     def _writing(self) -> asyncio.Lock | _NoLock:
         return self._write_lock or _NoLock()

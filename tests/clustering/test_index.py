@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -191,3 +192,86 @@ def test_naive_datetimes_and_bad_windows_are_refused() -> None:
 )
 def test_link_key(link: str | None, key: str | None) -> None:
     assert link_key(link) == key
+
+
+def _stories(
+    rng: random.Random, n: int, start: datetime, spread: timedelta, tag: str
+) -> list[dict[str, Any]]:
+    """Return `n` made-up stories published within `spread` after `start`, a third near copies."""
+    words = [f"w{i}" for i in range(5000)]
+    names = [f"Name{i}" for i in range(500)]
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        if out and rng.random() < 0.3:
+            base = rng.choice(out)
+            copy = dict(base, link=f"https://copy.example/{tag}{i}", published=base["published"])
+            copy["summary"] = base["summary"].replace(base["summary"].split()[0], "Amid", 1)
+            out.append(copy)
+            continue
+        title = " ".join([*rng.sample(words, 6), *rng.sample(names, 2)])
+        summary = " ".join([*rng.sample(words, 25), *rng.sample(names, 3)]) + "."
+        published = start + spread * rng.random()
+        out.append(
+            {
+                "title": title,
+                "summary": summary,
+                "published": published,
+                "link": f"https://n.example/{tag}{i}",
+            }
+        )
+    return out
+
+
+def test_prune_forgets_sources_older_than_the_window_and_keeps_the_rest() -> None:
+    rng = random.Random(3)
+    window = timedelta(hours=72)
+    old = _stories(rng, 1200, T0, timedelta(hours=10), "old")
+    recent = _stories(rng, 300, T0 + timedelta(hours=80), timedelta(hours=10), "recent")
+    index = EventIndex(window)
+    for event_id, s in enumerate(old + recent):
+        index.add(event_id, **s)
+    now = T0 + timedelta(hours=90)
+    assert index.prune(T0 + timedelta(hours=20)) == 0  # nothing has expired yet
+    assert index.prune(now) == 1200
+    assert len(index) == 300
+    assert index.prune(now) == 0
+    # The old stories are gone (even their links); the recent ones are still found by link.
+    gone = index.find(**dict(old[0], published=now))
+    assert gone is None or gone.event_id >= 1200
+    got = index.find(**dict(recent[0], published=now))
+    assert got is not None and got.stage == "identical" and got.event_id == 1200
+    assert index.earliest(0) is None and index.earliest(1200) == recent[0]["published"]
+
+
+def test_prune_waits_until_enough_has_expired() -> None:
+    # Rebuilding is O(index): a few expired sources are dropped with the next big batch.
+    rng = random.Random(4)
+    index = EventIndex(timedelta(hours=72))
+    stories = _stories(rng, 50, T0, timedelta(hours=1), "old")
+    stories += _stories(rng, 1500, T0 + timedelta(hours=70), timedelta(hours=1), "recent")
+    for event_id, s in enumerate(stories):
+        index.add(event_id, **s)
+    assert index.prune(T0 + timedelta(hours=74)) == 0
+    assert len(index) == 1550
+
+
+def test_a_pruned_index_decides_like_a_fresh_one() -> None:
+    rng = random.Random(5)
+    window = timedelta(hours=72)
+    old = _stories(rng, 1100, T0, timedelta(hours=5), "old")
+    recent = _stories(rng, 400, T0 + timedelta(hours=76), timedelta(hours=4), "recent")
+    pruned, fresh = EventIndex(window), EventIndex(window)
+    for event_id, s in enumerate(old + recent):
+        pruned.add(event_id, **s)
+        if event_id >= len(old):
+            fresh.add(event_id, **s)
+    assert pruned.prune(T0 + timedelta(hours=80)) == 1100
+    queries = _stories(rng, 200, T0 + timedelta(hours=80), timedelta(hours=1), "query")
+    # Retellings of recent stories (new links), so stages 2 and 3 are exercised.
+    queries += [dict(s, link=f"https://q.example/{i}") for i, s in enumerate(recent[:200])]
+    decisions = []
+    for q in queries:
+        a, b = pruned.find(**q), fresh.find(**q)
+        assert a == b, q
+        decisions.append(None if a is None else a.stage)
+    assert decisions.count("near_copy") > 50 and decisions.count(None) > 50
