@@ -311,6 +311,9 @@ class _Source:
     text: str
     link_key: str | None
     keys: tuple[str, ...]
+    # The later of its published time and when it was ingested: a story is kept for a window
+    # after both (an item dated days ago that arrives now can still be retold by another feed).
+    last: datetime
     _days: frozenset[date] | None = field(default=None)
 
     def days(self) -> frozenset[date]:
@@ -339,7 +342,9 @@ def _features(title: str, summary: str, published: datetime) -> _Story:
     )
 
 
-def _stored(story: _Story, event_id: int, link_key: str | None, keys: tuple[str, ...]) -> _Source:
+def _stored(
+    story: _Story, event_id: int, link_key: str | None, keys: tuple[str, ...], seen: datetime
+) -> _Source:
     return _Source(
         event_id=event_id,
         published=story.published,
@@ -351,6 +356,7 @@ def _stored(story: _Story, event_id: int, link_key: str | None, keys: tuple[str,
         text=story.text,
         link_key=link_key,
         keys=keys,
+        last=max(story.published, seen),
         _days=story._days,
     )
 
@@ -454,15 +460,23 @@ class EventIndex:
         published: datetime,
         link: str | None,
         keys: Iterable[str] = (),
+        seen: datetime | None = None,
     ) -> None:
-        """Add an event, or a new source of an event already in the index."""
+        """Add an event, or a new source of an event already in the index.
+
+        `seen` is when the story was ingested (default: now); see :meth:`prune`.
+        """
         last = self._last_query
         if last is not None and last[0] == (title, summary, published, link):
             story, self._last_query = last[1], None  # ingest adds what it just looked up
         else:
             story = _features(title, summary, published)
         usable = tuple(dict.fromkeys(k.strip() for k in keys if _usable_key(k)))
-        self._index(_stored(story, event_id, link_key(link), usable))
+        if seen is None:
+            seen = datetime.now(UTC)
+        elif seen.tzinfo is None or seen.utcoffset() is None:
+            raise ValueError("seen must be an aware datetime")
+        self._index(_stored(story, event_id, link_key(link), usable, seen.astimezone(UTC)))
 
     def _index(self, src: _Source) -> None:
         sid = len(self._sources)
@@ -471,8 +485,8 @@ class EventIndex:
         seen = self._earliest.get(event_id)
         if seen is None or src.published < seen:
             self._earliest[event_id] = src.published
-        if self._oldest is None or src.published < self._oldest:
-            self._oldest = src.published
+        if self._oldest is None or src.last < self._oldest:
+            self._oldest = src.last
         if src.link_key is not None:
             self._by_link.setdefault(src.link_key, event_id)
         for key in src.keys:
@@ -502,16 +516,17 @@ class EventIndex:
                     add(sh, sid)
 
     def prune(self, now: datetime) -> int:
-        """Forget the sources published more than `window` before `now`; return how many.
+        """Forget the sources published and ingested more than `window` before `now`; return
+        how many.
 
-        They can no longer be the same story as anything published from now on (and are not
-        what a fresh index would load). The index is rebuilt from the rest once enough have
-        expired, a tenth of it or 1,000, so a prune costs little most rounds.
+        Such a source can no longer be the same story as anything published from now on, and
+        is not what a fresh index would load. The index is rebuilt from the rest once enough
+        have expired, a tenth of it or 1,000, so a prune costs little most rounds.
         """
         cutoff = now - self.window
         if self._oldest is None or self._oldest >= cutoff:
             return 0
-        live = [src for src in self._sources if src.published >= cutoff]
+        live = [src for src in self._sources if src.last >= cutoff]
         expired = len(self._sources) - len(live)
         if expired < max(1000, len(self._sources) // 10) and live:
             return 0

@@ -166,7 +166,13 @@ async def load_recent_sources(
             continue
         index = indexes.setdefault(guild_id, EventIndex(window))
         index.add(
-            event_id, title=title, summary=summary, published=published, link=link, keys=(key,)
+            event_id,
+            title=title,
+            summary=summary,
+            published=published,
+            link=link,
+            keys=(key,),
+            seen=first_seen,
         )
     return watermark
 
@@ -288,6 +294,7 @@ async def ingest(
                 published=item.published,
                 link=item.link,
                 keys=(key,),
+                seen=now,
             )
 
         if not alert:

@@ -229,7 +229,7 @@ def test_prune_forgets_sources_older_than_the_window_and_keeps_the_rest() -> Non
     recent = _stories(rng, 300, T0 + timedelta(hours=80), timedelta(hours=10), "recent")
     index = EventIndex(window)
     for event_id, s in enumerate(old + recent):
-        index.add(event_id, **s)
+        index.add(event_id, **s, seen=s["published"])
     now = T0 + timedelta(hours=90)
     assert index.prune(T0 + timedelta(hours=20)) == 0  # nothing has expired yet
     assert index.prune(now) == 1200
@@ -250,7 +250,7 @@ def test_prune_waits_until_enough_has_expired() -> None:
     stories = _stories(rng, 50, T0, timedelta(hours=1), "old")
     stories += _stories(rng, 1500, T0 + timedelta(hours=70), timedelta(hours=1), "recent")
     for event_id, s in enumerate(stories):
-        index.add(event_id, **s)
+        index.add(event_id, **s, seen=s["published"])
     assert index.prune(T0 + timedelta(hours=74)) == 0
     assert len(index) == 1550
 
@@ -262,9 +262,9 @@ def test_a_pruned_index_decides_like_a_fresh_one() -> None:
     recent = _stories(rng, 400, T0 + timedelta(hours=76), timedelta(hours=4), "recent")
     pruned, fresh = EventIndex(window), EventIndex(window)
     for event_id, s in enumerate(old + recent):
-        pruned.add(event_id, **s)
+        pruned.add(event_id, **s, seen=s["published"])
         if event_id >= len(old):
-            fresh.add(event_id, **s)
+            fresh.add(event_id, **s, seen=s["published"])
     assert pruned.prune(T0 + timedelta(hours=80)) == 1100
     queries = _stories(rng, 200, T0 + timedelta(hours=80), timedelta(hours=1), "query")
     # Retellings of recent stories (new links), so stages 2 and 3 are exercised.
@@ -275,3 +275,20 @@ def test_a_pruned_index_decides_like_a_fresh_one() -> None:
         assert a == b, q
         decisions.append(None if a is None else a.stage)
     assert decisions.count("near_copy") > 50 and decisions.count(None) > 50
+
+
+def test_an_old_story_ingested_recently_is_kept_for_a_window_after_it_was_seen() -> None:
+    # A feed may deliver items dated days ago: another outlet's retelling arriving in the
+    # next rounds must still find them.
+    rng = random.Random(6)
+    index = EventIndex(timedelta(hours=72))
+    dated = _stories(rng, 1200, T0, timedelta(hours=1), "dated")
+    arrived = T0 + timedelta(days=30)
+    for event_id, s in enumerate(dated):
+        index.add(event_id, **s, seen=arrived)
+    assert index.prune(arrived + timedelta(hours=71)) == 0
+    retold = dict(dated[0], link="https://other.example/retold")
+    got = index.find(**retold)
+    assert got is not None and got.event_id == 0
+    assert index.prune(arrived + timedelta(hours=73)) == 1200
+    assert index.find(**retold) is None
