@@ -266,6 +266,16 @@ def _usable_key(key: str) -> bool:
     return len(key) >= MIN_KEY_LENGTH and not key.isdigit()
 
 
+_NO_DAYS: frozenset[date] = frozenset()
+# extract_dates() names a single day only from a figure ("9 July", "2024-07-09"), one of these
+# words, "N days ago" or a weekday: a text with none of them names no day (see timeline/dates.py).
+_MAY_NAME_A_DAY = re.compile(
+    r"\d|\b(?:yesterday|today|tomorrow|tonight|night|ago|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
+    re.IGNORECASE,
+)
+
+
 def _named_days(text: str, published: datetime) -> frozenset[date]:
     """Return the calendar days `text` names explicitly, resolved against `published`."""
     return frozenset(
@@ -303,8 +313,9 @@ class _Source:
 
     event_id: int
     published: datetime
-    title_tokens: tuple[str, ...]
+    # The content words of title and text, the title's first (`title_tokens` is a prefix).
     tokens: tuple[str, ...]
+    n_title: int
     entities: tuple[str, ...]
     shingles: array[int]
     title_numbers: tuple[str, ...]
@@ -315,6 +326,11 @@ class _Source:
     # after both (an item dated days ago that arrives now can still be retold by another feed).
     last: datetime
     _days: frozenset[date] | None = field(default=None)
+
+    @property
+    def title_tokens(self) -> tuple[str, ...]:
+        """Return the content words of the title."""
+        return self.tokens[: self.n_title]
 
     def days(self) -> frozenset[date]:
         """Return the calendar days the text names explicitly (computed once, on demand)."""
@@ -345,19 +361,26 @@ def _features(title: str, summary: str, published: datetime) -> _Story:
 def _stored(
     story: _Story, event_id: int, link_key: str | None, keys: tuple[str, ...], seen: datetime
 ) -> _Source:
+    # The text is kept only for the days veto, and only until its days are known.
+    days, text = story._days, story.text
+    if days is not None:
+        text = ""
+    elif not _MAY_NAME_A_DAY.search(text):
+        days, text = _NO_DAYS, ""  # no day can be named without one of those words
+    title = tuple(story.title_tokens)
     return _Source(
         event_id=event_id,
         published=story.published,
-        title_tokens=tuple(story.title_tokens),
-        tokens=tuple(story.tokens),
+        tokens=title + tuple(story.tokens - story.title_tokens),
+        n_title=len(title),
         entities=tuple(story.entities),
         shingles=array("I", story.shingles),
         title_numbers=tuple(story.title_numbers) if story.title_numbers else (),
-        text=story.text,
+        text=text,
         link_key=link_key,
         keys=keys,
         last=max(story.published, seen),
-        _days=story._days,
+        _days=days,
     )
 
 

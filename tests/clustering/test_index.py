@@ -292,3 +292,22 @@ def test_an_old_story_ingested_recently_is_kept_for_a_window_after_it_was_seen()
     assert got is not None and got.event_id == 0
     assert index.prune(arrived + timedelta(hours=73)) == 1200
     assert index.find(**retold) is None
+
+
+def test_texts_that_name_a_day_keep_their_text_for_the_day_veto() -> None:
+    # The index drops a source's text when it cannot name a day (memory); the filter that
+    # decides must accept every text from which extract_dates reads a single day.
+    from tests.test_dates import CASES, PUB
+    from timeline.clustering import _MAY_NAME_A_DAY
+    from timeline.dates import extract_dates
+
+    words = ["July", "the", "3rd", "on", "two", "days", "ago", "Friday", "Tonight", "met", "9"]
+    rng = random.Random(7)
+    texts = [text for text, _ in CASES]
+    texts += [" ".join(rng.choices(words, k=rng.randint(1, 8))) for _ in range(3000)]
+    named = 0
+    for text in texts:
+        if any(m.precision == "day" and m.start == m.end for m in extract_dates(text, PUB)):
+            named += 1
+            assert _MAY_NAME_A_DAY.search(text), text
+    assert named > 500
