@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import zlib
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
@@ -182,16 +183,18 @@ class _SeenBody:
     """
 
     body_hash: str
-    items: frozenset[bytes]
-    identities: frozenset[bytes]
+    # 64-bit digests in arrays, not sets of bytes: a poller keeps one of these per feed
+    # (about 1.5 KB instead of 10 KB for a 50-item feed).
+    items: array[int]
+    identities: array[int]
 
 
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
-def _identities(element: bytes) -> set[bytes]:
-    return {a or b for a, b in _IDENTITY.findall(element) if a or b}
+def _identities(element: bytes) -> set[int]:
+    return {_digest(a or b) for a, b in _IDENTITY.findall(element) if a or b}
 
 
 def _header_safe(value: str | None) -> TypeGuard[str]:
@@ -378,14 +381,15 @@ class Fetcher:
         identities = [_identities(data[a:b]) for a, b in spans]
         seen = self._seen.get(state.url)
         self._seen[state.url] = _SeenBody(
-            body_hash, frozenset(digests), frozenset().union(*identities)
+            body_hash, array("q", set(digests)), array("q", set().union(*identities))
         )
         if seen is None or state.body_hash != seen.body_hash:
             return None  # not the body this feed stored last: parse everything
-        keep = [i for i, d in enumerate(digests) if d not in seen.items]
+        seen_items = set(seen.items)
+        keep = [i for i, d in enumerate(digests) if d not in seen_items]
         if len(keep) == len(spans):
             return None
-        if any(identities[i] & seen.identities for i in keep):
+        if any(not identities[i].isdisjoint(seen.identities) for i in keep):
             return None  # a guid or link reused by a changed item: let the parser sort it out
         parts = [data[: spans[0][0]]]
         parts += [data[spans[i][0] : spans[i][1]] for i in keep]

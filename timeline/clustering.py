@@ -266,6 +266,19 @@ def _usable_key(key: str) -> bool:
     return len(key) >= MIN_KEY_LENGTH and not key.isdigit()
 
 
+def _identities(link: str | None, keys: Iterable[str]) -> list[int]:
+    """Return what makes two stories identical, hashed: each usable key, then the link.
+
+    64-bit hashes instead of the strings (an index holds tens of thousands of stories); two
+    different keys share a hash with odds of about one in 10^19.
+    """
+    out = [hash("key\x00" + key.strip()) for key in keys if _usable_key(key)]
+    lk = link_key(link)
+    if lk is not None:
+        out.append(hash("link\x00" + lk))
+    return out
+
+
 _NO_DAYS: frozenset[date] = frozenset()
 # extract_dates() names a single day only from a figure ("9 July", "2024-07-09"), one of these
 # words, "N days ago" or a weekday: a text with none of them names no day (see timeline/dates.py).
@@ -320,8 +333,8 @@ class _Source:
     shingles: array[int]
     title_numbers: tuple[str, ...]
     text: str
-    link_key: str | None
-    keys: tuple[str, ...]
+    # Hashes of its guid-like keys and canonical link (see `_identity`).
+    identities: tuple[int, ...]
     # The later of its published time and when it was ingested: a story is kept for a window
     # after both (an item dated days ago that arrives now can still be retold by another feed).
     last: datetime
@@ -358,9 +371,7 @@ def _features(title: str, summary: str, published: datetime) -> _Story:
     )
 
 
-def _stored(
-    story: _Story, event_id: int, link_key: str | None, keys: tuple[str, ...], seen: datetime
-) -> _Source:
+def _stored(story: _Story, event_id: int, identities: tuple[int, ...], seen: datetime) -> _Source:
     # The text is kept only for the days veto, and only until its days are known.
     days, text = story._days, story.text
     if days is not None:
@@ -377,8 +388,7 @@ def _stored(
         shingles=array("I", story.shingles),
         title_numbers=tuple(story.title_numbers) if story.title_numbers else (),
         text=text,
-        link_key=link_key,
-        keys=keys,
+        identities=identities,
         last=max(story.published, seen),
         _days=days,
     )
@@ -458,8 +468,8 @@ class EventIndex:
 
     def _reset(self) -> None:
         self._sources: list[_Source] = []
-        self._by_link: dict[str, int] = {}
-        self._by_key: dict[str, int] = {}
+        # The first event of each key and link, by hash (an index holds tens of thousands).
+        self._by_identity: dict[int, int] = {}
         self._token_postings: dict[str, array[int]] = {}
         self._shingle_postings = _ShinglePostings()
         self._df: dict[str, int] = {}
@@ -494,12 +504,12 @@ class EventIndex:
             story, self._last_query = last[1], None  # ingest adds what it just looked up
         else:
             story = _features(title, summary, published)
-        usable = tuple(dict.fromkeys(k.strip() for k in keys if _usable_key(k)))
         if seen is None:
             seen = datetime.now(UTC)
         elif seen.tzinfo is None or seen.utcoffset() is None:
             raise ValueError("seen must be an aware datetime")
-        self._index(_stored(story, event_id, link_key(link), usable, seen.astimezone(UTC)))
+        identities = tuple(dict.fromkeys(_identities(link, keys)))
+        self._index(_stored(story, event_id, identities, seen.astimezone(UTC)))
 
     def _index(self, src: _Source) -> None:
         sid = len(self._sources)
@@ -510,10 +520,8 @@ class EventIndex:
             self._earliest[event_id] = src.published
         if self._oldest is None or src.last < self._oldest:
             self._oldest = src.last
-        if src.link_key is not None:
-            self._by_link.setdefault(src.link_key, event_id)
-        for key in src.keys:
-            self._by_key.setdefault(key, event_id)
+        for identity in src.identities:
+            self._by_identity.setdefault(identity, event_id)
         df, cache = self._df, self._idf_cache
         for tok in src.tokens:
             df[tok] = df.get(tok, 0) + 1
@@ -575,12 +583,9 @@ class EventIndex:
         keys: Iterable[str] = (),
     ) -> Match | None:
         """Return the event this story belongs to, or None if it is a new event."""
-        for key in keys:
-            if _usable_key(key) and (hit := self._by_key.get(key.strip())) is not None:
+        for identity in _identities(link, keys):
+            if (hit := self._by_identity.get(identity)) is not None:
                 return Match(hit, "identical", 1.0)
-        lk = link_key(link)
-        if lk is not None and (hit := self._by_link.get(lk)) is not None:
-            return Match(hit, "identical", 1.0)
         if not self._sources:
             return None
         query = _features(title, summary, published)

@@ -158,9 +158,20 @@ async def load_recent_sources(
     if seen_after is not None:
         query = query.where(Entry.first_seen_at > seen_after)
     watermark = seen_after
-    for entry_id, guild_id, event_id, key, title, summary, link, published, first_seen in (
-        await session.execute(query)
-    ).all():
+    # Streamed in batches: the first load after a restart (or after a first poll of many
+    # feeds) reads every entry of the window, tens of thousands of rows.
+    rows = await session.stream(query.execution_options(yield_per=1000))
+    async for (
+        entry_id,
+        guild_id,
+        event_id,
+        key,
+        title,
+        summary,
+        link,
+        published,
+        first_seen,
+    ) in rows:
         watermark = first_seen
         if entry_id in skip:
             continue
