@@ -19,7 +19,14 @@ from timeline.db import Database
 from timeline.errors import BadQuery
 from timeline.migrate import upgrade_async
 from timeline.models import Entry, Feed
-from timeline.query import Document, Query, feed_source_names, parse_query, search_entries
+from timeline.query import (
+    Document,
+    Query,
+    WatchIndex,
+    feed_source_names,
+    parse_query,
+    search_entries,
+)
 from timeline.query import search as search_module
 from timeline.query.search import fts5_query, tsquery
 
@@ -123,6 +130,32 @@ def test_random_queries_parse_or_raise_bad_query(text: str) -> None:
     fts5_query(expr)
     tsquery(expr)
     assert str(parse_query(str(query))) == str(query)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(structured, min_size=1, max_size=10),
+    st.lists(st.tuples(texts, texts, st.sampled_from(FEEDS)), min_size=1, max_size=4),
+)
+def test_watch_index_equals_each_query(
+    queries: list[str], items: list[tuple[str, str, tuple[str, str]]]
+) -> None:
+    """The index (candidates, restricted documents) gives what each query gives on its own."""
+    watches = []
+    for i, text in enumerate(queries):
+        try:
+            watches.append((i, parse_query(text, ALIASES)))
+        except BadQuery:
+            pass
+    index = WatchIndex(watches)
+    for title, summary, feed in items:
+        doc = Document(title, summary, feed_source_names(*feed))
+        expected = [(i, m) for i, m in ((i, q.match(doc)) for i, q in watches) if m is not None]
+        assert index.match(Document(title, summary, feed_source_names(*feed))) == expected
+        for _, query in watches:
+            # A document restricted to the stems the query looks up answers the same.
+            used = doc.any_stems & query.root.any_stems_used()
+            assert query.match(doc.restricted(used)) == query.match(doc)
 
 
 @pytest.fixture

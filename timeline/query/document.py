@@ -146,9 +146,9 @@ class Document:
     """A news item (title, summary, source names) normalised once for all watches."""
 
     __slots__ = (
+        "_any_stems",
         "_spans",
         "_surfaces",
-        "any_stems",
         "source",
         "source_names",
         "source_stems",
@@ -161,10 +161,39 @@ class Document:
         self.summary = Segment(SUMMARY, summary or "")
         self.source_names = tuple(source_names)
         self.source, self.source_stems = _source_segments(self.source_names)
-        self.any_stems = set(self.title.stems)
-        self.any_stems.update(self.summary.stems)
-        self._spans: dict[str, list[tuple[str, int, int]] | None] = {}
-        self._surfaces: dict[tuple[int, int, int], str] = {}
+        # Made on first use (a WatchIndex gets by with the few stems its watches look for);
+        # so are these two, as most items match no watch.
+        self._any_stems: Set[str] | None = None
+        self._spans: dict[str, list[tuple[str, int, int]] | None] | None = None
+        self._surfaces: dict[tuple[int, int, int], str] | None = None
+
+    @property
+    def any_stems(self) -> Set[str]:
+        """Return the set of stems in the title and summary."""
+        got = self._any_stems
+        if got is None:
+            got = self._any_stems = set(self.title.stems)
+            got.update(self.summary.stems)
+        return got
+
+    def restricted(self, any_stems: Set[str]) -> Document:
+        """Return this document with `any_stems` replaced by a subset of it.
+
+        The copy shares the segments. It answers exactly like this document for every query
+        that only looks up title-or-summary stems in `any_stems` (see Node.any_stems_used):
+        a WatchIndex passes the stems of the item that its watches look for.
+        """
+        doc = _Restricted.__new__(_Restricted)
+        doc.title = self.title
+        doc.summary = self.summary
+        doc.source_names = self.source_names
+        doc.source = self.source
+        doc.source_stems = self.source_stems
+        doc.any_stems = any_stems
+        doc._any_stems = any_stems
+        doc._spans = None
+        doc._surfaces = None
+        return doc
 
     def segments(self, field: str) -> tuple[Segment, ...]:
         """Return the segments a term restricted to `field` looks at."""
@@ -186,10 +215,13 @@ class Document:
 
     def surface(self, segment: Segment, start: int, end: int) -> str:
         """Return the original text of tokens start..end-1 of `segment` (for bolding)."""
+        surfaces = self._surfaces
+        if surfaces is None:
+            surfaces = self._surfaces = {}
         key = (id(segment), start, end)
-        got = self._surfaces.get(key)
+        got = surfaces.get(key)
         if got is None:
-            got = self._surfaces[key] = self._surface(segment, start, end)
+            got = surfaces[key] = self._surface(segment, start, end)
         return got
 
     def _surface(self, segment: Segment, start: int, end: int) -> str:
@@ -199,6 +231,8 @@ class Document:
             found = _ascii_find(segment.low, segment.words[start:end])
             if found is not None:
                 return segment.text[found[0] : found[1]]
+        if self._spans is None:
+            self._spans = {}
         if segment.field not in self._spans:
             self._spans[segment.field] = word_spans(segment.text)
         spans = self._spans[segment.field]
@@ -208,3 +242,11 @@ class Document:
 
     def __repr__(self) -> str:
         return f"Document(title={self.title.text[:60]!r}, sources={self.source_names!r})"
+
+
+class _Restricted(Document):
+    """A Document made by Document.restricted: `any_stems` is a plain slot (nodes read it
+    often, and a slot is read several times faster than a property)."""
+
+    __slots__ = ("any_stems",)
+    any_stems: Set[str]

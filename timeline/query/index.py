@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 
 from .document import Document
 from .nodes import MatchResult, matched_terms
@@ -18,6 +18,11 @@ class WatchIndex:
     Each query yields an anchor set (its most selective required word, or every alternative
     of an OR); an item only evaluates the watches whose anchors it contains. Queries with no
     usable anchor (a short prefix, only `source:`) are evaluated on every item.
+
+    An item's title and summary are not turned into a set of all their stems: the index
+    only looks for the stems its watches use (anchors, and every title-or-summary word of
+    every query), and evaluates its watches on the item restricted to those
+    (Document.restricted), which answers the same for them.
     """
 
     def __init__(self, watches: Iterable[tuple[int, Query]]) -> None:
@@ -27,9 +32,11 @@ class WatchIndex:
         self._by_source: dict[str, list[int]] = {}
         self._by_prefix: dict[str, list[int]] = {}
         self._always: list[int] = []
+        vocabulary: set[str] = set()
         for watch_id, query in watches:
             slot = len(self._watches)
             self._watches.append((watch_id, query))
+            vocabulary |= query.root.any_stems_used()
             keys = query.root.anchors()
             if not keys:
                 self._always.append(slot)
@@ -44,15 +51,25 @@ class WatchIndex:
         self._stems = frozenset(self._by_stem)
         self._sources = frozenset(self._by_source)
         self._prefixes = frozenset(self._by_prefix)
+        # Every title-or-summary stem a watch may look for: anchors (title: and summary:
+        # words included) and the words of each query.
+        self._vocabulary = frozenset(vocabulary | self._stems)
 
     def __len__(self) -> int:
         return len(self._watches)
 
+    def _present(self, doc: Document) -> frozenset[str]:
+        """Return the stems of `doc`'s title and summary that some watch looks for."""
+        return self._vocabulary.intersection(doc.title.stems + doc.summary.stems)
+
     def candidates(self, doc: Document) -> list[int]:
         """Return the slots of the watches worth evaluating on `doc`, in insertion order."""
+        return self._candidates(doc, self._present(doc))
+
+    def _candidates(self, doc: Document, present: Set[str]) -> list[int]:
         slots: set[int] = set(self._always)
         by_stem = self._by_stem
-        for key in self._stems.intersection(doc.any_stems):
+        for key in self._stems.intersection(present):
             slots.update(by_stem[key])
         if self._sources:
             for key in self._sources.intersection(doc.source_stems):
@@ -67,8 +84,13 @@ class WatchIndex:
     def match(self, doc: Document) -> list[tuple[int, MatchResult]]:
         """Return (watch id, match) for every watch that `doc` satisfies."""
         out: list[tuple[int, MatchResult]] = []
+        present = self._present(doc)
+        slots = self._candidates(doc, present)
+        if not slots:
+            return out
+        doc = doc.restricted(present)
         watches = self._watches
-        for slot in self.candidates(doc):
+        for slot in slots:
             watch_id, query = watches[slot]
             root = query.root
             if root.matches(doc):

@@ -76,6 +76,14 @@ class Node:
         """Append where this node's positive terms occur in `doc` (for highlighting)."""
         raise NotImplementedError
 
+    def any_stems_used(self) -> frozenset[str]:
+        """Return every stem this node may look up in `Document.any_stems` (or stem_set(ANY)).
+
+        Matching against a document whose any_stems holds only the ones of these it contains
+        (Document.restricted) gives the same answers.
+        """
+        return frozenset().union(*(child.any_stems_used() for child in self.children()))
+
     def children(self) -> Iterator[Node]:
         """Yield the direct sub-nodes."""
         return iter(())
@@ -104,6 +112,10 @@ class Leaf(Node):
     def positive(self) -> bool:
         return True
 
+    def any_stems_used(self) -> frozenset[str]:
+        # Each kind of leaf says what it looks up: no default that could forget one.
+        raise NotImplementedError
+
     def hits(self, doc: Document, out: list[Hit]) -> None:
         if self.field == SOURCE:
             return
@@ -127,6 +139,9 @@ class Term(Leaf):
 
     def matches(self, doc: Document) -> bool:
         return self.stem in doc.stem_set(self.field)
+
+    def any_stems_used(self) -> frozenset[str]:
+        return frozenset((self.stem,)) if self.field == ANY else frozenset()
 
     def starts(self, segment: Segment) -> list[int]:
         return segment.positions(self.stem) if self.allows(segment) else []
@@ -161,6 +176,9 @@ class Prefix(Leaf):
 
     def matches(self, doc: Document) -> bool:
         return any(seg.has_prefix(self.prefix) for seg in doc.segments(self.field))
+
+    def any_stems_used(self) -> frozenset[str]:
+        return frozenset()  # prefixes are matched on words
 
     def starts(self, segment: Segment) -> list[int]:
         return segment.prefix_positions(self.prefix) if self.allows(segment) else []
@@ -201,6 +219,9 @@ class Phrase(Leaf):
         if not self._set <= doc.stem_set(self.field):
             return False
         return any(self._occurs(seg) for seg in doc.segments(self.field))
+
+    def any_stems_used(self) -> frozenset[str]:
+        return self._set if self.field == ANY else frozenset()
 
     def _occurs(self, segment: Segment) -> bool:
         seq = segment.stems
