@@ -197,6 +197,12 @@ def print_table(results: dict[str, Any]) -> None:
                 _fmt(base and base["peak_rss_mb"], ".0f"),
                 "<= 300",
             ),
+            (
+                "  of which the product process",
+                _fmt(poll.get("peak_rss_main_mb"), ".0f"),
+                "",
+                "",
+            ),
         ]
     ratio = results.get("ratio")
     if ratio:

@@ -64,6 +64,9 @@ class ProcessTreeMeter:
     def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peak_rss = 0
+        self.peak_own_rss = 0  # this process alone (the product; the rest is parse workers)
+        self.last_rss = 0
+        self.window_peak = 0  # since the last reset_window(): the peak of one round
         self.peak_children = 0
         self._child_cpu: dict[int, float] = {}
         self._stop = threading.Event()
@@ -92,14 +95,21 @@ class ProcessTreeMeter:
     def sample_once(self) -> None:
         """Take one RSS and CPU reading now."""
         kids = children()
-        total = rss_bytes(os.getpid())
+        total = own = rss_bytes(os.getpid())
+        self.peak_own_rss = max(self.peak_own_rss, own)
         for pid in kids:
             total += rss_bytes(pid)
             cpu = cpu_seconds(pid)
             if cpu:
                 self._child_cpu[pid] = max(cpu, self._child_cpu.get(pid, 0.0))
         self.peak_rss = max(self.peak_rss, total)
+        self.window_peak = max(self.window_peak, total)
+        self.last_rss = total
         self.peak_children = max(self.peak_children, len(kids))
+
+    def reset_window(self) -> None:
+        """Start a new window for `window_peak` (e.g. at the start of a round)."""
+        self.window_peak = 0
 
     def cpu(self) -> float:
         """Return CPU seconds used so far by this process and its children."""

@@ -271,6 +271,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                         )
                         await store.make_all_due()
                     cpu0 = meter.cpu()
+                    meter.reset_window()
                     parsed0 = (fetcher.parsed_feeds, fetcher.parsed_items)
                     started = loop.time()
                     report = await poller.run_round()
@@ -282,9 +283,11 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                         fetcher.parsed_items - parsed0[1],
                     )
                     rounds.append(_round_figures(label, report, wall, cpu, farm, parsed))
+                    rounds[-1]["rss_mb_after"] = meter.last_rss / 1e6
+                    rounds[-1]["rss_mb_peak"] = meter.window_peak / 1e6
                     log.info("poll round %s: %s", label, rounds[-1])
             peak_children = meter.peak_children
-        peak_rss = meter.peak_rss
+        peak_rss, peak_own_rss = meter.peak_rss, meter.peak_own_rss
     finally:
         await db.dispose()
     steady = [r for r in rounds if r["round"] != "backfill"]
@@ -315,6 +318,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
         "seeded_backfill": seeded,
         "cpu_s_per_1000_parsed_items": 1000 * cpu_total / parsed_items if parsed_items else None,
         "peak_rss_mb": peak_rss / 1e6,
+        "peak_rss_main_mb": peak_own_rss / 1e6,
         "peak_processes": 1 + peak_children,
         "db_size_mb": _size_mb(config.db_path),
     }
