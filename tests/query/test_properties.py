@@ -27,6 +27,7 @@ from timeline.query import (
     parse_query,
     search_entries,
 )
+from timeline.query import index as index_module
 from timeline.query import search as search_module
 from timeline.query.search import fts5_query, tsquery
 
@@ -148,10 +149,18 @@ def test_watch_index_equals_each_query(
         except BadQuery:
             pass
     index = WatchIndex(watches)
+    # The same with a vocabulary deemed too large to look items' stems up in.
+    saved = index_module._SMALL_VOCABULARY
+    index_module._SMALL_VOCABULARY = 0
+    try:
+        large = WatchIndex(watches)
+    finally:
+        index_module._SMALL_VOCABULARY = saved
     for title, summary, feed in items:
         doc = Document(title, summary, feed_source_names(*feed))
         expected = [(i, m) for i, m in ((i, q.match(doc)) for i, q in watches) if m is not None]
         assert index.match(Document(title, summary, feed_source_names(*feed))) == expected
+        assert large.match(Document(title, summary, feed_source_names(*feed))) == expected
         for _, query in watches:
             # A document restricted to the stems the query looks up answers the same.
             used = doc.any_stems & query.root.any_stems_used()
