@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Set
+from operator import itemgetter
 
 from .document import Document
 from .nodes import MatchResult, matched_terms
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 # small set stays in the CPU cache); beyond it, making the item's own stem set and probing
 # the anchors is cheaper (measured: 1,000 watches use ~2,300 stems, 10,000 ~16,000).
 _SMALL_VOCABULARY = 8192
+# word -> its first three characters (prefix anchors), in C: faster than a comprehension.
+_FIRST_3 = itemgetter(slice(3))
 
 
 class WatchIndex:
@@ -83,8 +86,8 @@ class WatchIndex:
             for key in self._sources.intersection(doc.source_stems):
                 slots.update(self._by_source[key])
         if self._prefixes:
-            seen = {w[:3] for w in doc.title.words}
-            seen.update([w[:3] for w in doc.summary.words])
+            seen = set(map(_FIRST_3, doc.title.words))
+            seen.update(map(_FIRST_3, doc.summary.words))
             for key in self._prefixes.intersection(seen):
                 slots.update(self._by_prefix[key])
         return sorted(slots)
