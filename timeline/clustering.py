@@ -13,9 +13,11 @@ which look alike but are not the same happening: different headline figures (the
 "shot down 23 of 28 drones" template), and explicit days that do not agree ("on Tuesday"
 against "on Wednesday", resolved against each story's published date).
 
-Pure Python, no database: ingest loads the recent events into an :class:`EventIndex` at the
-start of a round, calls :meth:`EventIndex.find` for each new entry, then
-:meth:`EventIndex.add` with the matched or newly created event id.
+No database: ingest loads the recent events into an :class:`EventIndex` at the start of a
+round (and prunes what has aged out of the window), calls :meth:`EventIndex.find` for each new
+entry, then :meth:`EventIndex.add` with the matched or newly created event id. Python, with
+numpy arrays where an index of tens of thousands of stories would otherwise cost too much
+memory or time.
 """
 
 from __future__ import annotations
@@ -454,8 +456,8 @@ class _ShinglePostings:
 class EventIndex:
     """An in-memory index of recent events' sources that answers "which event is this?".
 
-    It holds the sources published within `window` of now: :meth:`prune` forgets older ones
-    (a long-running poller calls it every round), so memory follows the news rate, not uptime.
+    It holds the sources published or ingested within `window` of now: :meth:`prune` forgets
+    older ones (a poller calls it every round), so memory follows the news rate, not uptime.
     """
 
     def __init__(self, window: timedelta = timedelta(hours=72)) -> None:
