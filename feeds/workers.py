@@ -84,11 +84,17 @@ def worker_command(*, test_hooks: bool = False) -> list[str]:
     return command
 
 
-def worker_environment() -> dict[str, str]:
-    """This process's environment, with the `feeds` package's directory first on PYTHONPATH."""
+def worker_environment(source_root: str = _SOURCE_ROOT) -> dict[str, str]:
+    """This process's environment, with the `feeds` package's directory first on PYTHONPATH.
+
+    An installed package (in site-packages) is found without it, and putting site-packages
+    before the standard library would let a stray module there shadow a standard one.
+    """
     env = dict(os.environ)
+    if Path(source_root).name in ("site-packages", "dist-packages"):
+        return env
     existing = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = _SOURCE_ROOT + os.pathsep + existing if existing else _SOURCE_ROOT
+    env["PYTHONPATH"] = source_root + os.pathsep + existing if existing else source_root
     return env
 
 

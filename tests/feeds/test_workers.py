@@ -223,3 +223,8 @@ def test_the_worker_environment_puts_the_source_first(monkeypatch: pytest.Monkey
     assert worker_environment()["PYTHONPATH"] == root
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     assert worker_environment()["PYTHONPATH"] == f"{root}{os.pathsep}/elsewhere"
+    # An installed package needs nothing, and site-packages must not go before the stdlib.
+    installed = "/usr/lib/python3.11/site-packages"
+    assert worker_environment(installed)["PYTHONPATH"] == "/elsewhere"
+    monkeypatch.delenv("PYTHONPATH")
+    assert "PYTHONPATH" not in worker_environment(installed)
