@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Set
 from urllib.parse import urlsplit
 
-from .normalise import stems, word_spans, words
+from .normalise import locate, scan, starting, word_spans, words_at
 
 # Fields a query term can be restricted to. ANY means title or summary.
 ANY = "any"
@@ -28,11 +28,15 @@ class Segment:
         "_positions",
         "_set",
         "_sorted",
+        "_words",
         "field",
+        "found",
+        "prefixes",
         "rank",
+        "spans",
         "stems",
         "text",
-        "words",
+        "wanted",
     )
 
     def __init__(self, field: str, text: str) -> None:
@@ -40,12 +44,31 @@ class Segment:
         # Matched terms are listed title first, then summary, then anything else.
         self.rank = _RANK.get(field, 2)
         self.text = text
-        self.words = words(text)
-        self.stems = stems(self.words)
+        # spans: where each word is in `text`, when known (the words are then made on first
+        # use). found and prefixes: the stems of `wanted` present, with their positions, and
+        # the wanted prefixes present; wanted is None when they are not known (normalise.scan).
+        self._words, self.stems, self.spans, self.found, self.prefixes, self.wanted = scan(text)
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
         self._set: set[str] | None = None
         self._low: str | None = None
+
+    @property
+    def words(self) -> list[str]:
+        """Return the normalised, unstemmed words (made on first use)."""
+        got = self._words
+        if got is None:
+            assert self.spans is not None
+            got = self._words = words_at(self.text, self.spans)
+        return got
+
+    def word(self, i: int) -> str:
+        """Return word `i` (without making every word)."""
+        if self._words is None:
+            spans = self.spans
+            assert spans is not None
+            return self.text[spans[2 * i] : spans[2 * i + 1]].lower()
+        return self._words[i]
 
     @property
     def low(self) -> str:
@@ -63,6 +86,11 @@ class Segment:
 
     def positions(self, stem: str) -> list[int]:
         """Return the token positions whose stem is `stem`."""
+        if self.wanted is not None and stem in self.wanted:
+            # (The scan found every position of the wanted stems.)
+            if self.found is None:
+                return []
+            return self.found.get(stem) or []
         if self._positions is None:
             self._positions = {}
         found = self._positions.get(stem)
@@ -78,9 +106,22 @@ class Segment:
             self._positions[stem] = found
         return found
 
+    def locate(self, wanted: frozenset[str]) -> None:
+        """Find the positions of every stem of `wanted` in one pass (see positions()).
+
+        Worth it before looking up many stems: each positions() call scans every token.
+        """
+        known = self._positions
+        if known is None:
+            known = self._positions = {}
+        found = locate(self.stems, wanted)
+        for stem in wanted:
+            if stem not in known:
+                known[stem] = found.get(stem) or []
+
     def prefix_positions(self, prefix: str) -> list[int]:
         """Return the token positions whose (unstemmed) word starts with `prefix`."""
-        return [i for i, w in enumerate(self.words) if w.startswith(prefix)]
+        return starting(self.words, prefix)
 
     def has_prefix(self, prefix: str) -> bool:
         """Tell whether some (unstemmed) word of this segment starts with `prefix`."""
@@ -225,6 +266,10 @@ class Document:
         return got
 
     def _surface(self, segment: Segment, start: int, end: int) -> str:
+        spans = segment.spans
+        if spans is not None:
+            # Folding kept every offset: the words' own span of the original text.
+            return segment.text[spans[2 * start] : spans[2 * end - 1]]
         if segment.text.isascii():
             # Fast path: folded ASCII is the lower-cased text, so finding the words in it
             # gives their first spelling without locating every token.
@@ -235,10 +280,10 @@ class Document:
             self._spans = {}
         if segment.field not in self._spans:
             self._spans[segment.field] = word_spans(segment.text)
-        spans = self._spans[segment.field]
-        if spans is None or end > len(spans):
+        located = self._spans[segment.field]
+        if located is None or end > len(located):
             return " ".join(segment.words[start:end])
-        return segment.text[spans[start][1] : spans[end - 1][2]]
+        return segment.text[located[start][1] : located[end - 1][2]]
 
     def __repr__(self) -> str:
         return f"Document(title={self.title.text[:60]!r}, sources={self.source_names!r})"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Set
-from operator import itemgetter
+from itertools import chain
 
 from .document import Document
-from .nodes import MatchResult, matched_terms
+from .nodes import ANY, And, MatchResult, Term, matched_terms
+from .normalise import add_first3, set_interest
 from .parser import Query
 
 log = logging.getLogger(__name__)
@@ -16,8 +17,6 @@ log = logging.getLogger(__name__)
 # small set stays in the CPU cache); beyond it, making the item's own stem set and probing
 # the anchors is cheaper (measured: 1,000 watches use ~2,300 stems, 10,000 ~16,000).
 _SMALL_VOCABULARY = 8192
-# word -> its first three characters (prefix anchors), in C: faster than a comprehension.
-_FIRST_3 = itemgetter(slice(3))
 
 
 class WatchIndex:
@@ -40,10 +39,16 @@ class WatchIndex:
         self._by_source: dict[str, list[int]] = {}
         self._by_prefix: dict[str, list[int]] = {}
         self._always: list[int] = []
+        # By slot: the stems whose positions spelling a match looks up (Node.spelled_stems),
+        # and title-or-summary stems that must all be present (a first check without a call).
+        self._spelled: list[frozenset[str]] = []
+        self._required: list[frozenset[str]] = []
         vocabulary: set[str] = set()
         for watch_id, query in watches:
             slot = len(self._watches)
             self._watches.append((watch_id, query))
+            self._spelled.append(query.root.spelled_stems())
+            self._required.append(_required(query.root))
             vocabulary |= query.root.any_stems_used()
             keys = query.root.anchors()
             if not keys:
@@ -57,12 +62,18 @@ class WatchIndex:
                 else:
                     self._by_stem.setdefault(key, []).append(slot)
         self._stems = frozenset(self._by_stem)
+        self._by_stem_t = {key: tuple(slots) for key, slots in self._by_stem.items()}
         self._sources = frozenset(self._by_source)
         self._prefixes = frozenset(self._by_prefix)
         # Every title-or-summary stem a watch may look for: anchors (title: and summary:
         # words included) and the words of each query.
         vocabulary |= self._stems
         self._vocabulary = frozenset(vocabulary) if len(vocabulary) <= _SMALL_VOCABULARY else None
+        # With the compiled tokeniser, documents made from now on come with the stems and
+        # prefixes these watches look for already found (normalise.set_interest), and the
+        # positions of every stem spelling a match looks up.
+        interest = frozenset(vocabulary.union(*self._spelled))
+        self._interest = interest if set_interest(interest, self._prefixes) else None
 
     def __len__(self) -> int:
         return len(self._watches)
@@ -73,38 +84,90 @@ class WatchIndex:
             return doc.any_stems
         return self._vocabulary.intersection(doc.title.stems + doc.summary.stems)
 
+    def _scanned(self, doc: Document) -> tuple[Set[str], Set[str]] | None:
+        """Return the watched stems and prefixes of `doc` that its scan found, if it did."""
+        title, summary = doc.title, doc.summary
+        interest = self._interest
+        if interest is None or title.wanted is not interest or summary.wanted is not interest:
+            return None
+        present: set[str] = set()
+        if title.found is not None:
+            present.update(title.found)
+        if summary.found is not None:
+            present.update(summary.found)
+        prefixes: set[str] = set()
+        if title.prefixes is not None:
+            prefixes |= title.prefixes
+        if summary.prefixes is not None:
+            prefixes |= summary.prefixes
+        return present, prefixes
+
     def candidates(self, doc: Document) -> list[int]:
         """Return the slots of the watches worth evaluating on `doc`, in insertion order."""
+        scanned = self._scanned(doc)
+        if scanned is not None:
+            return self._candidates(doc, *scanned)
         return self._candidates(doc, self._present(doc))
 
-    def _candidates(self, doc: Document, present: Set[str]) -> list[int]:
-        slots: set[int] = set(self._always)
-        by_stem = self._by_stem
-        for key in self._stems.intersection(present):
-            slots.update(by_stem[key])
+    def _candidates(
+        self, doc: Document, present: Set[str], prefixes: Set[str] | None = None
+    ) -> list[int]:
+        # (In C: one set of ints, no call per anchor.)
+        slots = set(
+            chain.from_iterable(map(self._by_stem_t.__getitem__, self._stems.intersection(present)))
+        )
+        if self._always:
+            slots.update(self._always)
         if self._sources:
             for key in self._sources.intersection(doc.source_stems):
                 slots.update(self._by_source[key])
         if self._prefixes:
-            seen = set(map(_FIRST_3, doc.title.words))
-            seen.update(map(_FIRST_3, doc.summary.words))
-            for key in self._prefixes.intersection(seen):
+            if prefixes is None:
+                seen: set[str] = set()
+                add_first3(doc.title.words, seen)
+                add_first3(doc.summary.words, seen)
+                prefixes = seen
+            for key in self._prefixes.intersection(prefixes):
                 slots.update(self._by_prefix[key])
         return sorted(slots)
 
     def match(self, doc: Document) -> list[tuple[int, MatchResult]]:
         """Return (watch id, match) for every watch that `doc` satisfies."""
-        out: list[tuple[int, MatchResult]] = []
-        present = self._present(doc)
-        slots = self._candidates(doc, present)
+        scanned = self._scanned(doc)
+        if scanned is not None:
+            present, prefixes = scanned
+            slots = self._candidates(doc, present, prefixes)
+        else:
+            present = self._present(doc)
+            slots = self._candidates(doc, present)
         if not slots:
-            return out
+            return []
         # (Also when `present` is every stem: the copy's any_stems is faster to read.)
         doc = doc.restricted(present)
         watches = self._watches
-        for slot in slots:
+        spelled = self._spelled
+        required = self._required
+        matched = [
+            slot
+            for slot in slots
+            if required[slot] <= present and watches[slot][1].root.matches(doc)
+        ]
+        if len(matched) > 1 and scanned is None:
+            # Spelling the matches looks up where their words are: find them all in one pass.
+            wanted = frozenset().union(*[spelled[slot] for slot in matched])
+            doc.title.locate(wanted)
+            doc.summary.locate(wanted)
+        out: list[tuple[int, MatchResult]] = []
+        for slot in matched:
             watch_id, query = watches[slot]
-            root = query.root
-            if root.matches(doc):
-                out.append((watch_id, MatchResult(matched_terms(root, doc))))
+            out.append((watch_id, MatchResult(matched_terms(query.root, doc))))
         return out
+
+
+def _required(root: object) -> frozenset[str]:
+    """Return title-or-summary stems that every document matching `root` contains."""
+    if isinstance(root, Term) and root.field == ANY:
+        return frozenset((root.stem,))
+    if isinstance(root, And):
+        return root.words
+    return frozenset()

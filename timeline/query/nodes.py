@@ -84,6 +84,14 @@ class Node:
         """
         return frozenset().union(*(child.any_stems_used() for child in self.children()))
 
+    def spelled_stems(self) -> frozenset[str]:
+        """Return every stem whose title and summary positions hits() may look up.
+
+        A caller spelling several matches of one document finds them all in one pass first
+        (Segment.locate).
+        """
+        return frozenset().union(*(child.spelled_stems() for child in self.children()))
+
     def children(self) -> Iterator[Node]:
         """Yield the direct sub-nodes."""
         return iter(())
@@ -143,6 +151,9 @@ class Term(Leaf):
     def any_stems_used(self) -> frozenset[str]:
         return frozenset((self.stem,)) if self.field == ANY else frozenset()
 
+    def spelled_stems(self) -> frozenset[str]:
+        return frozenset() if self.field == SOURCE else frozenset((self.stem,))
+
     def starts(self, segment: Segment) -> list[int]:
         return segment.positions(self.stem) if self.allows(segment) else []
 
@@ -151,9 +162,10 @@ class Term(Leaf):
         if field == SOURCE:
             return
         stem = self.stem
-        for segment in doc.segments(field):
-            for start in segment.positions(stem)[:_MAX_HITS_PER_TERM]:
-                out.append((segment, start, start + 1))
+        for segment in (doc.title, doc.summary) if field == ANY else doc.segments(field):
+            found = segment.positions(stem)
+            if found:
+                out.extend([(segment, start, start + 1) for start in found[:_MAX_HITS_PER_TERM]])
 
     def anchors(self) -> frozenset[str] | None:
         return frozenset({("\x01" + self.stem) if self.field == SOURCE else self.stem})
@@ -179,6 +191,9 @@ class Prefix(Leaf):
 
     def any_stems_used(self) -> frozenset[str]:
         return frozenset()  # prefixes are matched on words
+
+    def spelled_stems(self) -> frozenset[str]:
+        return frozenset()
 
     def starts(self, segment: Segment) -> list[int]:
         return segment.prefix_positions(self.prefix) if self.allows(segment) else []
@@ -222,6 +237,9 @@ class Phrase(Leaf):
 
     def any_stems_used(self) -> frozenset[str]:
         return self._set if self.field == ANY else frozenset()
+
+    def spelled_stems(self) -> frozenset[str]:
+        return frozenset() if self.field == SOURCE else frozenset((self._first,))
 
     def _occurs(self, segment: Segment) -> bool:
         seq = segment.stems
@@ -332,6 +350,11 @@ class And(Node):
     def children(self) -> Iterator[Node]:
         return iter(self.items)
 
+    @property
+    def words(self) -> frozenset[str]:
+        """Return the stems of this node's plain title-or-summary words (all must be present)."""
+        return self._words
+
     def matches(self, doc: Document) -> bool:
         if not self._words <= doc.any_stems:
             return False
@@ -360,11 +383,15 @@ class And(Node):
 class Or(Node):
     """At least one child must hold."""
 
-    __slots__ = ("_rest", "_words", "items")
+    __slots__ = ("_plain", "_rest", "_words", "items")
 
     def __init__(self, items: tuple[Node, ...]) -> None:
         self.items = items
         self._words, self._rest = _any_terms(items)
+        # For hits(): each child, with its stem when it is a plain title-or-summary word.
+        self._plain = tuple(
+            (i, i.stem if isinstance(i, Term) and i.field == ANY else None) for i in items
+        )
 
     def children(self) -> Iterator[Node]:
         return iter(self.items)
@@ -399,8 +426,9 @@ class Or(Node):
         return ("or", tuple(parts))
 
     def hits(self, doc: Document, out: list[Hit]) -> None:
-        for item in self.items:
-            if item.matches(doc):
+        present = doc.any_stems
+        for item, stem in self._plain:
+            if (stem in present) if stem is not None else item.matches(doc):
                 item.hits(doc, out)
 
     def __str__(self) -> str:
@@ -432,6 +460,9 @@ class Not(Node):
 
     def hits(self, doc: Document, out: list[Hit]) -> None:
         return None
+
+    def spelled_stems(self) -> frozenset[str]:
+        return frozenset()
 
     def __str__(self) -> str:
         # "--x" would read back as x (two negations cancel): keep the group.
@@ -472,7 +503,18 @@ def matched_terms(root: Node, doc: Document) -> tuple[str, ...]:
     # One spelling per normalised form (the first): highlight() bolds every spelling anyway.
     seen: dict[str, str] = {}
     for segment, start, end in found:
-        key = segment.words[start] if end == start + 1 else " ".join(segment.words[start:end])
+        spans = segment.spans
+        if spans is not None and end == start + 1:
+            # (Fast path: an ASCII word of known place; its spelling, lower-cased, is itself.)
+            spelling = segment.text[spans[2 * start] : spans[2 * start + 1]]
+            key = spelling.lower()
+            if key not in seen:
+                seen[key] = spelling
+            continue
+        if end == start + 1:
+            key = segment.word(start)
+        else:
+            key = " ".join([segment.word(i) for i in range(start, end)])
         if key not in seen:
             seen[key] = doc.surface(segment, start, end)
     return tuple(seen.values())

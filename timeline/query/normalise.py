@@ -11,12 +11,21 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import unicodedata
 from functools import cache
 
 import snowballstemmer
 
+try:  # the compiled fast path (_scan.c); the Python code below is its reference
+    from . import _scan
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _scan = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+
+# Where each word of a text is: start, end, start, end, ... (see scan()).
+Spans = memoryview  # (of int, format "n")
 
 # A token is a run of Unicode letters and digits (str.isalnum): `[^\W_]` is \w minus "_".
 _TOKEN = re.compile(r"[^\W_]+")
@@ -46,8 +55,19 @@ _POSSESSIVE = re.compile(r"['’]s(?![^\W_])")
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff"), None)
 
 _STEMMER = snowballstemmer.stemmer("english")
+# The stemmer keeps its word in its own fields while it works: one thread at a time.
+_STEMMER_LOCK = threading.Lock()
+
+
+def _stem_word(word: str) -> str:
+    with _STEMMER_LOCK:
+        return _STEMMER.stemWord(word)
+
+
 _STEM_CACHE: dict[str, str] = {}
 _STEM_CACHE_MAX = 200_000
+# Known ASCII words and their stems, for tokens() (None: not built; words() + stems() then).
+_VOCABULARY = _scan.Vocabulary(_stem_word, _STEM_CACHE_MAX) if _scan is not None else None
 
 
 @cache
@@ -120,21 +140,132 @@ def words(text: str) -> list[str]:
 
 def stem(word: str) -> str:
     """Return the Snowball English stem of one normalised token."""
+    if _VOCABULARY is not None and word.isascii():
+        # (The same string objects as in scanned texts: comparing them is cheaper.)
+        return _VOCABULARY.stem(word)
     got = _STEM_CACHE.get(word)
     if got is None:
         if len(_STEM_CACHE) >= _STEM_CACHE_MAX:
             _STEM_CACHE.clear()
-        got = _STEMMER.stemWord(word)
+        got = _stem_word(word)
         _STEM_CACHE[word] = got
     return got
 
 
 def stems(tokens: list[str]) -> list[str]:
     """Stem a list of normalised tokens (cached: news vocabulary repeats)."""
+    if _VOCABULARY is not None:
+        try:
+            return list(map(_VOCABULARY.stem, tokens))
+        except TypeError:  # a non-ASCII token
+            return [stem(t) for t in tokens]
     try:
         return list(map(_STEM_CACHE.__getitem__, tokens))
     except KeyError:
         return [stem(t) for t in tokens]
+
+
+# What the watches look for (set_interest): its generation number in the compiled
+# vocabulary, and the stems.
+_INTEREST: tuple[int, frozenset[str]] = (0, frozenset())
+
+
+def set_interest(wanted_stems: frozenset[str], wanted_prefixes: frozenset[str]) -> bool:
+    """Have scan() report which of these stems and 3-character word prefixes a text holds.
+
+    One interest at a time (the latest call wins): the watch index of a process sets its own.
+    Return False when there is no compiled fast path (scan() then never reports).
+    """
+    global _INTEREST
+    if _VOCABULARY is None:
+        return False
+    generation = _VOCABULARY.set_interest(frozenset(wanted_stems), frozenset(wanted_prefixes))
+    _INTEREST = (generation, wanted_stems)
+    return True
+
+
+Scanned = tuple[
+    list[str] | None,  # words (None: not made yet; words_at() makes them from the spans)
+    list[str],  # stems
+    Spans | None,  # where each word is in the text, when known
+    dict[str, list[int]] | None,  # wanted stems present -> their positions (None: none)
+    set[str] | None,  # wanted 3-character prefixes present (None: none)
+    frozenset[str] | None,  # the wanted stems the two above are about (None: not known)
+]
+
+
+def scan(text: str) -> Scanned:
+    """Split `text` into words and stems, and report what the current interest holds.
+
+    With the compiled fast path, ASCII text is split in one pass, and its words are not made
+    (most texts never need them): the spans say where each is, a word being
+    text[start:end].lower() (see words_at). Spans are None when unknown (non-ASCII text, or
+    no fast path); the words are then made. The last three fields are None without a fast
+    path or an interest (see set_interest).
+    """
+    vocabulary = _VOCABULARY
+    if vocabulary is not None:
+        if text.isascii():
+            got = vocabulary.scan(text)
+            folded = None
+        else:
+            folded = _fold_chars(text)
+            got = vocabulary.scan(folded)
+        if got is not None:
+            found_stems, spans, wanted, prefixes, generation = got
+            interest = _INTEREST
+            about = interest[1] if generation and generation == interest[0] else None
+            if folded is not None:  # (spans into the folded text: make the words now)
+                return words_at(folded, spans), found_stems, None, wanted, prefixes, about
+            return None, found_stems, _as_spans(spans), wanted, prefixes, about
+    found = words(text)
+    return found, stems(found), None, None, None, None
+
+
+def _as_spans(raw: bytes) -> Spans:
+    return memoryview(raw).cast("n")  # type: ignore[call-overload,no-any-return]
+
+
+def words_at(text: str, spans: Spans | bytes) -> list[str]:
+    """Return the words of ASCII `text` at `spans` (from scan), lower-cased."""
+    raw = spans.obj if isinstance(spans, memoryview) else spans
+    assert _scan is not None and isinstance(raw, bytes)  # (spans only come from _scan)
+    return _scan.words_of(text, raw)
+
+
+def tokens(text: str) -> tuple[list[str], list[str]]:
+    """Return words(text) and stems(words(text)), in one pass when compiled."""
+    found, found_stems, spans, *_ = scan(text)
+    if found is None:
+        assert spans is not None
+        found = words_at(text, spans)
+    return found, found_stems
+
+
+def add_first3(found: list[str], into: set[str]) -> None:
+    """Add to `into` the first three characters of every word of `found` that has three."""
+    if _scan is not None:
+        _scan.first3(found, into)
+    else:
+        into.update(w[:3] for w in found if len(w) >= 3)
+
+
+def locate(seq: list[str], wanted: set[str] | frozenset[str]) -> dict[str, list[int]]:
+    """Return {item: its positions in `seq`} for the items of `seq` that are in `wanted`."""
+    if _scan is not None:
+        return _scan.locate(seq, wanted)
+    found: dict[str, list[int]] = {}
+    for i, item in enumerate(seq):
+        if item in wanted:
+            found.setdefault(item, []).append(i)
+    return found
+
+
+def starting(found: list[str], prefix: str) -> list[int]:
+    """Return the positions of the words of `found` that start with `prefix`."""
+    if _scan is not None:
+        return _scan.starting(found, prefix)
+    return [i for i, w in enumerate(found) if w.startswith(prefix)]
 
 
 def word_spans(text: str) -> list[tuple[str, int, int]] | None:

@@ -28,7 +28,7 @@ from timeline.models import Entry, Feed, UTCDateTime
 
 from .document import SOURCE, Document, feed_source_names
 from .nodes import FTS_TOKEN_CHARS, TITLE_MARK, And, FtsExpr, Leaf, Node, pair_token
-from .normalise import stems, words
+from .normalise import tokens as split_tokens
 from .parser import Query
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,7 @@ def index_tokens(title: str, summary: str, *, pairs: bool = True) -> list[str]:
     """
     seen: dict[str, None] = {}
     for mark, part in (("", title or ""), (TITLE_MARK, title or ""), ("", summary or "")):
-        raw = words(part)
-        part_stems = stems(raw)
+        raw, part_stems = split_tokens(part)
         for word, st in zip(raw, part_stems, strict=True):
             seen[(mark + st)[:FTS_TOKEN_CHARS]] = None
             if word != st:
