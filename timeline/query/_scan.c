@@ -1,11 +1,13 @@
 /*
- * timeline.query._scan: split ASCII text into words and stems in one pass.
+ * timeline.query._scan: split ASCII text into stems in one pass, for the watch matcher.
  *
  * The pure-Python path (normalise.words + normalise.stems) is the reference: this module must
- * return exactly what it returns, for ASCII text (tests/query/test_scan.py checks both on
- * random and hostile texts). It exists for speed: a news item of ~200 words is lower-cased,
- * split and looked up in a table of known words without creating a string per word. Every
- * word and stem it returns is a string the table already holds, shared between items.
+ * give exactly what it gives, for ASCII text (tests/query/test_scan.py checks both on random
+ * and hostile texts, and whole matches against the pure-Python path). It exists for speed: an
+ * item of ~200 words is lower-cased, split and looked up in a table of known words without
+ * making a string per word. Every stem it returns is a string the table holds, one object per
+ * stem, shared between items; words are not made at all (scan returns where each word is, and
+ * words_of makes them when something needs them).
  *
  * Rules (those of normalise.words for ASCII text):
  *   - a token is a run of ASCII letters and digits; every other character separates tokens;
@@ -15,8 +17,15 @@
  *
  * The table maps a lower-cased word to (word, stem). A word not in it is stemmed by the
  * Python callable given to Vocabulary(); once the table holds max_entries words, it is
- * emptied (news vocabulary repeats: it fills again with the words in use). Lookups hash the
- * bytes with CPython's own keyed string hash, so hostile text cannot choose collisions.
+ * emptied (news vocabulary repeats: it fills again with the words in use). Text is hostile:
+ * short words are hashed with per-process random seeds, long ones with CPython's keyed
+ * string hash, and no lookup probes more than MAX_PROBES slots (past that a word is stemmed
+ * without being kept), so crafted collisions cost a bounded amount per word.
+ *
+ * set_interest() tells the table which stems and 3-character prefixes the current watches
+ * look for; each entry caches whether it is one (per interest generation), so a scan also
+ * returns the positions of the wanted stems and the wanted prefixes present, at no cost for
+ * the other words.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,6 +58,7 @@ typedef struct {
     Py_ssize_t mask;  /* capacity - 1; capacity is a power of two */
     Py_ssize_t used;
     Py_ssize_t max_entries;
+    int max_probes;
     unsigned long long hits;
     unsigned long long misses;
     unsigned long long bypassed;
@@ -159,20 +169,21 @@ table_clear(Vocabulary *self)
     }
 }
 
-/* Slots a lookup visits at most: past them, a word bypasses the table (is stemmed, not kept).
- * With half the slots free, a probe sequence this long only happens to crafted text. */
+/* Slots a lookup visits at most (Vocabulary's max_probes): past them, a word bypasses the
+ * table (is stemmed, not kept). With half the slots free, a probe sequence this long only
+ * happens to crafted text. */
 #define MAX_PROBES 64
 
 /* Return the slot holding `data` or the empty slot where it would go; NULL if neither is
  * found within MAX_PROBES slots. */
 static Entry *
 table_find(Entry *slots, Py_ssize_t mask, const char *data, Py_ssize_t len, Py_hash_t hash,
-           const uint64_t key[KEY_INLINE / 8])
+           const uint64_t key[KEY_INLINE / 8], int max_probes)
 {
     size_t i = (size_t)hash & (size_t)mask;
     size_t perturb = (size_t)hash;
     uint16_t short_len = len > 0xFFFF ? 0xFFFF : (uint16_t)len;
-    for (int probes = 0; probes < MAX_PROBES; probes++) {
+    for (int probes = 0; probes < max_probes; probes++) {
         Entry *e = &slots[i];
         if (e->word == NULL) {
             return e;
@@ -259,7 +270,7 @@ lookup(Vocabulary *self, const char *data, Py_ssize_t len, Entry **entry, PyObje
     uint64_t key[KEY_INLINE / 8];
     make_key(data, len, key);
     Py_hash_t hash = hash_word(data, len, key);
-    Entry *e = table_find(self->slots, self->mask, data, len, hash, key);
+    Entry *e = table_find(self->slots, self->mask, data, len, hash, key, self->max_probes);
     if (e != NULL && e->word != NULL) {
         self->hits++;
         *entry = e;
@@ -270,8 +281,9 @@ lookup(Vocabulary *self, const char *data, Py_ssize_t len, Entry **entry, PyObje
     if (stem_new(self, data, len, &w, &s) < 0) {
         return -1;
     }
-    /* The stemmer ran Python code (another thread may have changed the table): find again. */
-    if (self->used >= self->max_entries) {
+    /* The stemmer ran Python code (another thread may have changed the table): find again.
+     * (Stems of words that bypassed the table are interned too: bound that as well.) */
+    if (self->used >= self->max_entries || PyDict_GET_SIZE(self->interned) >= 2 * self->max_entries) {
         table_clear(self);
     }
     /* One object per stem: comparing stems (sets, dicts) then stops at identity. */
@@ -289,7 +301,7 @@ lookup(Vocabulary *self, const char *data, Py_ssize_t len, Entry **entry, PyObje
             return -1;
         }
     }
-    e = table_find(self->slots, self->mask, data, len, hash, key);
+    e = table_find(self->slots, self->mask, data, len, hash, key, self->max_probes);
     if (e == NULL) {
         self->bypassed++;
         Py_DECREF(w);
@@ -672,10 +684,16 @@ Vocabulary_len(Vocabulary *self)
 static int
 Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"stem", "max_entries", NULL};
+    static char *kwlist[] = {"stem", "max_entries", "max_probes", NULL};
     PyObject *stem_fn;
     Py_ssize_t max_entries;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On:Vocabulary", kwlist, &stem_fn, &max_entries)) {
+    int max_probes = MAX_PROBES;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "On|i:Vocabulary", kwlist, &stem_fn, &max_entries,
+                                     &max_probes)) {
+        return -1;
+    }
+    if (max_probes < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_probes must be at least 1");
         return -1;
     }
     if (!PyCallable_Check(stem_fn)) {
@@ -692,6 +710,7 @@ Vocabulary_init(Vocabulary *self, PyObject *args, PyObject *kwds)
     }
     Py_XSETREF(self->stem_fn, Py_NewRef(stem_fn));
     self->max_entries = max_entries;
+    self->max_probes = max_probes;
     return 0;
 }
 
@@ -745,7 +764,7 @@ static PySequenceMethods Vocabulary_as_sequence = {
 static PyTypeObject VocabularyType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "timeline.query._scan.Vocabulary",
-    .tp_doc = PyDoc_STR("Vocabulary(stem, max_entries)\n--\n\n"
+    .tp_doc = PyDoc_STR("Vocabulary(stem, max_entries, max_probes=64)\n--\n\n"
                         "Known words and their stems; scan() splits ASCII text with it."),
     .tp_basicsize = sizeof(Vocabulary),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,

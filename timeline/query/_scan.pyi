@@ -1,7 +1,9 @@
 from collections.abc import Callable
 
 class Vocabulary:
-    def __init__(self, stem: Callable[[str], str], max_entries: int) -> None: ...
+    def __init__(
+        self, stem: Callable[[str], str], max_entries: int, max_probes: int = 64
+    ) -> None: ...
     def scan(
         self, text: str, /
     ) -> tuple[list[str], bytes, dict[str, list[int]] | None, set[str] | None, int] | None: ...
