@@ -93,6 +93,10 @@ def test_scan_equals_words_and_stems(text: str) -> None:
     assert [text[a:b].lower() for a, b in _spans(spans)] == expected
     assert _scan.words_of(text, spans) == expected
     assert (found, prefixes, generation) == (None, None, 0)
+    # Stems made later, from the spans, are the same.
+    lazy = vocabulary.scan(text, False)
+    assert lazy is not None and lazy[0] is None and lazy[1] == spans
+    assert vocabulary.stems_of(text, spans) == found_stems
     # The module's own vocabulary, through the public functions.
     assert normalise.tokens(text) == (expected, stems(expected))
 
@@ -116,6 +120,10 @@ def test_scan_reports_the_wanted_stems_and_prefixes(text: str, wanted_words: lis
     assert (found or {}) == expected
     expected_prefixes = {w[:3] for w in words(text) if w[:3] in wanted_prefixes and len(w) >= 3}
     assert (prefixes or set()) == expected_prefixes
+    # The same without keeping every stem.
+    lazy = vocabulary.scan(text, False)
+    assert lazy is not None and lazy[0] is None
+    assert (lazy[2] or {}) == expected and (lazy[3] or set()) == expected_prefixes
     # A later interest wins; the words' cached flags follow it.
     assert vocabulary.set_interest(frozenset(), frozenset()) == generation + 1
     assert vocabulary.scan(text)[2:4] == (None, None)  # type: ignore[index]
@@ -157,10 +165,15 @@ def test_words_that_bypass_the_table_give_the_same_answers(text: str) -> None:
     wanted = frozenset(STEMMER.stemWord(w) for w in words(text)[::2])
     wanted_prefixes = frozenset(w[:3] for w in words(text)[1::2] if len(w) >= 3)
     vocabulary.set_interest(wanted, wanted_prefixes)
-    for _ in range(2):
-        got = vocabulary.scan(text + " " + " ".join(f"x{i}" for i in range(300)))
+    for keep in (True, False, True):
+        got = vocabulary.scan(text + " " + " ".join(f"x{i}" for i in range(300)), keep)
         assert got is not None
-        found_stems, _, found, prefixes, _ = got
+        found_stems, spans, found, prefixes, _ = got
+        if not keep:
+            assert found_stems is None
+            found_stems = vocabulary.stems_of(
+                text + " " + " ".join(f"x{i}" for i in range(300)), spans
+            )
         assert found_stems[: len(words(text))] == [STEMMER.stemWord(w) for w in words(text)]
         expected: dict[str, list[int]] = {}
         for i, stem in enumerate(found_stems):
@@ -175,7 +188,7 @@ def test_words_that_bypass_the_table_give_the_same_answers(text: str) -> None:
 
 def test_shared_strings_make_stems_the_same_objects() -> None:
     # Query stems and scanned stems come from one table: equal stems are one object.
-    scanned = normalise.scan("Sanctioned drones")[1]
+    scanned = normalise.tokens("Sanctioned drones")[1]
     assert scanned[0] is normalise.stem("sanction")
     assert scanned[1] is normalise.stem("drone")
     assert normalise.stem("drones") is normalise.stem("drone")
@@ -226,6 +239,10 @@ def test_bad_arguments_are_refused() -> None:
         _scan.words_of("ab", struct.pack("nn", 0, 5))
     with pytest.raises(TypeError):
         _scan.words_of("ab", b"\x00")
+    with pytest.raises(ValueError, match="outside the text"):
+        vocabulary.stems_of("ab", struct.pack("nn", 1, 1))
+    with pytest.raises(TypeError):
+        vocabulary.stems_of("é", b"")
     with pytest.raises(TypeError):
         _scan.first3(["abc", 1], set())  # type: ignore[list-item]
     with pytest.raises(TypeError):
@@ -332,3 +349,17 @@ def test_segments_made_with_an_interest_answer_like_pure_python() -> None:
             slow = [(i, m) for i, m in ((i, q.match(slow_doc)) for i, q in watches) if m]
             assert slow_doc.title.spans is None
         assert fast == slow, title
+
+
+def test_segments_under_an_interest_make_words_and_stems_only_when_asked() -> None:
+    index = WatchIndex([(1, parse_query('"war machine" OR title:drones'))])
+    assert index._interest is not None
+    segment = Document("", "The war machine's drones, and a war of machines").summary
+    assert segment._stems is None and segment._words is None
+    assert segment.has("war") and segment.has("drone") and segment.has("machin")
+    assert segment.followed_by(1, ["machin"]) and not segment.followed_by(5, ["machin"])
+    assert segment._stems is None  # (wanted stems only so far)
+    assert segment.has("and") and not segment.has("machine")  # (these make every stem)
+    assert segment.stems == stems(words("The war machine's drones, and a war of machines"))
+    assert segment.words == words("The war machine's drones, and a war of machines")
+    assert segment.followed_by(1, ["machin"]) and not segment.followed_by(6, ["machin"])

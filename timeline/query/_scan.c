@@ -371,13 +371,13 @@ static void
 tokens_free(Tokens *t)
 {
     for (Py_ssize_t i = 0; i < t->n; i++) {
-        Py_DECREF(t->stems[i]);
+        Py_XDECREF(t->stems[i]);
     }
     PyMem_Free(t->stems);
     PyMem_Free(t->spans);
 }
 
-/* Append a token (stealing the reference to `stem`). */
+/* Append a token (stealing the reference to `stem`, which may be NULL: stems not kept). */
 static int
 tokens_push(Tokens *t, PyObject *stem, Py_ssize_t start, Py_ssize_t end)
 {
@@ -392,7 +392,7 @@ tokens_push(Tokens *t, PyObject *stem, Py_ssize_t start, Py_ssize_t end)
             t->spans = spans;
         }
         if (stems == NULL || spans == NULL) {
-            Py_DECREF(stem);
+            Py_XDECREF(stem);
             PyErr_NoMemory();
             return -1;
         }
@@ -406,10 +406,11 @@ tokens_push(Tokens *t, PyObject *stem, Py_ssize_t start, Py_ssize_t end)
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(text, /)\n--\n\n"
+"scan(text, keep_stems=True, /)\n--\n\n"
 "Split ASCII `text`; return (stems, spans, found, prefixes, generation), or None if `text`\n"
 "is not ASCII.\n\n"
-"stems is normalise.stems(normalise.words(text)); spans is where each word is in `text`\n"
+"stems is normalise.stems(normalise.words(text)) (None without keep_stems: stems_of makes\n"
+"it later, and the scan touches no stem it does not report); spans is where each word is in `text`\n"
 "(start, end, start, end, ...), a bytes object of native Py_ssize_t (struct format 'n'):\n"
 "a word is text[start:end].lower() (see words_of). With an interest set (set_interest;\n"
 "`generation` is its number, 0 for none): found maps each wanted stem present to its\n"
@@ -464,8 +465,17 @@ note_interest(const char *word, PyObject *stem, unsigned int flags, Py_ssize_t a
 }
 
 static PyObject *
-Vocabulary_scan(Vocabulary *self, PyObject *text)
+Vocabulary_scan(Vocabulary *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "scan() takes a str and an optional keep_stems");
+        return NULL;
+    }
+    PyObject *text = args[0];
+    int keep_stems = nargs == 2 ? PyObject_IsTrue(args[1]) : 1;
+    if (keep_stems < 0) {
+        return NULL;
+    }
     if (!PyUnicode_Check(text)) {
         PyErr_Format(PyExc_TypeError, "scan() takes a str, not %.100s", Py_TYPE(text)->tp_name);
         return NULL;
@@ -528,7 +538,70 @@ Vocabulary_scan(Vocabulary *self, PyObject *text)
             goto error;
         }
         if (kept) {
-            stem = Py_NewRef(e->stem);
+            /* (Without keep_stems, only the few wanted stems are touched: see below.) */
+            stem = keep_stems ? Py_NewRef(e->stem) : e->stem;
+        }
+        if (!keep_stems && !kept) {
+            /* (A word that bypassed the table: its stem is ours to drop once noted.) */
+            if (generation != 0 && generation == self->generation) {
+                unsigned int flags = 0;
+                if (compute_flags(self, buf, len, stem, &flags) < 0 ||
+                    (flags && note_interest(buf, stem, flags, tokens.n, &found, &prefixes) < 0)) {
+                    Py_DECREF(stem);
+                    goto error;
+                }
+            }
+            Py_DECREF(stem);
+            if (tokens_push(&tokens, NULL, start, i) < 0) {
+                goto error;
+            }
+            continue;
+        }
+        if (!keep_stems) {
+            /* A table word, stems not kept: `stem` is borrowed from the entry. */
+            if (generation != 0 && generation == self->generation) {
+                unsigned int flags = e->flags;
+                if (e->generation != generation) {
+                    unsigned long long version = self->version;
+                    Py_INCREF(stem);
+                    int failed = compute_flags(self, buf, len, stem, &flags);
+                    Py_DECREF(stem);
+                    if (failed < 0) {
+                        goto error;
+                    }
+                    if (version == self->version) {
+                        e->flags = (uint16_t)flags;
+                        e->generation = generation;
+                    }
+                    else {
+                        stem = NULL; /* (`e` may dangle: look the stem up again if needed) */
+                    }
+                }
+                if (flags) {
+                    if (stem == NULL) {
+                        Entry *again = NULL;
+                        kept = lookup(self, buf, len, &again, &stem);
+                        if (kept < 0) {
+                            goto error;
+                        }
+                        if (kept) {
+                            stem = Py_NewRef(again->stem);
+                        }
+                    }
+                    else {
+                        Py_INCREF(stem);
+                    }
+                    int failed = note_interest(buf, stem, flags, tokens.n, &found, &prefixes);
+                    Py_DECREF(stem);
+                    if (failed < 0) {
+                        goto error;
+                    }
+                }
+            }
+            if (tokens_push(&tokens, NULL, start, i) < 0) {
+                goto error;
+            }
+            continue;
         }
         if (generation != 0 && generation == self->generation) {
             unsigned int flags = kept ? e->flags : 0;
@@ -568,7 +641,7 @@ Vocabulary_scan(Vocabulary *self, PyObject *text)
         Py_CLEAR(found);
         Py_CLEAR(prefixes);
     }
-    PyObject *stems = PyList_New(tokens.n);
+    PyObject *stems = keep_stems ? PyList_New(tokens.n) : Py_NewRef(Py_None);
     PyObject *spans = PyBytes_FromStringAndSize(
         tokens.n ? (const char *)tokens.spans : NULL, 2 * tokens.n * (Py_ssize_t)sizeof(Py_ssize_t));
     if (stems == NULL || spans == NULL) {
@@ -576,8 +649,10 @@ Vocabulary_scan(Vocabulary *self, PyObject *text)
         Py_XDECREF(spans);
         goto error;
     }
-    for (Py_ssize_t k = 0; k < tokens.n; k++) {
-        PyList_SET_ITEM(stems, k, tokens.stems[k]); /* (the list takes over the reference) */
+    if (keep_stems) {
+        for (Py_ssize_t k = 0; k < tokens.n; k++) {
+            PyList_SET_ITEM(stems, k, tokens.stems[k]); /* (the list takes over the reference) */
+        }
     }
     PyMem_Free(tokens.stems);
     PyMem_Free(tokens.spans);
@@ -595,6 +670,86 @@ error:
     Py_XDECREF(prefixes);
     Py_XDECREF(wanted_stems);
     Py_XDECREF(wanted_prefixes);
+    return NULL;
+}
+
+PyDoc_STRVAR(stems_of_doc,
+"stems_of(text, spans, /)\n--\n\n"
+"Return the stems of the words of ASCII `text` at `spans` (from scan()).");
+
+static PyObject *
+Vocabulary_stems_of(Vocabulary *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_IS_ASCII(args[0]) ||
+        !PyBytes_Check(args[1]) || PyBytes_GET_SIZE(args[1]) % (2 * sizeof(Py_ssize_t)) != 0) {
+        PyErr_SetString(PyExc_TypeError, "stems_of() takes an ASCII str and spans from scan()");
+        return NULL;
+    }
+    if (self->stem_fn == NULL || self->interned == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Vocabulary.__init__ was not called");
+        return NULL;
+    }
+    if (self->slots == NULL && table_grow(self) < 0) {
+        return NULL;
+    }
+    PyObject *text = args[0], *raw = args[1];
+    Py_INCREF(text);
+    Py_INCREF(raw); /* (both kept alive while the stemmer runs Python code) */
+    const unsigned char *s = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t n = PyBytes_GET_SIZE(raw) / (Py_ssize_t)(2 * sizeof(Py_ssize_t));
+    PyObject *out = PyList_New(n);
+    char small[128];
+    char *buf = small;
+    Py_ssize_t bufsize = (Py_ssize_t)sizeof(small);
+    if (out == NULL) {
+        goto error;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        Py_ssize_t span[2];
+        memcpy(span, PyBytes_AS_STRING(raw) + k * 2 * sizeof(Py_ssize_t), sizeof(span));
+        Py_ssize_t len = span[1] - span[0];
+        if (span[0] < 0 || len < 1 || span[1] > length) {
+            PyErr_SetString(PyExc_ValueError, "stems_of(): a span is outside the text");
+            goto error;
+        }
+        if (len > bufsize) {
+            char *bigger = PyMem_Malloc((size_t)len);
+            if (bigger == NULL) {
+                PyErr_NoMemory();
+                goto error;
+            }
+            if (buf != small) {
+                PyMem_Free(buf);
+            }
+            buf = bigger;
+            bufsize = len;
+        }
+        for (Py_ssize_t c = 0; c < len; c++) {
+            unsigned char ch = s[span[0] + c];
+            buf[c] = (char)((ch >= 'A' && ch <= 'Z') ? ch + ('a' - 'A') : ch);
+        }
+        Entry *e = NULL;
+        PyObject *stem = NULL;
+        int kept = lookup(self, buf, len, &e, &stem);
+        if (kept < 0) {
+            goto error;
+        }
+        PyList_SET_ITEM(out, k, kept ? Py_NewRef(e->stem) : stem);
+    }
+    if (buf != small) {
+        PyMem_Free(buf);
+    }
+    Py_DECREF(text);
+    Py_DECREF(raw);
+    return out;
+error:
+    if (buf != small) {
+        PyMem_Free(buf);
+    }
+    Py_XDECREF(out);
+    Py_DECREF(text);
+    Py_DECREF(raw);
     return NULL;
 }
 
@@ -747,7 +902,8 @@ Vocabulary_dealloc(Vocabulary *self)
 }
 
 static PyMethodDef Vocabulary_methods[] = {
-    {"scan", (PyCFunction)Vocabulary_scan, METH_O, scan_doc},
+    {"scan", (PyCFunction)(void (*)(void))Vocabulary_scan, METH_FASTCALL, scan_doc},
+    {"stems_of", (PyCFunction)(void (*)(void))Vocabulary_stems_of, METH_FASTCALL, stems_of_doc},
     {"stem", (PyCFunction)Vocabulary_stem, METH_O, stem_doc},
     {"set_interest", (PyCFunction)(void (*)(void))Vocabulary_set_interest, METH_FASTCALL,
      set_interest_doc},

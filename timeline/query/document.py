@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Set
 from urllib.parse import urlsplit
 
-from .normalise import locate, scan, starting, word_spans, words_at
+from .normalise import locate, scan, starting, stems_at, word_spans, words_at
 
 # Fields a query term can be restricted to. ANY means title or summary.
 ANY = "any"
@@ -28,13 +28,13 @@ class Segment:
         "_positions",
         "_set",
         "_sorted",
+        "_stems",
         "_words",
         "field",
         "found",
         "prefixes",
         "rank",
         "spans",
-        "stems",
         "text",
         "wanted",
     )
@@ -47,11 +47,42 @@ class Segment:
         # spans: where each word is in `text`, when known (the words are then made on first
         # use). found and prefixes: the stems of `wanted` present, with their positions, and
         # the wanted prefixes present; wanted is None when they are not known (normalise.scan).
-        self._words, self.stems, self.spans, self.found, self.prefixes, self.wanted = scan(text)
+        self._words, self._stems, self.spans, self.found, self.prefixes, self.wanted = scan(text)
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
         self._set: set[str] | None = None
         self._low: str | None = None
+
+    @property
+    def stems(self) -> list[str]:
+        """Return the stem of each word (made on first use)."""
+        got = self._stems
+        if got is None:
+            assert self.spans is not None
+            got = self._stems = stems_at(self.text, self.spans)
+        return got
+
+    def has(self, stem: str) -> bool:
+        """Tell whether some word of this segment has stem `stem`."""
+        wanted = self.wanted
+        if wanted is not None and stem in wanted:
+            return self.found is not None and stem in self.found
+        return stem in self.stem_set
+
+    def followed_by(self, position: int, rest: list[str]) -> bool:
+        """Tell whether the stems right after `position` are `rest`."""
+        wanted = self.wanted
+        if self._stems is None and wanted is not None and all(s in wanted for s in rest):
+            # (The scan found every position of the wanted stems: no need for all stems.)
+            found = self.found
+            if found is None:
+                return False
+            for at, stem in enumerate(rest, position + 1):
+                where = found.get(stem)
+                if where is None or at not in where:
+                    return False
+            return True
+        return self.stems[position + 1 : position + 1 + len(rest)] == rest
 
     @property
     def words(self) -> list[str]:

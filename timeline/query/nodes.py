@@ -146,7 +146,12 @@ class Term(Leaf):
         self.stem = stem
 
     def matches(self, doc: Document) -> bool:
-        return self.stem in doc.stem_set(self.field)
+        field = self.field
+        if field == ANY:
+            return self.stem in doc.any_stems
+        if field == SOURCE:
+            return self.stem in doc.source_stems
+        return doc.segments(field)[0].has(self.stem)
 
     def any_stems_used(self) -> frozenset[str]:
         return frozenset((self.stem,)) if self.field == ANY else frozenset()
@@ -231,30 +236,33 @@ class Phrase(Leaf):
         return len(self.stems)
 
     def matches(self, doc: Document) -> bool:
-        if not self._set <= doc.stem_set(self.field):
-            return False
-        return any(self._occurs(seg) for seg in doc.segments(self.field))
+        field = self.field
+        if field == ANY or field == SOURCE:
+            if not self._set <= doc.stem_set(field):
+                return False
+        else:
+            segment = doc.segments(field)[0]
+            if not all(segment.has(s) for s in self._set):
+                return False
+        return any(self._occurs(seg) for seg in doc.segments(field))
 
     def any_stems_used(self) -> frozenset[str]:
         return self._set if self.field == ANY else frozenset()
 
     def spelled_stems(self) -> frozenset[str]:
-        return frozenset() if self.field == SOURCE else frozenset((self._first,))
+        # (Every stem: a wanted phrase is checked on the scan's positions, not on all stems.)
+        return frozenset() if self.field == SOURCE else self._set
 
     def _occurs(self, segment: Segment) -> bool:
-        seq = segment.stems
-        n = len(self.stems)
         rest = self._rest
-        return any(seq[p + 1 : p + n] == rest for p in segment.positions(self._first))
+        return any(segment.followed_by(p, rest) for p in segment.positions(self._first))
 
     def starts(self, segment: Segment) -> list[int]:
         if not self.allows(segment):
             return []
-        seq = segment.stems
-        n = len(self.stems)
         rest = self._rest
         # (A slice past the end is shorter than `rest`, so it never compares equal.)
-        return [p for p in segment.positions(self._first) if seq[p + 1 : p + n] == rest]
+        return [p for p in segment.positions(self._first) if segment.followed_by(p, rest)]
 
     def anchors(self) -> frozenset[str] | None:
         best = max(self.stems, key=len)

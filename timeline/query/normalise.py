@@ -186,7 +186,7 @@ def set_interest(wanted_stems: frozenset[str], wanted_prefixes: frozenset[str]) 
 
 Scanned = tuple[
     list[str] | None,  # words (None: not made yet; words_at() makes them from the spans)
-    list[str],  # stems
+    list[str] | None,  # stems (None: not made yet; stems_at() makes them from the spans)
     Spans | None,  # where each word is in the text, when known
     dict[str, list[int]] | None,  # wanted stems present -> their positions (None: none)
     set[str] | None,  # wanted 3-character prefixes present (None: none)
@@ -199,14 +199,16 @@ def scan(text: str) -> Scanned:
 
     With the compiled fast path, ASCII text is split in one pass, and its words are not made
     (most texts never need them): the spans say where each is, a word being
-    text[start:end].lower() (see words_at). Spans are None when unknown (non-ASCII text, or
-    no fast path); the words are then made. The last three fields are None without a fast
-    path or an interest (see set_interest).
+    text[start:end].lower() (see words_at). Under an interest, nor are its stems (the matcher
+    gets by with the positions of the wanted ones; stems_at makes the rest when asked). Spans
+    are None when unknown (non-ASCII text, or no fast path); the words and stems are then
+    made. The last three fields are None without a fast path or an interest (see
+    set_interest).
     """
     vocabulary = _VOCABULARY
     if vocabulary is not None:
         if text.isascii():
-            got = vocabulary.scan(text)
+            got = vocabulary.scan(text, _INTEREST[0] == 0)
             folded = None
         else:
             folded = _fold_chars(text)
@@ -216,6 +218,7 @@ def scan(text: str) -> Scanned:
             interest = _INTEREST
             about = interest[1] if generation and generation == interest[0] else None
             if folded is not None:  # (spans into the folded text: make the words now)
+                assert found_stems is not None
                 return words_at(folded, spans), found_stems, None, wanted, prefixes, about
             return None, found_stems, _as_spans(spans), wanted, prefixes, about
     found = words(text)
@@ -233,12 +236,22 @@ def words_at(text: str, spans: Spans | bytes) -> list[str]:
     return _scan.words_of(text, raw)
 
 
+def stems_at(text: str, spans: Spans | bytes) -> list[str]:
+    """Return the stems of the words of ASCII `text` at `spans` (from scan)."""
+    raw = spans.obj if isinstance(spans, memoryview) else spans
+    assert _VOCABULARY is not None and isinstance(raw, bytes)  # (spans only come from _scan)
+    return _VOCABULARY.stems_of(text, raw)
+
+
 def tokens(text: str) -> tuple[list[str], list[str]]:
     """Return words(text) and stems(words(text)), in one pass when compiled."""
     found, found_stems, spans, *_ = scan(text)
     if found is None:
         assert spans is not None
         found = words_at(text, spans)
+    if found_stems is None:
+        assert spans is not None
+        found_stems = stems_at(text, spans)
     return found, found_stems
 
 
