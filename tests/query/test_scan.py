@@ -363,3 +363,15 @@ def test_segments_under_an_interest_make_words_and_stems_only_when_asked() -> No
     assert segment.stems == stems(words("The war machine's drones, and a war of machines"))
     assert segment.words == words("The war machine's drones, and a war of machines")
     assert segment.followed_by(1, ["machin"]) and not segment.followed_by(6, ["machin"])
+
+
+def test_prefixes_are_answered_from_the_scan_without_making_words() -> None:
+    WatchIndex([(1, parse_query("iran* drone")), (2, parse_query("sanctio* OR ab* OR zeb*"))])
+    segment = Document("", "Iranian drones; sanctions on ship owners").summary
+    assert segment._words is None
+    assert not segment.has_prefix("zebra") and not segment.has_prefix("zeb")
+    assert segment._words is None  # (no word starts with the wanted "zeb": known from the scan)
+    assert segment.has_prefix("iran") and segment.has_prefix("sanctio")
+    assert not segment.has_prefix("sanctum") and not segment.has_prefix("ab")
+    assert segment.has_prefix("ship") and not segment.has_prefix("zzz")  # (not wanted)
+    assert segment.words == ["iranian", "drones", "sanctions", "on", "ship", "owners"]

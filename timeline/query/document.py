@@ -37,6 +37,7 @@ class Segment:
         "spans",
         "text",
         "wanted",
+        "wanted_prefixes",
     )
 
     def __init__(self, field: str, text: str) -> None:
@@ -46,8 +47,17 @@ class Segment:
         self.text = text
         # spans: where each word is in `text`, when known (the words are then made on first
         # use). found and prefixes: the stems of `wanted` present, with their positions, and
-        # the wanted prefixes present; wanted is None when they are not known (normalise.scan).
-        self._words, self._stems, self.spans, self.found, self.prefixes, self.wanted = scan(text)
+        # the 3-letter prefixes of `wanted_prefixes` present; the wanted sets are None when
+        # they are not known (normalise.scan).
+        (
+            self._words,
+            self._stems,
+            self.spans,
+            self.found,
+            self.prefixes,
+            self.wanted,
+            self.wanted_prefixes,
+        ) = scan(text)
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
         self._set: set[str] | None = None
@@ -156,6 +166,14 @@ class Segment:
 
     def has_prefix(self, prefix: str) -> bool:
         """Tell whether some (unstemmed) word of this segment starts with `prefix`."""
+        wanted = self.wanted_prefixes
+        if wanted is not None and prefix[:3] in wanted:
+            # (The scan found which wanted 3-letter prefixes are here: most prefixes are not.)
+            found = self.prefixes
+            if found is None or prefix[:3] not in found:
+                return False
+            if len(prefix) == 3:
+                return True
         if self._sorted is None:
             self._sorted = sorted(set(self.words))
         i = bisect.bisect_left(self._sorted, prefix)

@@ -73,7 +73,8 @@ class WatchIndex:
         # prefixes these watches look for already found (normalise.set_interest), and the
         # positions of every stem spelling a match looks up.
         interest = frozenset(vocabulary.union(*self._spelled))
-        self._interest = interest if set_interest(interest, self._prefixes) else None
+        prefixes = self._prefixes.union(*(q.root.prefixes_used() for _, q in self._watches))
+        self._interest = interest if set_interest(interest, prefixes) else None
 
     def __len__(self) -> int:
         return len(self._watches)

@@ -92,6 +92,10 @@ class Node:
         """
         return frozenset().union(*(child.spelled_stems() for child in self.children()))
 
+    def prefixes_used(self) -> frozenset[str]:
+        """Return the 3-letter starts of the title-or-summary word prefixes this node tests."""
+        return frozenset().union(*(child.prefixes_used() for child in self.children()))
+
     def children(self) -> Iterator[Node]:
         """Yield the direct sub-nodes."""
         return iter(())
@@ -199,6 +203,11 @@ class Prefix(Leaf):
 
     def spelled_stems(self) -> frozenset[str]:
         return frozenset()
+
+    def prefixes_used(self) -> frozenset[str]:
+        if self.field == SOURCE or len(self.prefix) < 3:
+            return frozenset()
+        return frozenset((self.prefix[:3],))
 
     def starts(self, segment: Segment) -> list[int]:
         return segment.prefix_positions(self.prefix) if self.allows(segment) else []

@@ -167,7 +167,7 @@ def stems(tokens: list[str]) -> list[str]:
 
 # What the watches look for (set_interest): its generation number in the compiled
 # vocabulary, and the stems.
-_INTEREST: tuple[int, frozenset[str]] = (0, frozenset())
+_INTEREST: tuple[int, frozenset[str], frozenset[str]] = (0, frozenset(), frozenset())
 
 
 def set_interest(wanted_stems: frozenset[str], wanted_prefixes: frozenset[str]) -> bool:
@@ -180,7 +180,7 @@ def set_interest(wanted_stems: frozenset[str], wanted_prefixes: frozenset[str]) 
     if _VOCABULARY is None:
         return False
     generation = _VOCABULARY.set_interest(frozenset(wanted_stems), frozenset(wanted_prefixes))
-    _INTEREST = (generation, wanted_stems)
+    _INTEREST = (generation, wanted_stems, wanted_prefixes)
     return True
 
 
@@ -191,6 +191,7 @@ Scanned = tuple[
     dict[str, list[int]] | None,  # wanted stems present -> their positions (None: none)
     set[str] | None,  # wanted 3-character prefixes present (None: none)
     frozenset[str] | None,  # the wanted stems the two above are about (None: not known)
+    frozenset[str] | None,  # the wanted prefixes they are about (None: not known)
 ]
 
 
@@ -216,13 +217,23 @@ def scan(text: str) -> Scanned:
         if got is not None:
             found_stems, spans, wanted, prefixes, generation = got
             interest = _INTEREST
-            about = interest[1] if generation and generation == interest[0] else None
+            known = generation != 0 and generation == interest[0]
+            about = interest[1] if known else None
+            about_prefixes = interest[2] if known else None
             if folded is not None:  # (spans into the folded text: make the words now)
                 assert found_stems is not None
-                return words_at(folded, spans), found_stems, None, wanted, prefixes, about
-            return None, found_stems, _as_spans(spans), wanted, prefixes, about
+                return (
+                    words_at(folded, spans),
+                    found_stems,
+                    None,
+                    wanted,
+                    prefixes,
+                    about,
+                    about_prefixes,
+                )
+            return None, found_stems, _as_spans(spans), wanted, prefixes, about, about_prefixes
     found = words(text)
-    return found, stems(found), None, None, None, None
+    return found, stems(found), None, None, None, None, None
 
 
 def _as_spans(raw: bytes) -> Spans:
