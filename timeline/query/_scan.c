@@ -105,9 +105,11 @@ static uint64_t SEED0, SEED1;
 static inline void
 make_key(const char *data, Py_ssize_t len, uint64_t key[KEY_INLINE / 8])
 {
-    key[0] = 0;
-    key[1] = 0;
-    memcpy(key, data, (size_t)(len < KEY_INLINE ? len : KEY_INLINE));
+    unsigned char bytes[KEY_INLINE] = {0};
+    for (Py_ssize_t k = 0; k < len && k < KEY_INLINE; k++) {
+        bytes[k] = (unsigned char)data[k];
+    }
+    memcpy(key, bytes, KEY_INLINE);
 }
 
 static inline uint64_t
@@ -176,7 +178,7 @@ table_clear(Vocabulary *self)
 
 /* Return the slot holding `data` or the empty slot where it would go; NULL if neither is
  * found within MAX_PROBES slots. */
-static Entry *
+static inline Entry *
 table_find(Entry *slots, Py_ssize_t mask, const char *data, Py_ssize_t len, Py_hash_t hash,
            const uint64_t key[KEY_INLINE / 8], int max_probes)
 {
@@ -264,18 +266,31 @@ stem_new(Vocabulary *self, const char *data, Py_ssize_t len, PyObject **word, Py
 /* Look up one lower-cased word, adding it if new. Return 1 and set *entry (valid until the
  * table next changes) for a word of the table; 0 and a new reference to its stem in *stem for
  * a word that bypasses the table (MAX_PROBES); -1 on error. */
-static int
-lookup(Vocabulary *self, const char *data, Py_ssize_t len, Entry **entry, PyObject **stem)
+static int lookup_miss(Vocabulary *self, const char *data, Py_ssize_t len, Py_hash_t hash,
+                       const uint64_t key[KEY_INLINE / 8], Entry **entry, PyObject **stem);
+
+/* Look up one lower-cased word of known hash and key, adding it if new. Return 1 and set
+ * *entry (valid until the table next changes) for a word of the table; 0 and a new reference
+ * to its stem in *stem for a word that bypasses the table (MAX_PROBES); -1 on error. */
+static inline int
+lookup_hashed(Vocabulary *self, const char *data, Py_ssize_t len, Py_hash_t hash,
+              const uint64_t key[KEY_INLINE / 8], Entry **entry, PyObject **stem)
 {
-    uint64_t key[KEY_INLINE / 8];
-    make_key(data, len, key);
-    Py_hash_t hash = hash_word(data, len, key);
     Entry *e = table_find(self->slots, self->mask, data, len, hash, key, self->max_probes);
     if (e != NULL && e->word != NULL) {
         self->hits++;
         *entry = e;
         return 1;
     }
+    return lookup_miss(self, data, len, hash, key, entry, stem);
+}
+
+/* lookup_hashed() for a word not found: stem it and add it. */
+static int
+lookup_miss(Vocabulary *self, const char *data, Py_ssize_t len, Py_hash_t hash,
+            const uint64_t key[KEY_INLINE / 8], Entry **entry, PyObject **stem)
+{
+    Entry *e;
     self->misses++;
     PyObject *w, *s;
     if (stem_new(self, data, len, &w, &s) < 0) {
@@ -328,6 +343,14 @@ lookup(Vocabulary *self, const char *data, Py_ssize_t len, Entry **entry, PyObje
     return 1;
 }
 
+static int
+lookup(Vocabulary *self, const char *data, Py_ssize_t len, Entry **entry, PyObject **stem)
+{
+    uint64_t key[KEY_INLINE / 8];
+    make_key(data, len, key);
+    return lookup_hashed(self, data, len, hash_word(data, len, key), key, entry, stem);
+}
+
 /* Set *out to the flags of (word, stem) under the vocabulary's interest; -1 on error. */
 static int
 compute_flags(Vocabulary *self, const char *word, Py_ssize_t len, PyObject *stem,
@@ -361,8 +384,10 @@ compute_flags(Vocabulary *self, const char *word, Py_ssize_t len, PyObject *stem
 }
 
 typedef struct {
-    PyObject **stems;  /* new references */
+    PyObject **stems;  /* new references (NULL until looked up, or when not kept) */
     Py_ssize_t *spans; /* start, end, start, end, ...: where each word is in the text */
+    Py_hash_t *hashes; /* each word's hash (hash_word) */
+    uint64_t *keys;    /* each word's key (make_key): KEY_INLINE / 8 words each */
     Py_ssize_t n;
     Py_ssize_t cap;
 } Tokens;
@@ -375,14 +400,17 @@ tokens_free(Tokens *t)
     }
     PyMem_Free(t->stems);
     PyMem_Free(t->spans);
+    PyMem_Free(t->hashes);
+    PyMem_Free(t->keys);
 }
 
-/* Append a token (stealing the reference to `stem`, which may be NULL: stems not kept). */
+/* Append a word (its stem not looked up yet). */
 static int
-tokens_push(Tokens *t, PyObject *stem, Py_ssize_t start, Py_ssize_t end)
+tokens_push(Tokens *t, Py_ssize_t start, Py_ssize_t end, Py_hash_t hash,
+            const uint64_t key[KEY_INLINE / 8])
 {
     if (t->n == t->cap) {
-        Py_ssize_t cap = t->cap ? t->cap * 2 : 64;
+        Py_ssize_t cap = t->cap ? t->cap * 2 : 256; /* (an item's summary: one allocation) */
         PyObject **stems = PyMem_Realloc(t->stems, (size_t)cap * sizeof(PyObject *));
         if (stems != NULL) {
             t->stems = stems;
@@ -391,19 +419,55 @@ tokens_push(Tokens *t, PyObject *stem, Py_ssize_t start, Py_ssize_t end)
         if (spans != NULL) {
             t->spans = spans;
         }
-        if (stems == NULL || spans == NULL) {
-            Py_XDECREF(stem);
+        Py_hash_t *hashes = PyMem_Realloc(t->hashes, (size_t)cap * sizeof(Py_hash_t));
+        if (hashes != NULL) {
+            t->hashes = hashes;
+        }
+        uint64_t *keys = PyMem_Realloc(t->keys, (size_t)cap * KEY_INLINE);
+        if (keys != NULL) {
+            t->keys = keys;
+        }
+        if (stems == NULL || spans == NULL || hashes == NULL || keys == NULL) {
             PyErr_NoMemory();
             return -1;
         }
         t->cap = cap;
     }
-    t->stems[t->n] = stem;
+    t->stems[t->n] = NULL;
     t->spans[2 * t->n] = start;
     t->spans[2 * t->n + 1] = end;
+    t->hashes[t->n] = hash;
+    memcpy(&t->keys[t->n * (KEY_INLINE / 8)], key, KEY_INLINE);
     t->n++;
     return 0;
 }
+
+/* Lower-case text[start:end] (ASCII letters and digits) into *buf, growing it past `small`. */
+static int
+fold_word(const unsigned char *text, Py_ssize_t start, Py_ssize_t len, char **buf,
+          Py_ssize_t *bufsize, char *small)
+{
+    if (len > *bufsize) {
+        char *bigger = PyMem_Malloc((size_t)len);
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (*buf != small) {
+            PyMem_Free(*buf);
+        }
+        *buf = bigger;
+        *bufsize = len;
+    }
+    for (Py_ssize_t k = 0; k < len; k++) {
+        (*buf)[k] = (char)FOLD[text[start + k]];
+    }
+    return 0;
+}
+
+/* Words looked up ahead of the one in hand: their table slots are fetched into the cache
+ * meanwhile (a slot is a cache miss otherwise: most of a scan's time, measured). */
+#define PREFETCH_AHEAD 8
 
 PyDoc_STRVAR(scan_doc,
 "scan(text, keep_stems=True, /)\n--\n\n"
@@ -499,136 +563,120 @@ Vocabulary_scan(Vocabulary *self, PyObject *const *args, Py_ssize_t nargs)
     char small[128];
     char *buf = small;
     Py_ssize_t bufsize = (Py_ssize_t)sizeof(small);
-    Tokens tokens = {NULL, NULL, 0, 0};
+    Tokens tokens = {NULL, NULL, NULL, NULL, 0, 0};
     PyObject *found = NULL, *prefixes = NULL;
+    /* Pass 1: find and hash the words (reading nothing but the text). */
     Py_ssize_t i = 0;
     while (i < n) {
         if (FOLD[s[i]] == 0) {
             i++;
             continue;
         }
+        /* Fold the word's first bytes into its key as the word is found. */
         Py_ssize_t start = i;
-        while (i < n && FOLD[s[i]] != 0) {
+        union {
+            uint64_t words[KEY_INLINE / 8];
+            unsigned char bytes[KEY_INLINE];
+        } key = {{0}};
+        unsigned char c = FOLD[s[i]];
+        do {
+            if (i - start < KEY_INLINE) {
+                key.bytes[i - start] = c;
+            }
             i++;
-        }
+        } while (i < n && (c = FOLD[s[i]]) != 0);
         Py_ssize_t len = i - start;
         if (len == 1 && (s[start] == 's' || s[start] == 'S') && start >= 2 && s[start - 1] == '\'' &&
             FOLD[s[start - 2]] != 0) {
             continue; /* a possessive 's */
         }
-        if (len > bufsize) {
-            char *bigger = PyMem_Malloc((size_t)len);
-            if (bigger == NULL) {
-                PyErr_NoMemory();
+        Py_hash_t hash;
+        if (len <= KEY_INLINE) {
+            hash = hash_word((const char *)key.bytes, len, key.words);
+        }
+        else {
+            if (fold_word(s, start, len, &buf, &bufsize, small) < 0) {
                 goto error;
             }
-            if (buf != small) {
-                PyMem_Free(buf);
-            }
-            buf = bigger;
-            bufsize = len;
+            hash = hash_word(buf, len, key.words);
         }
-        for (Py_ssize_t k = 0; k < len; k++) {
-            buf[k] = (char)FOLD[s[start + k]];
+        if (tokens_push(&tokens, start, i, hash, key.words) < 0) {
+            goto error;
+        }
+    }
+    /* Pass 2: look each word up, fetching the slots of the next ones meanwhile. */
+    for (Py_ssize_t k = 0; k < tokens.n; k++) {
+#if defined(__GNUC__)
+        if (k + PREFETCH_AHEAD < tokens.n) {
+            __builtin_prefetch(&self->slots[(size_t)tokens.hashes[k + PREFETCH_AHEAD] &
+                                            (size_t)self->mask]);
+        }
+#endif
+        Py_ssize_t start = tokens.spans[2 * k], len = tokens.spans[2 * k + 1] - start;
+        const uint64_t *key = &tokens.keys[k * (KEY_INLINE / 8)];
+        /* The word's bytes: its key when short (nearly always), else folded anew. */
+        const char *word = (const char *)key;
+        if (len > KEY_INLINE) {
+            if (fold_word(s, start, len, &buf, &bufsize, small) < 0) {
+                goto error;
+            }
+            word = buf;
         }
         Entry *e = NULL;
         PyObject *stem = NULL;
-        int kept = lookup(self, buf, len, &e, &stem);
+        int kept = lookup_hashed(self, word, len, tokens.hashes[k], key, &e, &stem);
         if (kept < 0) {
             goto error;
         }
-        if (kept) {
-            /* (Without keep_stems, only the few wanted stems are touched: see below.) */
-            stem = keep_stems ? Py_NewRef(e->stem) : e->stem;
-        }
-        if (!keep_stems && !kept) {
-            /* (A word that bypassed the table: its stem is ours to drop once noted.) */
+        if (!kept) {
+            /* A word that bypassed the table: `stem` is a new reference. */
             if (generation != 0 && generation == self->generation) {
                 unsigned int flags = 0;
-                if (compute_flags(self, buf, len, stem, &flags) < 0 ||
-                    (flags && note_interest(buf, stem, flags, tokens.n, &found, &prefixes) < 0)) {
+                if (compute_flags(self, word, len, stem, &flags) < 0 ||
+                    (flags && note_interest(word, stem, flags, k, &found, &prefixes) < 0)) {
                     Py_DECREF(stem);
                     goto error;
                 }
+            }
+            if (keep_stems) {
+                tokens.stems[k] = stem;
+            }
+            else {
+                Py_DECREF(stem);
+            }
+            continue;
+        }
+        /* A table word: `e` is valid until the table changes (allocating may change it). */
+        if (keep_stems) {
+            tokens.stems[k] = Py_NewRef(e->stem);
+        }
+        if (generation == 0 || generation != self->generation) {
+            continue;
+        }
+        unsigned int flags = e->flags;
+        if (e->generation != generation) {
+            unsigned long long version = self->version;
+            stem = Py_NewRef(e->stem);
+            int failed = compute_flags(self, word, len, stem, &flags);
+            if (failed == 0 && version == self->version) {
+                e->flags = (uint16_t)flags;
+                e->generation = generation;
+            }
+            if (failed == 0 && flags) {
+                failed = note_interest(word, stem, flags, k, &found, &prefixes);
             }
             Py_DECREF(stem);
-            if (tokens_push(&tokens, NULL, start, i) < 0) {
-                goto error;
-            }
-            continue;
-        }
-        if (!keep_stems) {
-            /* A table word, stems not kept: `stem` is borrowed from the entry. */
-            if (generation != 0 && generation == self->generation) {
-                unsigned int flags = e->flags;
-                if (e->generation != generation) {
-                    unsigned long long version = self->version;
-                    Py_INCREF(stem);
-                    int failed = compute_flags(self, buf, len, stem, &flags);
-                    Py_DECREF(stem);
-                    if (failed < 0) {
-                        goto error;
-                    }
-                    if (version == self->version) {
-                        e->flags = (uint16_t)flags;
-                        e->generation = generation;
-                    }
-                    else {
-                        stem = NULL; /* (`e` may dangle: look the stem up again if needed) */
-                    }
-                }
-                if (flags) {
-                    if (stem == NULL) {
-                        Entry *again = NULL;
-                        kept = lookup(self, buf, len, &again, &stem);
-                        if (kept < 0) {
-                            goto error;
-                        }
-                        if (kept) {
-                            stem = Py_NewRef(again->stem);
-                        }
-                    }
-                    else {
-                        Py_INCREF(stem);
-                    }
-                    int failed = note_interest(buf, stem, flags, tokens.n, &found, &prefixes);
-                    Py_DECREF(stem);
-                    if (failed < 0) {
-                        goto error;
-                    }
-                }
-            }
-            if (tokens_push(&tokens, NULL, start, i) < 0) {
-                goto error;
-            }
-            continue;
-        }
-        if (generation != 0 && generation == self->generation) {
-            unsigned int flags = kept ? e->flags : 0;
-            if (!kept) {
-                if (compute_flags(self, buf, len, stem, &flags) < 0) {
-                    Py_DECREF(stem);
-                    goto error;
-                }
-            }
-            else if (e->generation != generation) {
-                unsigned long long version = self->version;
-                if (compute_flags(self, buf, len, stem, &flags) < 0) {
-                    Py_DECREF(stem);
-                    goto error;
-                }
-                if (version == self->version) { /* (else `e` may dangle: next time) */
-                    e->flags = (uint16_t)flags;
-                    e->generation = generation;
-                }
-            }
-            if (flags && note_interest(buf, stem, flags, tokens.n, &found, &prefixes) < 0) {
-                Py_DECREF(stem);
+            if (failed < 0) {
                 goto error;
             }
         }
-        if (tokens_push(&tokens, stem, start, i) < 0) {
-            goto error;
+        else if (flags) {
+            stem = Py_NewRef(e->stem);
+            int failed = note_interest(word, stem, flags, k, &found, &prefixes);
+            Py_DECREF(stem);
+            if (failed < 0) {
+                goto error;
+            }
         }
     }
     if (buf != small) {
@@ -656,6 +704,8 @@ Vocabulary_scan(Vocabulary *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyMem_Free(tokens.stems);
     PyMem_Free(tokens.spans);
+    PyMem_Free(tokens.hashes);
+    PyMem_Free(tokens.keys);
     Py_XDECREF(wanted_stems);
     Py_XDECREF(wanted_prefixes);
     return Py_BuildValue("(NNNNI)", stems, spans, found ? found : Py_NewRef(Py_None),
