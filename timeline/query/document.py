@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Set
 from urllib.parse import urlsplit
 
-from .normalise import locate, scan, starting, stems_at, word_spans, words_at
+from .normalise import Spans, as_spans, locate, scan, starting, stems_at, word_spans, words_at
 
 # Fields a query term can be restricted to. ANY means title or summary.
 ANY = "any"
@@ -26,15 +26,16 @@ class Segment:
     __slots__ = (
         "_low",
         "_positions",
+        "_raw_spans",
         "_set",
         "_sorted",
+        "_spans",
         "_stems",
         "_words",
         "field",
         "found",
         "prefixes",
         "rank",
-        "spans",
         "text",
         "wanted",
         "wanted_prefixes",
@@ -52,24 +53,33 @@ class Segment:
         (
             self._words,
             self._stems,
-            self.spans,
+            self._raw_spans,
             self.found,
             self.prefixes,
             self.wanted,
             self.wanted_prefixes,
         ) = scan(text)
+        self._spans: Spans | None = None
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
         self._set: set[str] | None = None
         self._low: str | None = None
 
     @property
+    def spans(self) -> Spans | None:
+        """Return where each word is in `text` (start, end, start, end, ...), when known."""
+        got = self._spans
+        if got is None and self._raw_spans is not None:
+            got = self._spans = as_spans(self._raw_spans)
+        return got
+
+    @property
     def stems(self) -> list[str]:
         """Return the stem of each word (made on first use)."""
         got = self._stems
         if got is None:
-            assert self.spans is not None
-            got = self._stems = stems_at(self.text, self.spans)
+            assert self._raw_spans is not None
+            got = self._stems = stems_at(self.text, self._raw_spans)
         return got
 
     def has(self, stem: str) -> bool:
@@ -99,8 +109,8 @@ class Segment:
         """Return the normalised, unstemmed words (made on first use)."""
         got = self._words
         if got is None:
-            assert self.spans is not None
-            got = self._words = words_at(self.text, self.spans)
+            assert self._raw_spans is not None
+            got = self._words = words_at(self.text, self._raw_spans)
         return got
 
     def word(self, i: int) -> str:

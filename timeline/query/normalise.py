@@ -187,7 +187,7 @@ def set_interest(wanted_stems: frozenset[str], wanted_prefixes: frozenset[str]) 
 Scanned = tuple[
     list[str] | None,  # words (None: not made yet; words_at() makes them from the spans)
     list[str] | None,  # stems (None: not made yet; stems_at() makes them from the spans)
-    Spans | None,  # where each word is in the text, when known
+    bytes | None,  # where each word is in the text, when known (as_spans() reads it)
     dict[str, list[int]] | None,  # wanted stems present -> their positions (None: none)
     set[str] | None,  # wanted 3-character prefixes present (None: none)
     frozenset[str] | None,  # the wanted stems the two above are about (None: not known)
@@ -231,12 +231,13 @@ def scan(text: str) -> Scanned:
                     about,
                     about_prefixes,
                 )
-            return None, found_stems, _as_spans(spans), wanted, prefixes, about, about_prefixes
+            return None, found_stems, spans, wanted, prefixes, about, about_prefixes
     found = words(text)
     return found, stems(found), None, None, None, None, None
 
 
-def _as_spans(raw: bytes) -> Spans:
+def as_spans(raw: bytes) -> Spans:
+    """Return the spans of a scan as (start, end, start, end, ...) integers."""
     return memoryview(raw).cast("n")  # type: ignore[call-overload,no-any-return]
 
 
