@@ -78,7 +78,10 @@ def _spans(raw: bytes) -> list[tuple[int, int]]:
 
 def test_the_compiled_module_is_built() -> None:
     """CI builds it (gcc is on every machine we run on): a silent fallback would be slower."""
-    assert normalise._scan is not None and normalise._VOCABULARY is not None
+    assert normalise._scan is not None and normalise._VOCABULARY is not None, (
+        "timeline/query/_scan.c is not built (`pip install -e .` builds it; is a C compiler "
+        "there?) or TIMELINE_BOT_NO_SPEEDUPS is set"
+    )
 
 
 @settings(max_examples=1500, deadline=None)

@@ -12,6 +12,8 @@ from .normalise import add_first3, set_interest
 from .parser import Query
 
 log = logging.getLogger(__name__)
+# Whether the missing compiled tokeniser was logged (once a process).
+_WARNED = False
 
 # Up to this many stems in the watches' vocabulary, an item's stems are looked up in it (a
 # small set stays in the CPU cache); beyond it, making the item's own stem set and probing
@@ -75,6 +77,13 @@ class WatchIndex:
         interest = frozenset(vocabulary.union(*self._spelled))
         prefixes = self._prefixes.union(*(q.root.prefixes_used() for _, q in self._watches))
         self._interest = interest if set_interest(interest, prefixes) else None
+        global _WARNED
+        if self._interest is None and not _WARNED:
+            _WARNED = True
+            log.warning(
+                "watch matching runs without its compiled tokeniser (timeline/query/_scan.c "
+                "not built, or TIMELINE_BOT_NO_SPEEDUPS set): same results, about 3x slower"
+            )
 
     def __len__(self) -> int:
         return len(self._watches)

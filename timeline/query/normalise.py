@@ -9,6 +9,7 @@ makes alerts (the matcher) and search (the index) agree.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -20,6 +21,8 @@ import snowballstemmer
 try:  # the compiled fast path (_scan.c); the Python code below is its reference
     from . import _scan
 except ImportError:  # pragma: no cover - an install without a C compiler
+    _scan = None  # type: ignore[assignment]
+if os.environ.get("TIMELINE_BOT_NO_SPEEDUPS"):  # the reference path alone (comparisons, bugs)
     _scan = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
