@@ -82,7 +82,7 @@ class WatchIndex:
             _WARNED = True
             log.warning(
                 "watch matching runs without its compiled tokeniser (timeline/query/_scan.c "
-                "not built, or TIMELINE_BOT_NO_SPEEDUPS set): same results, about 3x slower"
+                "not built, or TIMELINE_BOT_NO_SPEEDUPS set): same results, 2 to 3.5 times slower"
             )
 
     def __len__(self) -> int:
