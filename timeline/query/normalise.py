@@ -260,6 +260,11 @@ def stems_at(text: str, spans: Spans | bytes) -> list[str]:
 
 def tokens(text: str) -> tuple[list[str], list[str]]:
     """Return words(text) and stems(words(text)), in one pass when compiled."""
+    vocabulary = _VOCABULARY
+    if vocabulary is not None and text.isascii():
+        got = vocabulary.scan(text, True)
+        if got is not None and got[0] is not None:
+            return words_at(text, got[1]), got[0]
     found, found_stems, spans, *_ = scan(text)
     if found is None:
         assert spans is not None

@@ -63,8 +63,12 @@ def index_tokens(title: str, summary: str, *, pairs: bool = True) -> list[str]:
     With `pairs`, each two consecutive stems of the title or the summary are a token too.
     """
     seen: dict[str, None] = {}
-    for mark, part in (("", title or ""), (TITLE_MARK, title or ""), ("", summary or "")):
-        raw, part_stems = split_tokens(part)
+    title_tokens = split_tokens(title or "")
+    for mark, (raw, part_stems) in (
+        ("", title_tokens),
+        (TITLE_MARK, title_tokens),
+        ("", split_tokens(summary or "")),
+    ):
         for word, st in zip(raw, part_stems, strict=True):
             seen[(mark + st)[:FTS_TOKEN_CHARS]] = None
             if word != st:
