@@ -7,7 +7,9 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -44,6 +46,8 @@ class App:
         self.store = PollStore(self.db, settings.polling, owner=owner_id())
         self.poller = Poller(self.store, self.fetcher, concurrency=settings.polling.concurrency)
         self.scheduler: AsyncIOScheduler | None = None
+        # The scheduled jobs' work in flight (see `_run_job`): `stop` ends it and waits for it.
+        self._jobs: set[asyncio.Task[object]] = set()
 
     async def __aenter__(self) -> App:
         await self.fetcher.__aenter__()
@@ -116,21 +120,23 @@ class App:
 
     def start_scheduler(self) -> AsyncIOScheduler:
         """Start the job that ticks and polls whatever is due, and the lease heartbeat."""
-        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler = _Scheduler(timezone="UTC")
         scheduler.add_job(
-            self.poll_due,
+            partial(self._run_job, self.poll_due),
             "interval",
             seconds=self.settings.polling.tick_seconds,
             id="poll",
+            name="App.poll_due",
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now().astimezone(),
         )
         scheduler.add_job(
-            self.renew_leases,
+            partial(self._run_job, self.renew_leases),
             "interval",
             seconds=max(self.settings.polling.lease_seconds / 3, 0.1),
             id="lease-heartbeat",
+            name="App.renew_leases",
             max_instances=1,
             coalesce=True,
         )
@@ -138,13 +144,74 @@ class App:
         self.scheduler = scheduler
         return scheduler
 
+    async def _run_job(self, job: Callable[[], Coroutine[Any, Any, object]]) -> None:
+        """Run one scheduled job's work in a task this App owns, and wait for it.
+
+        APScheduler 3 cancels a running job when it shuts down and waits for nothing, so a
+        polling round would go on recording (and handing back leases) after `stop` disposed
+        the engine, until the event loop's own shutdown cancelled it a second time in the
+        middle of that clean-up. So the work runs in a task of ours: a shutdown ends only this
+        wrapper, and `stop` cancels the work once and waits for it before anything is closed.
+        """
+        task: asyncio.Task[object] = asyncio.create_task(job(), name=f"job {job.__name__}")
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The scheduler is shutting down (or `stop` ended the work): `stop` cancels the
+            # work and waits for it. Returning keeps APScheduler from logging the cancellation
+            # as a failed job (it would swallow it all the same).
+            return
+
+    async def _end_jobs(self) -> None:
+        """Cancel the scheduled work still running, once, and wait until it has finished."""
+        cancelled: set[asyncio.Task[object]] = set()
+        while jobs := [task for task in self._jobs if not task.done()]:
+            for task in jobs:
+                if task not in cancelled:
+                    task.cancel()
+                    cancelled.add(task)
+            # wait(), not gather(): if `stop` is itself cancelled, the jobs are not cancelled a
+            # second time in the middle of their clean-up.
+            await asyncio.wait(jobs)
+        for task in cancelled:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("scheduled job failed while stopping", exc_info=task.exception())
+
     async def stop(self) -> None:
-        """Stop the scheduler, close the HTTP session, dispose the engine."""
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-        self.scheduler = None
+        """Stop the scheduler and its work in flight, hand back leases, close the HTTP session
+        and dispose the engine."""
+        scheduler, self.scheduler = self.scheduler, None
+        if scheduler is not None and scheduler.running:
+            scheduler.shutdown(wait=False)
+        await self._end_jobs()
+        if self.store.held:
+            # Feeds claimed by a cancelled round and never recorded: due again now, not only
+            # once their leases run out.
+            try:
+                await self.store.release(sorted(self.store.held))
+            except Exception:
+                log.exception("could not hand back the feed leases; they run out on their own")
         await self.fetcher.__aexit__(None, None, None)
         await self.db.dispose()
+
+
+class _Scheduler(AsyncIOScheduler):
+    """An AsyncIOScheduler that may be asked to shut down twice.
+
+    AsyncIOScheduler only queues its shutdown on the loop and stays `running` until that runs;
+    a second request meanwhile (`run` shuts the scheduler down, then `App.stop` does) raised
+    SchedulerNotRunningError inside a loop callback.
+    """
+
+    _shutdown_requested = False
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self._shutdown_requested:
+            return
+        super().shutdown(wait)
+        self._shutdown_requested = True
 
 
 async def prepare_database(settings: Settings, db: Database, *, migrate: bool = True) -> None:

@@ -90,10 +90,16 @@ class Poller:
                     outcome = await self._record_one(feed, result, now)
                     if outcome is not None:
                         report.outcomes.append(outcome)
-                        if self.on_outcome is not None:
-                            await self.on_outcome(outcome)
+                        await self._announce(feed, outcome)
 
-                await asyncio.gather(*(one(feed) for feed in due))
+                # A task group, not gather: when the round is cancelled, every feed's task is
+                # cancelled once and the round ends only after all of them have finished (a
+                # recording hands its lease back on the way out). Cancelling the round again
+                # meanwhile does not cancel them a second time, which could cut that clean-up
+                # short; gather re-cancels its children on every cancel.
+                async with asyncio.TaskGroup() as group:
+                    for feed in due:
+                        group.create_task(one(feed))
             report.seconds = time.perf_counter() - started
             if due:
                 log.info(
@@ -127,3 +133,11 @@ class Poller:
         except Exception:
             log.exception("recording the fetch of feed %r failed", feed.name)
             return None
+
+    async def _announce(self, feed: Due, outcome: Any) -> None:
+        if self.on_outcome is None:
+            return
+        try:
+            await self.on_outcome(outcome)
+        except Exception:  # the outcome is recorded; the other feeds go on
+            log.exception("handling the outcome of feed %r failed", feed.name)

@@ -291,11 +291,24 @@ class PollStore:
     async def _record_grouped(
         self, due: DueFeed, result: FetchResult, now: datetime
     ) -> FeedOutcome:
-        """Queue a fetch without items; the first caller in commits the queue, in batches."""
+        """Queue a fetch without items; the first caller in commits the queue, in batches.
+
+        Cancelling a caller never strands the others: a cancelled committer hands what is still
+        queued to a live caller (resolving its future with None), and a caller cancelled after
+        being handed the queue, before it could take it, hands it on in turn. A cancelled
+        caller's fetch that is still queued is dropped, not committed: its lease is released by
+        `record` and the feed is fetched again.
+        """
         mine: asyncio.Future[FeedOutcome | None] = asyncio.get_running_loop().create_future()
         self._grouped.append((due, result, now, mine))
         if self._grouping:
-            done = await mine
+            try:
+                done = await mine
+            except asyncio.CancelledError:
+                if _handed_over(mine):
+                    # Handed the queue, then cancelled before taking it: pass it on.
+                    self._hand_over()
+                raise
             if done is not None:
                 return done
             # None: the committer was cancelled and handed the queue over to us.
@@ -305,7 +318,11 @@ class PollStore:
         batch: list[_Queued] = []
         try:
             while self._grouped:
-                batch, self._grouped = self._grouped, []
+                # Callers cancelled while queued have given up (and release their leases).
+                batch = [q for q in self._grouped if q[3] is mine or not q[3].done()]
+                self._grouped = []
+                if not batch:
+                    break
                 try:
                     outcomes = await self._record_batch(batch)
                 except Exception as exc:
@@ -324,20 +341,31 @@ class PollStore:
                 batch = []
         finally:
             self._grouping = False
-            for *_, waiter in batch:  # cancelled mid-batch: nothing of it was committed
+            # Cancelled mid-batch: the batch's callers fail and release their leases (a no-op
+            # for any feed whose state the interrupted transaction did commit).
+            for *_, waiter in batch:
                 if waiter is not mine and not waiter.done():
                     waiter.set_exception(RuntimeError("recording was cancelled"))
             # Cancelled with fetches still queued: hand over to a live caller to commit them.
-            live = [waiter for *_, waiter in self._grouped if not waiter.done()]
-            if live:
-                self._grouping = True
-                live[0].set_result(None)
-            else:
-                self._grouped = []
+            self._hand_over()
         if own_error is not None:
             raise own_error
         assert own is not None
         return own
+
+    def _hand_over(self) -> None:
+        """Give the queue to its first live caller to commit, or empty it if none is left.
+
+        Called with no committer running. The chosen caller's future resolves to None; it
+        takes over when it resumes (or, if it is cancelled before that, hands over again).
+        """
+        live = [waiter for *_, waiter in self._grouped if not waiter.done()]
+        if live:
+            self._grouping = True
+            live[0].set_result(None)
+        else:
+            self._grouping = False
+            self._grouped = []
 
     async def _record_batch(self, batch: list[_Queued]) -> list[FeedOutcome]:
         """Store the scheduling state of several fetches without items in one transaction."""
@@ -410,6 +438,14 @@ class PollStore:
 
 
 _Queued = tuple[DueFeed, FetchResult, datetime, "asyncio.Future[FeedOutcome | None]"]
+
+
+def _handed_over(waiter: asyncio.Future[FeedOutcome | None]) -> bool:
+    """Whether a group-commit caller's future says "the queue is yours" (a None result)."""
+    if not waiter.done() or waiter.cancelled():
+        return False
+    # exception() also marks a failure as retrieved, so the loop does not log it as lost.
+    return waiter.exception() is None and waiter.result() is None
 
 
 class _NoLock:
