@@ -32,6 +32,12 @@ class WatchIndex:
     their stems: the index only looks for the stems its watches use (anchors, and every
     title-or-summary word of every query), and evaluates its watches on the item restricted
     to those (Document.restricted), which answers the same for them.
+
+    With the compiled tokeniser, making an index also sets the process's tokeniser interest
+    (normalise.set_interest; the latest index wins): documents made afterwards come with the
+    stems and prefixes its watches look for already found, so matching them reads no other
+    word. A document made under another interest is matched the slower way, with the same
+    results.
     """
 
     def __init__(self, watches: Iterable[tuple[int, Query]]) -> None:
