@@ -71,6 +71,14 @@ typedef struct {
     unsigned long long version;
 } Vocabulary;
 
+/* Make sure a str has its compact form (only strings made by long-deprecated C APIs lack
+ * it, before Python 3.12); -1 with an exception on failure. */
+#if PY_VERSION_HEX < 0x030C0000
+#define ENSURE_READY(o) PyUnicode_READY(o)
+#else
+#define ENSURE_READY(o) 0
+#endif
+
 /* ASCII letter or digit -> its lower-case form; anything else -> 0. */
 static unsigned char FOLD[256];
 
@@ -544,6 +552,9 @@ Vocabulary_scan(Vocabulary *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "scan() takes a str, not %.100s", Py_TYPE(text)->tp_name);
         return NULL;
     }
+    if (ENSURE_READY(text) < 0) {
+        return NULL;
+    }
     if (!PyUnicode_IS_ASCII(text)) {
         Py_RETURN_NONE;
     }
@@ -730,6 +741,9 @@ PyDoc_STRVAR(stems_of_doc,
 static PyObject *
 Vocabulary_stems_of(Vocabulary *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs == 2 && PyUnicode_Check(args[0]) && ENSURE_READY(args[0]) < 0) {
+        return NULL;
+    }
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_IS_ASCII(args[0]) ||
         !PyBytes_Check(args[1]) || PyBytes_GET_SIZE(args[1]) % (2 * sizeof(Py_ssize_t)) != 0) {
         PyErr_SetString(PyExc_TypeError, "stems_of() takes an ASCII str and spans from scan()");
@@ -811,6 +825,9 @@ PyDoc_STRVAR(stem_doc,
 static PyObject *
 Vocabulary_stem(Vocabulary *self, PyObject *word)
 {
+    if (PyUnicode_CheckExact(word) && ENSURE_READY(word) < 0) {
+        return NULL;
+    }
     if (!PyUnicode_CheckExact(word) || !PyUnicode_IS_ASCII(word)) {
         PyErr_SetString(PyExc_TypeError, "stem() takes an ASCII str");
         return NULL;
@@ -1002,6 +1019,9 @@ first3(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             PyErr_SetString(PyExc_TypeError, "first3() takes a list of str");
             return NULL;
         }
+        if (ENSURE_READY(word) < 0) {
+            return NULL;
+        }
         if (PyUnicode_GET_LENGTH(word) < 3) {
             continue;
         }
@@ -1044,6 +1064,9 @@ PyDoc_STRVAR(words_of_doc,
 static PyObject *
 words_of(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
+    if (nargs == 2 && PyUnicode_Check(args[0]) && ENSURE_READY(args[0]) < 0) {
+        return NULL;
+    }
     if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyUnicode_IS_ASCII(args[0]) ||
         !PyBytes_Check(args[1]) || PyBytes_GET_SIZE(args[1]) % (2 * sizeof(Py_ssize_t)) != 0) {
         PyErr_SetString(PyExc_TypeError, "words_of() takes an ASCII str and spans from scan()");
