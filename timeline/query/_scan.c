@@ -489,6 +489,30 @@ PyDoc_STRVAR(scan_doc,
 "positions, and prefixes is the set of wanted 3-character prefixes of words present (each\n"
 "None when empty).");
 
+/* Append position `at` to the list found[key] (made when missing); -1 on error. */
+static int
+add_position(PyObject *found, PyObject *key, Py_ssize_t at)
+{
+    PyObject *where = PyDict_GetItemWithError(found, key); /* borrowed */
+    if (where == NULL) {
+        if (PyErr_Occurred() || (where = PyList_New(0)) == NULL) {
+            return -1;
+        }
+        int failed = PyDict_SetItem(found, key, where);
+        Py_DECREF(where); /* (the dict holds it) */
+        if (failed < 0) {
+            return -1;
+        }
+    }
+    PyObject *pos = PyLong_FromSsize_t(at);
+    if (pos == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(where, pos);
+    Py_DECREF(pos);
+    return failed;
+}
+
 /* Record a wanted stem at position `at` and a wanted prefix, per `flags`. */
 static int
 note_interest(const char *word, PyObject *stem, unsigned int flags, Py_ssize_t at,
@@ -498,24 +522,7 @@ note_interest(const char *word, PyObject *stem, unsigned int flags, Py_ssize_t a
         if (*found == NULL && (*found = PyDict_New()) == NULL) {
             return -1;
         }
-        PyObject *where = PyDict_GetItemWithError(*found, stem); /* borrowed */
-        if (where == NULL) {
-            if (PyErr_Occurred() || (where = PyList_New(0)) == NULL) {
-                return -1;
-            }
-            int failed = PyDict_SetItem(*found, stem, where);
-            Py_DECREF(where); /* (the dict holds it) */
-            if (failed < 0) {
-                return -1;
-            }
-        }
-        PyObject *pos = PyLong_FromSsize_t(at);
-        if (pos == NULL) {
-            return -1;
-        }
-        int failed = PyList_Append(where, pos);
-        Py_DECREF(pos);
-        if (failed < 0) {
+        if (add_position(*found, stem, at) < 0) {
             return -1;
         }
     }
@@ -1120,36 +1127,14 @@ locate(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seq); i++) {
-        PyObject *item = PyList_GET_ITEM(seq, i);
+        /* (A reference of our own: comparing may run code that changes the list.) */
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(seq, i));
         int in = PySet_Contains(wanted, item);
+        if (in > 0) {
+            in = add_position(found, item, i);
+        }
+        Py_DECREF(item);
         if (in < 0) {
-            goto error;
-        }
-        if (!in) {
-            continue;
-        }
-        PyObject *where = PyDict_GetItemWithError(found, item); /* borrowed */
-        if (where == NULL) {
-            if (PyErr_Occurred()) {
-                goto error;
-            }
-            where = PyList_New(0);
-            if (where == NULL) {
-                goto error;
-            }
-            int failed = PyDict_SetItem(found, item, where);
-            Py_DECREF(where); /* (the dict holds it) */
-            if (failed < 0) {
-                goto error;
-            }
-        }
-        PyObject *at = PyLong_FromSsize_t(i);
-        if (at == NULL) {
-            goto error;
-        }
-        int failed = PyList_Append(where, at);
-        Py_DECREF(at);
-        if (failed < 0) {
             goto error;
         }
     }
