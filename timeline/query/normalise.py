@@ -69,7 +69,8 @@ def _stem_word(word: str) -> str:
 
 _STEM_CACHE: dict[str, str] = {}
 _STEM_CACHE_MAX = 200_000
-# Known ASCII words and their stems, for tokens() (None: not built; words() + stems() then).
+# Known ASCII words and their stems, for scan(), tokens() and stem() (None: not built; the
+# Python code then does it all).
 _VOCABULARY = _scan.Vocabulary(_stem_word, _STEM_CACHE_MAX) if _scan is not None else None
 
 
@@ -169,7 +170,7 @@ def stems(tokens: list[str]) -> list[str]:
 
 
 # What the watches look for (set_interest): its generation number in the compiled
-# vocabulary, and the stems.
+# vocabulary, the stems and the 3-character prefixes.
 _INTEREST: tuple[int, frozenset[str], frozenset[str]] = (0, frozenset(), frozenset())
 
 
@@ -235,6 +236,10 @@ def scan(text: str) -> Scanned:
                     about_prefixes,
                 )
             return None, found_stems, spans, wanted, prefixes, about, about_prefixes
+        if folded is not None:
+            # Still not ASCII once folded: what words() does, without folding it again.
+            found = _WORD.findall(folded)
+            return found, stems(found), None, None, None, None, None
     found = words(text)
     return found, stems(found), None, None, None, None, None
 
