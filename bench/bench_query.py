@@ -177,19 +177,8 @@ def _bench_watches(
     # Verdicts only: the same work as index.match without looking up how the matched terms
     # are spelled.
     def verdicts() -> None:
-        watches = index._watches
         for doc in docs:
-            scanned = index._scanned(doc)
-            if scanned is not None:
-                present, prefixes = scanned
-                slots = index._candidates(doc, present, prefixes)
-            else:
-                present = index._present(doc)
-                slots = index._candidates(doc, present)
-            if slots:
-                restricted = doc.restricted(present)
-                for slot in slots:
-                    watches[slot][1].matches(restricted)
+            index.verdicts(doc)
 
     verdict = _timed(verdicts)
     # Brute force on a sample, for comparison.

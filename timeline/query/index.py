@@ -120,10 +120,17 @@ class WatchIndex:
 
     def candidates(self, doc: Document) -> list[int]:
         """Return the slots of the watches worth evaluating on `doc`, in insertion order."""
+        return self._lookup(doc)[1]
+
+    def _lookup(self, doc: Document) -> tuple[Set[str], list[int], bool]:
+        """Return the watched stems of `doc`, its candidate slots, and whether its scan
+        found them (else they were looked up in its stems)."""
         scanned = self._scanned(doc)
         if scanned is not None:
-            return self._candidates(doc, *scanned)
-        return self._candidates(doc, self._present(doc))
+            present, prefixes = scanned
+            return present, self._candidates(doc, present, prefixes), True
+        present = self._present(doc)
+        return present, self._candidates(doc, present), False
 
     def _candidates(
         self, doc: Document, present: Set[str], prefixes: Set[str] | None = None
@@ -147,28 +154,31 @@ class WatchIndex:
                 slots.update(self._by_prefix[key])
         return sorted(slots)
 
-    def match(self, doc: Document) -> list[tuple[int, MatchResult]]:
-        """Return (watch id, match) for every watch that `doc` satisfies."""
-        scanned = self._scanned(doc)
-        if scanned is not None:
-            present, prefixes = scanned
-            slots = self._candidates(doc, present, prefixes)
-        else:
-            present = self._present(doc)
-            slots = self._candidates(doc, present)
+    def verdicts(self, doc: Document) -> tuple[Document, list[int], bool]:
+        """Return `doc` as the watches see it, the slots of those it satisfies, and whether
+        its scan found what they look for (match() without spelling the matches)."""
+        present, slots, scanned = self._lookup(doc)
         if not slots:
-            return []
+            return doc, [], scanned
         # (Also when `present` is every stem: the copy's any_stems is faster to read.)
         doc = doc.restricted(present)
         watches = self._watches
-        spelled = self._spelled
         required = self._required
         matched = [
             slot
             for slot in slots
             if required[slot] <= present and watches[slot][1].root.matches(doc)
         ]
-        if len(matched) > 1 and scanned is None:
+        return doc, matched, scanned
+
+    def match(self, doc: Document) -> list[tuple[int, MatchResult]]:
+        """Return (watch id, match) for every watch that `doc` satisfies."""
+        doc, matched, scanned = self.verdicts(doc)
+        if not matched:
+            return []
+        watches = self._watches
+        spelled = self._spelled
+        if len(matched) > 1 and not scanned:
             # Spelling the matches looks up where their words are: find them all in one pass.
             wanted = frozenset().union(*[spelled[slot] for slot in matched])
             doc.title.locate(wanted)
