@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -74,12 +75,76 @@ class SecretFilter(logging.Filter):
 SECRETS = SecretFilter()
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr in one line per record, secrets redacted."""
+# The attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+LOG_FORMATS = ("text", "json")
+
+
+def record_context(record: logging.LogRecord) -> dict[str, object]:
+    """Return the `extra=` context of a record (feed, guild, actor, ...), in a stable order."""
+    return {
+        key: value
+        for key, value in sorted(record.__dict__.items())
+        if key not in _RECORD_FIELDS and not key.startswith("_")
+    }
+
+
+def _redact(text: str) -> str:
+    for secret in SECRETS.secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record: date, time and zone, level, logger, message, then its context."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = record_context(record)
+        if context:
+            first, nl, rest = line.partition("\n")
+            pairs = " ".join(f"{key}={value!r}" for key, value in context.items())
+            line = f"{first} [{pairs}]{nl}{rest}"
+        return _redact(line)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors: ts, level, logger, message, context."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, object] = {
+            "ts": datetime.fromtimestamp(record.created).astimezone().isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        body.update({key: _jsonable(value) for key, value in record_context(record).items()})
+        if record.exc_info:
+            body["exc"] = self.formatException(record.exc_info)
+        return _redact(json.dumps(body, ensure_ascii=False))
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
+    """Log to stderr, one line per record (text or JSON), secrets redacted."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-    )
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(SECRETS)
     root = logging.getLogger()
     root.handlers[:] = [handler]

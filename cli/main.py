@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,13 @@ COMMAND_MODULES = (
 )
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("timeline-bot")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every command group."""
     parser = argparse.ArgumentParser(
@@ -46,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity on stderr (default: INFO)",
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=common.LOG_FORMATS,
+        help="log lines as text (default) or one JSON object per line, for log collectors",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         try:
@@ -62,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    common.setup_logging(args.log_level)
+    common.setup_logging(args.log_level, args.log_format)
     try:
         code: int = args.func(args)
         return code
