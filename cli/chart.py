@@ -24,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the `chart` command."""
     p = sub.add_parser("chart", help="draw events per watch over time as a PNG")
     p.add_argument("query", nargs="?", help="only events matching this query")
-    p.add_argument("--since", help="oldest event time: 2025-07-09, 30d, 24h, yesterday ...")
+    p.add_argument(
+        "--since",
+        help="oldest event time: 2025-07-09, 30d, 24h, yesterday ... (default: fits the data, "
+        "at most 30 days, or 26 weeks by week)",
+    )
     p.add_argument("--until", help="newest event time (a date includes that whole day)")
     p.add_argument("--bucket", choices=BUCKETS, default="day", help="count per day or per week")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")

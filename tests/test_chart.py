@@ -94,3 +94,54 @@ def test_hostile_text_is_drawn_not_parsed() -> None:
 def test_bad_input_is_a_clear_error(series: dict, bucket: str, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match=message):
         render_chart(series, bucket=bucket)  # type: ignore[arg-type]
+
+
+def test_daily_counts_are_stacked_bars_not_lines() -> None:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
+    from timeline.chart import build_figure
+
+    start = date(2024, 7, 8)
+    # The two watches have the same counts on the same days: as lines one would hide the other.
+    same = week_of_days(start, [1, 4, 9, 3, 0, 1, 2])
+    fig = build_figure({"a": same, "b": same}, bucket="day")
+    ax = fig.axes[0]
+    assert [line for line in ax.get_lines() if isinstance(line, Line2D)] == []
+    bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+    assert len(bars) == 2 * 7
+    by_colour: dict[tuple[float, ...], list[Rectangle]] = {}
+    for bar in bars:
+        by_colour.setdefault(tuple(bar.get_facecolor()), []).append(bar)
+    assert len(by_colour) == 2
+    lower, upper = sorted(by_colour.values(), key=lambda group: group[0].get_y())
+    # Stacked: every bar of the second series starts where the first one ends.
+    for low, high in zip(lower, upper, strict=True):
+        assert high.get_y() == low.get_y() + low.get_height()
+        assert high.get_height() == low.get_height()
+
+
+def test_labels_stay_inside_the_picture() -> None:
+    from timeline.chart import build_figure
+
+    start = date(2024, 7, 1)
+    long = "A very long headline about the summit communique that goes on"
+    fig = build_figure(
+        {"a": week_of_days(start, [5, 1, 1, 1, 1, 1, 1, 1, 1, 7])},
+        bucket="day",
+        labels=[
+            (start, long),
+            (start + timedelta(days=9), long),
+            (start + timedelta(days=4), long),
+        ],
+    )
+    canvas = fig.canvas
+    canvas.draw()  # type: ignore[no-untyped-call]
+    renderer = canvas.get_renderer()  # type: ignore[attr-defined]
+    frame = fig.bbox
+    texts = fig.axes[0].texts
+    assert len(texts) == 3
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, (text.get_text(), box, frame)
+        assert frame.y0 <= box.y0 and box.y1 <= frame.y1, (text.get_text(), box, frame)

@@ -1,11 +1,13 @@
-"""Draw the timeline as a PNG: one line per watch, the largest events labelled.
+"""Draw the timeline as a PNG: a stacked bar per bucket (one colour per watch), the largest events labelled.
 
 A pure function over plain data (the query that feeds it lives elsewhere). It uses the
 object-oriented Matplotlib API (``Figure`` + Agg canvas, never ``pyplot``), so it keeps no
 global state and is safe to call from a worker thread.
 
-The picture is an explicit light card with dark text and colour-blind-safe line colours
-(Okabe-Ito), so it reads the same on Discord's dark and light themes.
+Counts per day (or week) are discrete, so they are drawn as bars, not lines between days;
+the watches' bars are stacked so a series stays visible where it overlaps another. The picture
+is an explicit light card with dark text and colour-blind-safe colours (Okabe-Ito), so it reads
+the same on Discord's dark and light themes.
 """
 
 from __future__ import annotations
@@ -103,6 +105,17 @@ def render_chart(
     on the chart (the caller picks the largest). Raises ValueError for a bad bucket, a
     negative or non-integer count, or a span longer than MAX_BUCKETS buckets.
     """
+    return _png(build_figure(series, bucket=bucket, labels=labels, title=title))
+
+
+def build_figure(
+    series: Mapping[str, Sequence[tuple[date, int]]],
+    *,
+    bucket: Bucket,
+    labels: Sequence[tuple[date, str]] = (),
+    title: str = "",
+) -> Figure:
+    """Draw the chart on a new Figure (see `render_chart`); tests inspect its artists."""
     if bucket not in ("day", "week"):
         raise ValueError(f"bucket must be 'day' or 'week', not {bucket!r}")
     step = timedelta(days=7 if bucket == "week" else 1)
@@ -137,7 +150,7 @@ def render_chart(
         )
         ax.set_xticks([])
         ax.set_yticks([])
-        return _png(fig)
+        return fig
 
     first, last = days[0], days[-1]
     n_buckets = (last - first) // step + 1
@@ -148,27 +161,27 @@ def render_chart(
         )
     axis = [first + i * step for i in range(n_buckets)]
     xs = mdates.date2num(axis)
-    peak_at: dict[date, int] = dict.fromkeys(axis, 0)
+    width = step.days * 0.8
+    stacked = [0] * n_buckets
     for i, (name, per_day) in enumerate(counts.items()):
         ys = [per_day.get(d, 0) for d in axis]
-        for d, y in zip(axis, ys, strict=True):
-            peak_at[d] = max(peak_at[d], y)
-        ax.plot(
+        ax.bar(
             xs,
             ys,
+            width=width,
+            bottom=stacked,
             color=PALETTE[i % len(PALETTE)],
-            linewidth=2,
-            marker="o" if n_buckets <= 60 else None,
-            markersize=3.5,
+            edgecolor=CARD if n_buckets <= 120 else "none",
+            linewidth=0.6,
             label=_clean(name, MAX_NAME),
         )
+        stacked = [a + b for a, b in zip(stacked, ys, strict=True)]
+    totals = dict(zip(axis, stacked, strict=True))
 
-    _annotate(ax, labels, peak_at, bucket, first, last)
-    top = max(peak_at.values())
-    ax.set_ylim(0, max(1, top) * (1.35 if labels else 1.1))
+    top = max(stacked)
+    ax.set_ylim(0, max(1, top) * (1.45 if labels else 1.15))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    if n_buckets == 1:
-        ax.set_xlim(mdates.date2num(first - step), mdates.date2num(first + step))
+    ax.set_xlim(float(xs[0]) - step.days * 0.6, float(xs[-1]) + step.days * 0.6)
     locator = mdates.AutoDateLocator(minticks=3, maxticks=10)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -177,7 +190,8 @@ def render_chart(
     legend.get_frame().set_edgecolor(GRID)
     for text in legend.get_texts():
         text.set_color(INK)
-    return _png(fig)
+    _annotate(ax, labels, totals, bucket, first, last)
+    return fig
 
 
 def _annotate(
@@ -188,7 +202,14 @@ def _annotate(
     first: date,
     last: date,
 ) -> None:
-    """Name the given events above the highest line at their bucket."""
+    """Name the given events above their bucket's bar, kept inside the plot area.
+
+    A label near either end is anchored on its inner side (left-aligned at the start,
+    right-aligned at the end) so its text never runs off the picture.
+    """
+    left, right = ax.get_xlim()
+    ceiling = ax.get_ylim()[1]
+    span = max(right - left, 1e-9)
     shown = 0
     for i, (day, text) in enumerate(labels):
         if shown >= MAX_LABELS:
@@ -198,17 +219,34 @@ def _annotate(
         at = _bucket_start(day, bucket)
         if not first <= at <= last:
             continue
+        x = float(mdates.date2num(at))
+        where = (x - left) / span
+        ha = "left" if where < 0.3 else "right" if where > 0.7 else "center"
+        label = _clean(text, MAX_LABEL)
+        # Above the tallest bar the text covers (about 5.5 px a character at 8 pt on an
+        # axis about 80% of the picture wide), not only its own bucket's.
+        reach = len(label) * 5.5 / (SIZE_INCHES[0] * DPI * 0.8) * span
+        lo, hi = {"left": (x, x + reach), "right": (x - reach, x)}.get(
+            ha, (x - reach / 2, x + reach / 2)
+        )
+        covered = [v for d, v in peak_at.items() if lo - 0.5 <= mdates.date2num(d) <= hi + 0.5]
         y = peak_at.get(at, 0)
+        above = max([y, *covered]) + ceiling * (0.06 + 0.05 * (i % 3))
         # Alternate heights so neighbouring labels do not sit on each other.
         ax.annotate(
-            _clean(text, MAX_LABEL),
-            xy=(mdates.date2num(at), y),
-            xytext=(0, 14 + 12 * (i % 3)),
-            textcoords="offset points",
-            ha="center",
+            label,
+            xy=(x, y),
+            xytext=(x, above),
+            textcoords="data",
+            ha=ha,
             fontsize=8,
             color=INK,
-            arrowprops={"arrowstyle": "-", "color": MUTED, "linewidth": 0.8},
+            arrowprops={
+                "arrowstyle": "-",
+                "color": MUTED,
+                "linewidth": 0.8,
+                "relpos": ({"left": 0.0, "right": 1.0}.get(ha, 0.5), 0.0),
+            },
             bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": GRID},
         )
         shown += 1

@@ -43,7 +43,7 @@ class ChartCog(commands.Cog, name="Chart"):
     @app_commands.command(name="chart", description="Events per watch over time, as a picture")
     @app_commands.describe(
         query="Only events whose stories match this query",
-        since="Oldest event time: 2025-07-09, 30d, 24h (default: 30 days, or 26 weeks by week)",
+        since="Oldest event: 2025-07-09, 30d, 24h (default: fits the data, at most 30d or 26w)",
         until="Newest event time (a date includes that whole day; default: now)",
         bucket="Count per day or per week",
     )

@@ -51,7 +51,8 @@ async def test_counts_per_watch_per_day_with_the_largest_events(sdb: Database) -
         NO_WATCH: [(date(2025, 7, 1), 1)],
     }
     assert data.events == 5 and not data.capped
-    assert data.since == NOW - timedelta(days=30) and data.until == NOW
+    # No `since`: the window fits the data, from the oldest counted event's day to now.
+    assert data.since == NOW.replace(day=1, hour=0) and data.until == NOW
     assert [(label.title, label.sources) for label in data.labels] == [
         ("NATO summit drone deal", 3),
         ("Drone factory", 2),
@@ -65,7 +66,7 @@ async def test_week_buckets_start_on_monday_and_query_filters(sdb: Database) -> 
         nato = await chart_data(s, 1, query="NATO", since=NOW - timedelta(days=7), now=NOW)
     monday = date(2025, 7, 7)
     assert weekly.series["NATO"] == [(date(2025, 5, 5), 1), (date(2025, 6, 30), 1), (monday, 2)]
-    assert weekly.since == NOW - timedelta(weeks=26)
+    assert weekly.since == NOW.replace(month=5, day=11, hour=0)  # the oldest event's day
     assert sum(count for _, count in weekly.series[NO_WATCH]) == 1
     assert nato.events == 3
     assert nato.series == {
@@ -99,6 +100,23 @@ async def test_newest_events_only_when_capped_and_bad_input(sdb: Database) -> No
     assert empty.series == {} and empty.events == 0
     assert render_png(empty).startswith(b"\x89PNG")
     assert render_png(data, data.title("NATO")).startswith(b"\x89PNG")
+
+
+async def test_without_a_period_the_chart_ends_at_the_newest_event(sdb: Database) -> None:
+    async with sdb.session() as s:
+        reuters = await make_feed(s, "Reuters", "https://reuters.example/rss")
+        # Nothing in the last 30 days: the default window would be empty.
+        for days in (95, 97, 100):
+            await make_story(s, [reuters], f"Story {days} days ago", hours_ago=24 * days)
+        data = await chart_data(s, 1, now=NOW)
+        recent = await chart_data(s, 1, since=NOW - timedelta(days=30), now=NOW)
+    assert recent.events == 0
+    assert data.events == 3
+    assert data.until == NOW - timedelta(days=95)
+    assert data.since == (NOW - timedelta(days=100)).replace(hour=0)
+    assert [day for day, _ in data.series[NO_WATCH]] == [
+        (NOW - timedelta(days=n)).date() for n in (100, 97, 95)
+    ]
 
 
 def test_weeks_start_on_monday() -> None:

@@ -28,7 +28,8 @@ BUCKETS: tuple[Bucket, ...] = ("day", "week")
 NO_WATCH = "no watch"
 MAX_CHART_EVENTS = 20_000
 MAX_LABELS = 5
-# Without `since`, a chart shows this much history: enough to see a trend, few enough buckets.
+# Without `since`, a chart shows at most this much history (ending at the newest event when
+# nothing happened that recently), narrowed to the days that have events.
 DEFAULT_SPAN = {"day": timedelta(days=30), "week": timedelta(weeks=26)}
 
 
@@ -81,8 +82,9 @@ async def chart_data(
 ) -> ChartData:
     """Count the guild's events per watch per `bucket` between `since` and `until`.
 
-    `until` defaults to `now`, `since` to 30 days (day buckets) or 26 weeks (week buckets)
-    before it. Only the newest `max_events` events (and, with a query, the events of the newest
+    `until` defaults to `now`. Without `since` the window fits the data: it covers at most 30
+    days (day buckets) or 26 weeks (week buckets), ending at `until`, or at the newest event
+    when none is that recent, and starts at the oldest event counted. Only the newest `max_events` events (and, with a query, the events of the newest
     `search_cap` matching entries) are counted; `capped` says when a limit was reached.
     """
     if bucket not in BUCKETS:
@@ -90,6 +92,11 @@ async def chart_data(
     chosen: Bucket = "week" if bucket == "week" else "day"
     now = (now or datetime.now(UTC)).astimezone(UTC)
     until = until or now
+    fit = since is None
+    if fit:
+        until = await _fitted_until(
+            session, guild_id, query, until, aliases, search_cap, DEFAULT_SPAN[chosen]
+        )
     since = since or until - DEFAULT_SPAN[chosen]
     if since > until:
         raise BadQuery("since must be before until")
@@ -117,6 +124,9 @@ async def chart_data(
         rows = rows[:max_events]
     if not rows:
         return ChartData(chosen, since, until, {}, [], 0, capped)
+    if fit:
+        oldest = min(row.occurred_at for row in rows).astimezone(UTC)
+        since = max(since, oldest.replace(hour=0, minute=0, second=0, microsecond=0))
     keep = {row.id for row in rows}
     watches: dict[int, set[str]] = {}
     watch_rows = await session.execute(
@@ -164,6 +174,35 @@ async def chart_data(
         "chart data: %d events in %d series", len(rows), len(series), extra={"guild_id": guild_id}
     )
     return ChartData(chosen, since, until, series, labels, len(rows), capped)
+
+
+async def _fitted_until(
+    session: AsyncSession,
+    guild_id: int,
+    query: str | None,
+    until: datetime,
+    aliases: Mapping[str, str] | None,
+    search_cap: int,
+    span: timedelta,
+) -> datetime:
+    """Return `until`, or the newest event's time when no event falls in the span before it."""
+    conds, _ = await _conditions(
+        session,
+        guild_id,
+        query=query,
+        since=None,
+        until=until,
+        watch=None,
+        source=None,
+        aliases=aliases,
+        search_cap=search_cap,
+    )
+    newest = (await session.execute(select(func.max(Event.occurred_at)).where(*conds))).scalar()
+    if newest is None:
+        return until
+    if newest.tzinfo is None:
+        newest = newest.replace(tzinfo=UTC)
+    return until if newest >= until - span else newest
 
 
 def render_png(data: ChartData, title: str = "") -> bytes:
