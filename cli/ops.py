@@ -1,4 +1,4 @@
-"""Past one machine: `poller`, `discord` and `db copy`.
+"""Past one machine: `poller`, `discord`, `db copy`, and `health` for container checks.
 
 `timeline-bot run` is one process doing everything. On PostgreSQL the same work splits into
 processes: any number of `timeline-bot poller` (polling and ingest; they share the due feeds
@@ -49,6 +49,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     discord.set_defaults(func=discord_command)
 
+    health = sub.add_parser(
+        "health",
+        help="ask a running process's /healthz; exit 0 when healthy (for Docker or systemd)",
+        description=(
+            "GET /healthz of a running `run`, `poller` or `discord` process and exit 0 when it "
+            "answers 200, 1 otherwise. The address is [metrics] host and port of the config "
+            "(0.0.0.0 or :: is asked on the loopback address), or --url."
+        ),
+    )
+    health.add_argument("--url", help="base URL of the endpoint (default: from [metrics])")
+    health.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)"
+    )
+    health.set_defaults(func=health_command)
+
     _register_db_copy(sub)
 
 
@@ -78,6 +93,52 @@ def _register_db_copy(sub: Any) -> None:
     )
     p.add_argument("--batch", type=int, default=2000, help="rows per insert (default 2000)")
     p.set_defaults(func=db_copy_command)
+
+
+# -- health ---------------------------------------------------------------------------------
+
+
+def health_url(settings: Settings) -> str | None:
+    """The /healthz URL of the process configured by `settings`, or None without a port."""
+    port = settings.metrics.port
+    if not port:
+        return None
+    host = settings.metrics.host
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/healthz"
+
+
+def health_command(args: argparse.Namespace) -> int:
+    """Exit 0 when the process's /healthz answers 200; print what it said either way."""
+    import urllib.error
+    import urllib.request
+
+    if args.url:
+        url = args.url.rstrip("/")
+        url = url if url.endswith("/healthz") else f"{url}/healthz"
+    else:
+        found = health_url(common.load_settings(args))
+        if found is None:
+            common.print_err("no [metrics] port in the config: the process serves no /healthz")
+            return common.EX_CONFIG
+        url = found
+    if not url.startswith(("http://", "https://")):
+        common.print_err(f"--url must be an http(s) URL, not {url!r}")
+        return common.EX_USAGE
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as resp:
+            print(resp.read(4096).decode("utf-8", "replace"))
+            return common.EX_OK
+    except urllib.error.HTTPError as exc:
+        common.print_err(
+            f"unhealthy: {url} answered {exc.code}: {exc.read(4096).decode('utf-8', 'replace')}"
+        )
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        common.print_err(f"unhealthy: {url} did not answer: {reason}")
+    return 1
 
 
 # -- poller ---------------------------------------------------------------------------------
