@@ -13,16 +13,9 @@ from typing import TextIO
 
 from timeline.db import Database
 from timeline.errors import BadQuery, ConfigError
-from timeline.models import GLOBAL_SCOPE
-from timeline.query import (
-    MAX_LIMIT,
-    Document,
-    SearchHit,
-    feed_source_names,
-    highlight,
-    parse_query,
-    search_entries,
-)
+from timeline.query import Document, feed_source_names, highlight, parse_query
+from timeline.services.search import MAX_PAGE, encode_cursor, search_stories
+from timeline.services.views import HitView, SearchPage
 from timeline.timeparse import parse_when
 
 log = logging.getLogger(__name__)
@@ -59,8 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("query", help="the query, same language as watches")
     s.add_argument("--since", help="oldest publication time (2025-07-09, 7d, 24h, ...)")
     s.add_argument("--until", help="newest publication time (a date includes that day)")
-    s.add_argument("--limit", type=int, default=20, help=f"at most N results (1-{MAX_LIMIT})")
-    s.add_argument("--offset", type=int, default=0, help="skip the first N results")
+    s.add_argument("--limit", type=int, default=20, help=f"at most N results (1-{MAX_PAGE})")
+    s.add_argument(
+        "--cursor",
+        help="continue after the previous page (the cursor it printed on stderr as `next: ...`)",
+    )
     s.add_argument(
         "--guild",
         type=int,
@@ -162,26 +158,33 @@ async def run_search(
     err = err or sys.stderr
     now = datetime.now(UTC)
     try:
-        query = parse_query(args.query, aliases)
         since = parse_when(args.since, now) if args.since else None
         until = parse_when(args.until, now, end=True) if args.until else None
     except BadQuery as exc:
         print(f"invalid query: {exc}", file=err)
         return EX_BAD_QUERY
-    if not 1 <= args.limit <= MAX_LIMIT or args.offset < 0:
-        print(f"--limit must be 1-{MAX_LIMIT} and --offset at least 0", file=err)
+    # Several --guild: each one's feeds and the config file's; none: every feed.
+    guilds: list[int | None] = list(args.guild) if args.guild else [None]
+    try:
+        async with db.session() as session:
+            pages = [
+                await search_stories(
+                    session,
+                    guild,
+                    args.query,
+                    since=since,
+                    until=until,
+                    limit=args.limit,
+                    cursor=args.cursor,
+                    aliases=aliases,
+                )
+                for guild in guilds
+            ]
+    except BadQuery as exc:
+        print(f"invalid query: {exc}", file=err)
         return EX_BAD_QUERY
-    guilds = None if not args.guild else [*args.guild, GLOBAL_SCOPE]
-    async with db.session() as session:
-        hits = await search_entries(
-            session,
-            query,
-            guild_ids=guilds,
-            since=since,
-            until=until,
-            limit=args.limit,
-            offset=args.offset,
-        )
+    page = pages[0] if len(pages) == 1 else _merge(pages, args.limit)
+    hits = page.hits
     if args.json:
         json.dump([_hit_json(h) for h in hits], out, ensure_ascii=False, indent=2)
         out.write("\n")
@@ -190,11 +193,26 @@ async def run_search(
         for hit in hits:
             _print_hit(hit, out, bold)
         if not hits:
-            print(f"no entries match: {query}", file=out)
+            print(f"no entries match: {page.query}", file=out)
+    if page.next_cursor:
+        print(f"next: --cursor {page.next_cursor}", file=err)
     return 0
 
 
-def _hit_json(hit: SearchHit) -> dict[str, object]:
+def _merge(pages: list[SearchPage], limit: int) -> SearchPage:
+    """Merge the pages of several guilds, newest first, without repeating shared stories."""
+    seen: dict[int, HitView] = {}
+    for page in pages:
+        for hit in page.hits:
+            seen.setdefault(hit.entry_id, hit)
+    hits = sorted(seen.values(), key=lambda h: (h.published_at, h.entry_id), reverse=True)
+    more = len(hits) > limit or any(p.next_cursor for p in pages)
+    hits = hits[:limit]
+    cursor = encode_cursor(hits[-1].published_at, hits[-1].entry_id) if more and hits else None
+    return SearchPage(pages[0].query, hits, cursor)
+
+
+def _hit_json(hit: HitView) -> dict[str, object]:
     return {
         "entry_id": hit.entry_id,
         "event_id": hit.event_id,
@@ -208,7 +226,7 @@ def _hit_json(hit: SearchHit) -> dict[str, object]:
     }
 
 
-def _print_hit(hit: SearchHit, out: TextIO, bold: bool) -> None:
+def _print_hit(hit: HitView, out: TextIO, bold: bool) -> None:
     start, end = (_BOLD, _RESET) if bold else ("**", "**")
     when = hit.published_at.strftime("%Y-%m-%d %H:%M")
     print(

@@ -1,7 +1,8 @@
 """`/search query`: the query language over every stored story, matched terms in bold.
 
 Results are stories (entries), not events: one event with three outlets shows three lines.
-Paged like `/timeline`, ten a page, newest first.
+Ten a page, newest first, through the search use case (`timeline.services.search`), whose
+cursor each page keeps so Previous and Next cost the same at any depth.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from discord import app_commands
 from discord.ext import commands
 from discord.utils import format_dt
 
-from discordbot.cogs.timeline import check_query
 from discordbot.render import (
     DESCRIPTION_LIMIT,
     TITLE_LIMIT,
@@ -26,8 +26,8 @@ from discordbot.render import (
     safe_url,
 )
 from discordbot.views import PAGE_TIMEOUT, Page, Paginator, guild_of, time_range
-from timeline.models import GLOBAL_SCOPE
-from timeline.query import SearchHit, parse_query, search_entries
+from timeline.services import search as search_svc
+from timeline.services.views import HitView
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot
@@ -40,7 +40,7 @@ SNIPPET_CHARS = 160
 EMBED_COLOUR = discord.Colour.dark_teal()
 
 
-def hit_line(hit: SearchHit, width: int = LINE_BUDGET) -> str:
+def hit_line(hit: HitView, width: int = LINE_BUDGET) -> str:
     """Render one matching story: event, time, linked outlet, bold title terms, snippet."""
     title = highlight(hit.title, hit.terms, 150) or "(untitled)"
     name = cut(escape(hit.feed_name) or "?", 60)
@@ -54,7 +54,7 @@ def hit_line(hit: SearchHit, width: int = LINE_BUDGET) -> str:
     return cut(line, width)
 
 
-def search_embed(query: str, hits: list[SearchHit], index: int, has_next: bool) -> discord.Embed:
+def search_embed(query: str, hits: list[HitView], index: int, has_next: bool) -> discord.Embed:
     """Render one page of search results."""
     first = index * PAGE_SIZE + 1
     text = " ".join(query.split())
@@ -92,27 +92,28 @@ class SearchCog(commands.Cog, name="Search"):
         """Search the guild's stored stories, ten a page."""
         guild_id = guild_of(interaction)
         start, end = time_range(since, until)
-        # Parse before deferring: a syntax error is answered privately, with its column.
-        async with self.bot.db.session() as session:
-            aliases = await check_query(session, guild_id, query)
-        parsed = parse_query(query, aliases)
-        await interaction.response.defer(thinking=True)
+        # Page i is read from cursors[i], which page i - 1 left (Next and Previous move by one).
+        cursors: dict[int, str | None] = {0: None}
 
         async def render(index: int) -> Page:
             async with self.bot.db.session() as session:
-                hits = await search_entries(
+                page = await search_svc.search_stories(
                     session,
-                    parsed,
-                    guild_ids=[guild_id, GLOBAL_SCOPE],
+                    guild_id,
+                    query,
                     since=start,
                     until=end,
-                    limit=PAGE_SIZE + 1,
-                    offset=index * PAGE_SIZE,
+                    limit=PAGE_SIZE,
+                    cursor=cursors[index],
                 )
-            has_next = len(hits) > PAGE_SIZE
-            hits = hits[:PAGE_SIZE]
-            return Page(search_embed(query, hits, index, has_next), has_next, len(hits))
+            has_next = page.next_cursor is not None
+            cursors[index + 1] = page.next_cursor
+            return Page(search_embed(query, page.hits, index, has_next), has_next, len(page.hits))
 
+        # Check the query before deferring: a syntax error is answered privately, with its column.
+        async with self.bot.db.session() as session:
+            await search_svc.check_search(session, guild_id, query)
+        await interaction.response.defer(thinking=True)
         first = await render(0)
         if not first.items:
             await interaction.followup.send(

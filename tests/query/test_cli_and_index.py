@@ -103,6 +103,26 @@ async def test_search_command_prints_text_and_json(sqlite_db: Database) -> None:
         assert err.getvalue()
 
 
+async def test_search_command_pages_with_the_cursor_it_prints(sqlite_db: Database) -> None:
+    feed = await add_feed(sqlite_db, "Reuters", "https://www.reuters.com/rss")
+    await add_entries(sqlite_db, feed, [(f"Drone report {i}", "") for i in range(5)])
+    seen: list[str] = []
+    argv = ["search", "drone", "--limit", "2", "--json"]
+    for _ in range(5):
+        out, err = io.StringIO(), io.StringIO()
+        assert await run_search(sqlite_db, _parser().parse_args(argv), {}, out=out, err=err) == 0
+        seen += [hit["title"] for hit in json.loads(out.getvalue())]
+        if "next: --cursor " not in err.getvalue():
+            break
+        cursor = err.getvalue().split("next: --cursor ", 1)[1].split()[0]
+        argv = ["search", "drone", "--limit", "2", "--json", "--cursor", cursor]
+    assert seen == [f"Drone report {i}" for i in (4, 3, 2, 1, 0)]
+    err = io.StringIO()
+    args = _parser().parse_args(["search", "drone", "--cursor", "bogus"])
+    assert await run_search(sqlite_db, args, {}, out=io.StringIO(), err=err) == 2
+    assert "cursor is not valid" in err.getvalue()
+
+
 def test_watch_index_equals_brute_force_and_skips_unrelated_watches() -> None:
     rng = random.Random(7)
     vocab = [f"w{i}" for i in range(300)] + ["NATO", "communique", "dual-use", "drone"]

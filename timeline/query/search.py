@@ -249,11 +249,14 @@ async def search_entries(
     until: datetime | None = None,
     limit: int = 20,
     offset: int = 0,
+    before: tuple[datetime, int] | None = None,
 ) -> list[SearchHit]:
     """Return stored entries matching `query`, newest first (since <= published <= until).
 
     `guild_ids` limits the search to entries of feeds owned by those guilds (pass the guild
-    and GLOBAL_SCOPE); None searches everything. `limit` is capped at MAX_LIMIT.
+    and GLOBAL_SCOPE); None searches everything. `limit` is capped at MAX_LIMIT. `before`
+    is a cursor, the (published_at, entry_id) of the last hit of the previous page: the
+    search continues strictly after it in the newest-first order.
     """
     limit = max(0, min(int(limit), MAX_LIMIT))
     offset = max(0, int(offset))
@@ -275,7 +278,7 @@ async def search_entries(
     wanted = offset + limit
     batch = min(max(2 * wanted, 50), 2000)
     hits: list[SearchHit] = []
-    last: tuple[datetime, int] | None = None
+    last: tuple[datetime, int] | None = before
     while len(hits) < wanted:
         rows = await pages(last, batch)
         for entry_id, event_id, title, summary, link, published, feed_name, feed_url in rows:

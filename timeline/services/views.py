@@ -83,3 +83,18 @@ class HitView:
     published_at: datetime
     feed_name: str
     terms: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of stored stories matching a query, newest first.
+
+    `next_cursor` is an opaque string that asks for the page after this one (None on the
+    last page): a cursor, not an offset, so a page costs the same however deep it is and
+    stories stored meanwhile do not shift what the next page shows.
+    """
+
+    query: str
+    hits: list[HitView]
+    next_cursor: str | None
