@@ -1,0 +1,441 @@
+"""Storylines: events about one developing subject, followed over weeks.
+
+An event is one happening told by several outlets (see :mod:`timeline.clustering`); a
+storyline strings events together: the April warning, the July report, the draft communique,
+the final communique and Beijing's reply are five events and one storyline. The decision is
+made per new event against the events of the last `window` (30 days by default, far longer
+than the event window), in the ingest transaction, and depends only on what the index holds,
+so a process that reloads the index from the database decides as one that never stopped.
+
+How two events are judged to be about the same subject: each is reduced to its content terms
+(stems of title and text, without stop words and figures) and its names (capitalised words
+inside a sentence, acronyms). Terms are weighted by their rarity among the indexed events
+(IDF with a prior, so a small index does not make every word look distinctive) and names
+count extra. Two events are about the same subject when the weighted cosine of their terms
+reaches `JOIN_SCORE`, they share at least `MIN_SHARED` distinctive terms and at least one
+name. "NATO" alone, or "drone" and "China" in stories about other things, do not glue: they
+are frequent, so they weigh little, and one shared word is never enough.
+
+An event joins the storyline of its best-scoring earlier event; when that event has no
+storyline yet, the two start one. An event belongs to at most one storyline. Ties are broken
+by the older event, then the lower id, so the result does not depend on dictionary order.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .clustering import _STOPWORDS, _entities, _fold, _stem
+
+# --- thresholds, tuned on tests/storylines/labelled_dev.toml only (see bench/storylines.py) ---
+WINDOW = timedelta(days=30)
+JOIN_SCORE = 0.2
+MIN_SHARED = 3
+SUPPORT = 2
+STRONG_SCORE = 0.25
+NAME_WEIGHT = 1.5
+TITLE_WEIGHT = 1.5
+# IDF smoothing: as if the index held this many more events containing none of the terms.
+IDF_PRIOR = 80
+# Terms in more than this share of the indexed events (past the prior) weigh nothing.
+COMMON_SHARE = 0.25
+MAX_TEXT = 4000
+# The best-overlapping earlier events scored in full (by summed IDF of shared terms).
+MAX_CANDIDATES = 50
+TITLE_TERMS = 4
+
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+# Words that carry no subject in news copy, beyond the clustering stop words.
+_GENERIC = frozenset(
+    """
+    official officials government minister ministry president leader leaders country
+    countries people percent million billion thousands hundreds dozens first second third
+    last next week weeks months month year years day days time times end start new old
+    told spokesman spokeswoman statement statements press conference news agency agencies
+    group groups part parts plan plans move moves call calls called calling make makes made
+    take takes took give gives gave show shows showed set sets put puts high low big large
+    major key more most other others several many much such after before since during
+    against over under between among about around near across also still again already
+    """.split()
+)
+
+
+# Outlets write "Venezuelan court" and "Venezuela's court": one subject. Added to the
+# clustering module's pairs, which _stem applies first.
+_DEMONYMS = {
+    "afghan": "afghanistan",
+    "armenian": "armenia",
+    "australian": "australia",
+    "austrian": "austria",
+    "azerbaijani": "azerbaijan",
+    "bangladeshi": "bangladesh",
+    "brazilian": "brazil",
+    "bulgarian": "bulgaria",
+    "burmese": "myanmar",
+    "chilean": "chile",
+    "colombian": "colombia",
+    "congolese": "congo",
+    "croatian": "croatia",
+    "cuban": "cuba",
+    "czech": "czechia",
+    "danish": "denmark",
+    "dutch": "netherlands",
+    "egyptian": "egypt",
+    "emirati": "emirates",
+    "estonian": "estonia",
+    "ethiopian": "ethiopia",
+    "filipino": "philippines",
+    "finnish": "finland",
+    "georgian": "georgia",
+    "greek": "greece",
+    "haitian": "haiti",
+    "hungarian": "hungary",
+    "indonesian": "indonesia",
+    "iraqi": "iraq",
+    "irish": "ireland",
+    "jordanian": "jordan",
+    "kazakh": "kazakhstan",
+    "latvian": "latvia",
+    "libyan": "libya",
+    "lithuanian": "lithuania",
+    "malaysian": "malaysia",
+    "malian": "mali",
+    "mexican": "mexico",
+    "moldovan": "moldova",
+    "mongolian": "mongolia",
+    "nepali": "nepal",
+    "nigerian": "nigeria",
+    "nigerien": "niger",
+    "norwegian": "norway",
+    "pakistani": "pakistan",
+    "panamanian": "panama",
+    "peruvian": "peru",
+    "portuguese": "portugal",
+    "romanian": "romania",
+    "serbian": "serbia",
+    "somali": "somalia",
+    "swedish": "sweden",
+    "swiss": "switzerland",
+    "thai": "thailand",
+    "tunisian": "tunisia",
+    "uzbek": "uzbekistan",
+    "venezuelan": "venezuela",
+    "vietnamese": "vietnam",
+    "yemeni": "yemen",
+}
+
+
+_POSSESSIVE = re.compile(r"['’]s$")
+
+
+def _bare(word: str) -> str:
+    """A word without its possessive and edge punctuation: "Russia's" -> "Russia"."""
+    return _POSSESSIVE.sub("", word.strip("'’-")).strip("'’-")
+
+
+def _norm(word: str) -> str:
+    return _stem(_DEMONYMS.get(word, word))
+
+
+def _terms(text: str) -> list[str]:
+    words = _WORD.findall(_fold(text[:MAX_TEXT]))
+    out = []
+    for w in words:
+        w = _bare(w)
+        if len(w) < 3 or w in _STOPWORDS or w in _GENERIC:
+            continue
+        for part in w.split("-"):
+            if len(part) >= 3 and part not in _STOPWORDS and part not in _GENERIC:
+                out.append(_norm(part))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an event is about: weighted content terms and its names (both as stems)."""
+
+    terms: dict[str, float]
+    names: frozenset[str]
+    forms: dict[str, str] = field(default_factory=dict)  # stem -> a word as written
+
+
+def subject(title: str, text: str = "") -> Subject:
+    """Reduce an event's title and text (its sources' summaries) to a Subject."""
+    title, text = title[:MAX_TEXT], text[:MAX_TEXT]
+    weights: dict[str, float] = {}
+    for stem in _terms(title):
+        weights[stem] = max(weights.get(stem, 0.0), TITLE_WEIGHT)
+    for stem in _terms(text):
+        weights[stem] = max(weights.get(stem, 0.0), 1.0)
+    names = (
+        frozenset(_norm(n) if n in _DEMONYMS else n for n in _entities(title, text))
+        & weights.keys()
+    )
+    for name in names:
+        weights[name] *= NAME_WEIGHT
+    forms: dict[str, str] = {}
+    for word in _WORD.findall(f"{title} {text}"):
+        word = _bare(word)
+        stem = _norm(_fold(word))
+        if stem in weights and stem not in forms:
+            forms[stem] = word
+    return Subject(weights, names, forms)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMatch:
+    """The earlier event a new event continues, and its storyline (None: start one)."""
+
+    event_id: int
+    storyline_id: int | None
+    score: float
+
+
+@dataclass(slots=True)
+class _Member:
+    event_id: int
+    at: datetime
+    subject: Subject
+    storyline_id: int | None
+
+
+class StorylineIndex:
+    """The events of the last `window`, with their storylines, to place new events."""
+
+    def __init__(self, window: timedelta = WINDOW) -> None:
+        self.window = window
+        self._members: dict[int, _Member] = {}
+        self._postings: dict[str, set[int]] = {}
+        self._df: Counter[str] = Counter()
+        self._by_storyline: dict[int, set[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._members
+
+    def storyline_of(self, event_id: int) -> int | None:
+        """The storyline an indexed event belongs to (None: none, or not indexed)."""
+        member = self._members.get(event_id)
+        return member.storyline_id if member else None
+
+    def add(
+        self, event_id: int, at: datetime, subject: Subject, storyline_id: int | None = None
+    ) -> None:
+        """Index an event (again: its subject and storyline are replaced)."""
+        self.remove(event_id)
+        self._members[event_id] = _Member(event_id, at, subject, storyline_id)
+        if storyline_id is not None:
+            self._by_storyline.setdefault(storyline_id, set()).add(event_id)
+        for term in subject.terms:
+            self._postings.setdefault(term, set()).add(event_id)
+            self._df[term] += 1
+
+    def remove(self, event_id: int) -> None:
+        """Drop an event from the index (no-op when absent)."""
+        member = self._members.pop(event_id, None)
+        if member is None:
+            return
+        self._leave(member)
+        for term in member.subject.terms:
+            posting = self._postings.get(term)
+            if posting is not None:
+                posting.discard(event_id)
+                if not posting:
+                    del self._postings[term]
+            self._df[term] -= 1
+            if self._df[term] <= 0:
+                del self._df[term]
+
+    def set_storyline(self, event_ids: Iterable[int], storyline_id: int | None) -> None:
+        """Record that these indexed events now belong to `storyline_id`."""
+        for event_id in event_ids:
+            member = self._members.get(event_id)
+            if member is not None:
+                self._leave(member)
+                member.storyline_id = storyline_id
+                if storyline_id is not None:
+                    self._by_storyline.setdefault(storyline_id, set()).add(event_id)
+
+    def _leave(self, member: _Member) -> None:
+        if member.storyline_id is None:
+            return
+        ids = self._by_storyline.get(member.storyline_id)
+        if ids is not None:
+            ids.discard(member.event_id)
+            if not ids:
+                del self._by_storyline[member.storyline_id]
+
+    def prune(self, now: datetime) -> int:
+        """Forget events that happened more than `window` before `now`; return how many."""
+        cutoff = now - self.window
+        old = [m.event_id for m in self._members.values() if m.at < cutoff]
+        for event_id in old:
+            self.remove(event_id)
+        return len(old)
+
+    def idf(self, term: str) -> float:
+        """How distinctive `term` is among the indexed events (0 for the commonest)."""
+        df = self._df.get(term, 0)
+        n = len(self._members)
+        if n >= 20 and df > COMMON_SHARE * n:
+            return 0.0
+        return math.log((n + IDF_PRIOR) / (df + 1))
+
+    def score(
+        self, a: Subject, b: Subject, cache: dict[str, float] | None = None
+    ) -> tuple[float, int, bool]:
+        """Return (weighted cosine, shared distinctive terms, a shared name) of two subjects."""
+        shared = a.terms.keys() & b.terms.keys()
+        if not shared:
+            return 0.0, 0, False
+        idf = {} if cache is None else cache
+        for t in a.terms.keys() | b.terms.keys():
+            if t not in idf:
+                idf[t] = self.idf(t)
+        dot = sum(a.terms[t] * b.terms[t] * idf[t] ** 2 for t in shared)
+        na = math.sqrt(sum((w * idf[t]) ** 2 for t, w in a.terms.items()))
+        nb = math.sqrt(sum((w * idf[t]) ** 2 for t, w in b.terms.items()))
+        if not na or not nb:
+            return 0.0, 0, False
+        distinctive = sum(1 for t in shared if idf[t] > 0)
+        named = any(idf[t] > 0 for t in shared & a.names & b.names)
+        return dot / (na * nb), distinctive, named
+
+    def find(
+        self, subject: Subject, at: datetime, *, exclude: int | None = None
+    ) -> StoryMatch | None:
+        """Return the earlier event within the window that `subject` continues, if any.
+
+        Joining a storyline with two or more events within the window takes `SUPPORT` of them that the
+        new event resembles, or one it resembles strongly (`STRONG_SCORE`): one loose
+        likeness to one member is how a story about other things slips in.
+        """
+        counts: Counter[int] = Counter()
+        mass: dict[int, float] = {}
+        cache: dict[str, float] = {}
+        for term in subject.terms:
+            weight = cache[term] = self.idf(term)
+            if weight <= 0:
+                continue
+            for event_id in self._postings.get(term, ()):
+                counts[event_id] += 1
+                mass[event_id] = mass.get(event_id, 0.0) + weight
+        ranked = sorted(
+            ((e, n) for e, n in counts.items() if n >= MIN_SHARED),
+            key=lambda kv: (-mass[kv[0]], kv[0]),
+        )[:MAX_CANDIDATES]
+        liked: list[tuple[float, datetime, int]] = []
+        for event_id, hits in ranked:
+            if hits < MIN_SHARED or event_id == exclude:
+                continue
+            member = self._members[event_id]
+            if abs(member.at - at) > self.window:
+                continue
+            score, shared, named = self.score(subject, member.subject, cache)
+            if score >= JOIN_SCORE and shared >= MIN_SHARED and named:
+                liked.append((-score, member.at, event_id))
+        support: Counter[int | None] = Counter(
+            self._members[event_id].storyline_id for _, _, event_id in liked
+        )
+        for key in sorted(liked):
+            member = self._members[key[2]]
+            sid = member.storyline_id
+            if sid is not None and self._size_near(sid, at) >= 2:
+                if support[sid] < SUPPORT and -key[0] < STRONG_SCORE:
+                    continue
+            return StoryMatch(member.event_id, sid, -key[0])
+        return None
+
+    def _size_near(self, storyline_id: int, at: datetime) -> int:
+        """Members of a storyline within the window of `at` (the ones a new event can like)."""
+        return sum(
+            1
+            for e in self._by_storyline.get(storyline_id, ())
+            if abs(self._members[e].at - at) <= self.window
+        )
+
+    def title_for(self, event_ids: Iterable[int], limit: int = TITLE_TERMS) -> str:
+        """Name a storyline by the distinctive terms most of its indexed events share."""
+        members = [self._members[e] for e in event_ids if e in self._members]
+        if not members:
+            return ""
+        counts: Counter[str] = Counter()
+        forms: dict[str, str] = {}
+        for m in members:
+            counts.update(m.subject.terms.keys())
+            for stem, form in m.subject.forms.items():
+                forms.setdefault(stem, form)
+        wanted = max(2, math.ceil(len(members) / 2))
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min(wanted, len(members))),
+            key=lambda t: (-counts[t] * (self.idf(t) + 0.01), t),
+        )
+        words = [forms.get(t, t) for t in ranked[:limit]]
+        return ", ".join(w[:1].upper() + w[1:] for w in words)
+
+
+# --- source briefs: what a joining source says that the earlier ones did not ----------------
+
+BRIEF_CHARS = 300
+_SENTENCE = re.compile(r"(?<=[.!?])[\"”’']?\s+(?=[\"“‘A-Z0-9])")
+_CLAUSE = re.compile(r";\s+|\s+[—–]\s+|,\s+(?:while|but|and|as|after|although|whereas)\s+")
+_QUOTE = re.compile(r"[\"“]([^\"”]{8,300})[\"”]")
+_NUMBER = re.compile(r"\d[\d,.]*(?:\s*(?:-|to)\s*\d[\d,.]*)?")
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve dozen dozens hundred "
+    "hundreds thousand thousands million millions billion billions trillion".split()
+)
+
+
+def _facts(text: str) -> set[str]:
+    """The checkable facts of a text: figures, quoted words, names (as folded stems)."""
+    facts = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    for quote in _QUOTE.findall(text):
+        facts.update(f"q:{t}" for t in _terms(quote))
+    facts.update(f"n:{n}" for n in _entities("", text))
+    words = _WORD.findall(_fold(text))
+    facts.update(f"w:{w}" for w in words if w in _NUMBER_WORDS)
+    return facts
+
+
+def _pieces(text: str) -> list[str]:
+    out = []
+    for sentence in _SENTENCE.split(text.strip()):
+        parts = [p.strip() for p in _CLAUSE.split(sentence) if p and p.strip()]
+        out.extend(parts if len(parts) > 1 else [sentence.strip()])
+    return [p for p in out if len(p) >= 12]
+
+
+def source_brief(new: str, earlier: Iterable[str]) -> str | None:
+    """Return the sentence or clause of `new` that adds most to `earlier`, or None.
+
+    Extractive: a piece of the new source's text is kept when it carries figures, quotes,
+    names or terms that no earlier source has. None means the source adds nothing new.
+    """
+    new = new[:MAX_TEXT]
+    seen_text = " ".join(e[:MAX_TEXT] for e in earlier)
+    seen_facts = _facts(seen_text)
+    seen_terms = set(_terms(seen_text))
+    best: tuple[float, int, str] | None = None
+    for i, piece in enumerate(_pieces(new)):
+        facts = _facts(piece) - seen_facts
+        terms = set(_terms(piece)) - seen_terms
+        figures = sum(1 for f in facts if f[0].isdigit() or f.startswith("w:"))
+        quotes = sum(1 for f in facts if f.startswith("q:"))
+        names = sum(1 for f in facts if f.startswith("n:"))
+        score = 2.0 * figures + 1.0 * min(quotes, 3) + 1.0 * names + 0.5 * len(terms)
+        if not (figures or quotes or names) and len(terms) < 3:
+            continue
+        if best is None or (score, -i) > (best[0], -best[1]):
+            best = (score, i, piece)
+    if best is None or best[0] < 2.0:
+        return None
+    piece = best[2]
+    return piece if len(piece) <= BRIEF_CHARS else piece[: BRIEF_CHARS - 1].rstrip() + "…"
