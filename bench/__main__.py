@@ -48,7 +48,7 @@ class Plan:
     match_watches: tuple[int, ...] = (10, 100, 1000, 10_000)
     match_items: int = 2000
     search_entries: tuple[int, ...] = (100_000,)
-    sections: tuple[str, ...] = ("poll", "baseline", "alerts", "match", "search")
+    sections: tuple[str, ...] = ("poll", "baseline", "fair", "alerts", "match", "search")
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -204,6 +204,27 @@ def print_table(results: dict[str, Any]) -> None:
                 "",
             ),
         ]
+    fair = results.get("fair")
+    if fair:
+        rows.append(
+            (
+                "fair baseline: round p50 / CPU per round (s)",
+                "",
+                f"{fair['round_wall_p50_s']:.1f} / {fair['cpu_s_per_round']:.1f}",
+                "",
+            )
+        )
+        rows.append(("fair baseline: peak RSS (MB)", "", _fmt(fair["peak_rss_mb"], ".0f"), ""))
+        vs = results.get("ratio_vs_fair_baseline")
+        if vs:
+            rows.append(
+                (
+                    "round wall vs fair baseline",
+                    _fmt(vs["round_wall_p50"], ".2f") + "x",
+                    "1x",
+                    ">= 3x",
+                )
+            )
     ratio = results.get("ratio")
     if ratio:
         rows.append(("throughput ratio (feeds/s)", _fmt(ratio["feeds_per_s"]) + "x", "1x", ">= 5x"))
@@ -300,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="timeline-bench-") as tmp:
         sections = plan.sections
-        if {"poll", "baseline", "alerts"} & set(sections):
+        if {"poll", "baseline", "fair", "alerts"} & set(sections):
             with FarmProcess(farm_config) as farm:
                 print(
                     f"feed farm: separate process pid {farm.pid} on {len(farm.ports)} ports of "
@@ -338,6 +359,23 @@ def main(argv: list[str] | None = None) -> int:
                         },
                         verbose=args.verbose,
                     )
+                if "fair" in sections:
+                    print(
+                        "fair baseline: aiohttp x20, conditional GET, feedparser on bytes, "
+                        "INSERT OR IGNORE ...",
+                        flush=True,
+                    )
+                    results["fair"] = run_phase(
+                        "fair",
+                        {
+                            "ports": farm.ports,
+                            "feeds": plan.feeds,
+                            "db_path": f"{tmp}/fair.db",
+                            "rounds": plan.rounds,
+                            "share": plan.share,
+                        },
+                        verbose=args.verbose,
+                    )
                 if "alerts" in sections:
                     print("alert latency through the Discord emulator ...", flush=True)
                     results["alerts"] = run_phase(
@@ -359,6 +397,15 @@ def main(argv: list[str] | None = None) -> int:
             results["ratio"] = {
                 "feeds_per_s": poll["feeds_per_s"] / base["feeds_per_s"],
                 "new_items_per_s": poll["new_items_per_s"] / base["new_items_per_s"],
+            }
+        if results.get("poll") and results.get("fair"):
+            poll, fair = results["poll"], results["fair"]
+            # Keys say which baseline: "ratio" is against feedparser.parse(url) one by one.
+            results["ratio_vs_fair_baseline"] = {
+                "round_wall_p50": fair["round_wall_p50_s"] / poll["round_wall_p50_s"],
+                "feeds_per_s": poll["feeds_per_s"] / fair["feeds_per_s"],
+                "cpu_s_per_round": poll["cpu_s_per_round"] / fair["cpu_s_per_round"],
+                "peak_rss_mb": poll["peak_rss_mb"] / fair["peak_rss_mb"],
             }
         if "match" in sections:
             print("watch matching (bench/bench_query.py match) ...", flush=True)

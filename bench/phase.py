@@ -32,6 +32,10 @@ def _run(name: str, config: dict[str, Any]) -> dict[str, Any]:
         from .baseline import BaselineConfig, run_baseline
 
         return run_baseline(BaselineConfig(**config))
+    if name == "fair":
+        from .fair import FairConfig, run_fair
+
+        return run_fair(FairConfig(**config))
     if name == "alerts":
         from .alerts import AlertConfig, run_alerts
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from bench.__main__ import main as bench_main
 from bench.alerts import AlertConfig, run_alerts
 from bench.baseline import BaselineConfig, run_baseline
+from bench.fair import FairConfig, run_fair
 from bench.farm import FarmConfig, FarmProcess
 from bench.measure import children, percentile
 from bench.poll import PollConfig, run_poll
@@ -154,6 +155,20 @@ def test_baseline_reads_every_feed_every_round(farm: FarmProcess) -> None:
     assert first["items_parsed"] == second["items_parsed"] == HEALTHY * TINY.items
     assert second["new_items"] == second["farm_new_items"] > 0
     assert first["failed_feeds"] == second["failed_feeds"] == TINY.feeds - HEALTHY
+
+
+def test_fair_baseline_uses_conditional_get_and_stores_each_new_item_once(
+    tmp_path: Path, farm: FarmProcess
+) -> None:
+    figures = run_fair(
+        FairConfig(ports=farm.ports, feeds=TINY.feeds, db_path=str(tmp_path / "f.db"), rounds=2)
+    )
+    for r in figures["rounds"]:
+        # HTTP 500, 503 and 404 fail; the HTML page is fetched and yields no items.
+        assert r["failed"] == TINY.feeds - HEALTHY - 1
+        assert r["fetched"] + r["not_modified"] + r["failed"] == TINY.feeds
+        assert r["new"] == r["farm_new_items"]
+    assert sum(r["not_modified"] for r in figures["rounds"]) > 0
 
 
 async def test_alert_latency_phase_sees_the_message_in_the_emulator(
