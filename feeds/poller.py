@@ -28,7 +28,7 @@ class Due(Protocol):
 class Store(Protocol):
     async def claim_due(self, now: datetime | None = None, limit: int = 1000) -> list[Any]: ...
 
-    async def begin_round(self) -> None: ...
+    async def begin_round(self, now: datetime | None = None) -> None: ...
 
     async def record(self, due: Any, result: FetchResult, now: datetime | None = None) -> Any: ...
 
@@ -78,7 +78,7 @@ class Poller:
             started = time.perf_counter()
             due = await self.store.claim_due(now, self.batch)
             if due:
-                await self.store.begin_round()
+                await self.store.begin_round(now)
                 semaphore = asyncio.Semaphore(self.concurrency)
 
                 async def one(feed: Due) -> None:

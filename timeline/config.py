@@ -53,6 +53,7 @@ class PollingSettings:
     parse_workers: int = 0
     skip_seen_items: bool = True
     lease_seconds: float = 300.0
+    storyline_window_days: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +265,9 @@ def _polling(path: str, data: Mapping[str, Any]) -> PollingSettings:
         parse_workers=r.integer("parse_workers", d.parse_workers, minimum=0, maximum=64),
         skip_seen_items=r.boolean("skip_seen_items", d.skip_seen_items),
         lease_seconds=r.number("lease_seconds", d.lease_seconds, minimum=0.5, maximum=86_400),
+        storyline_window_days=r.integer(
+            "storyline_window_days", d.storyline_window_days, minimum=1, maximum=365
+        ),
     )
     r.finish()
     if not settings.user_agent.strip():

@@ -25,6 +25,7 @@ from .clustering import EventIndex
 from .errors import BadQuery
 from .models import GLOBAL_SCOPE, Alert, Entry, Event, Feed, Watch
 from .query import Document, WatchIndex, feed_source_names, parse_query, sync_search_index
+from .storyline_store import NewEvent, StorylineCache, write_briefs
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class IngestReport:
     joined_events: list[int] = field(default_factory=list)
     alerts: list[NewAlert] = field(default_factory=list)
     edited_alerts: int = 0
+    # New events placed in a storyline: {event id: storyline id}.
+    storylines: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,11 +215,13 @@ async def ingest(
     now: datetime,
     alert: bool,
     events: EventIndex | None = None,
+    storylines: StorylineCache | None = None,
 ) -> IngestReport:
     """Store `items` of `feed`; return what was new. The caller commits.
 
     `events` is the in-memory index of the feed's scope's recent events (clustering); each new
-    entry is added to it. If the transaction fails, the caller must drop the index.
+    entry is added to it. `storylines` places each new event in a storyline (and is extended
+    likewise). If the transaction fails, the caller must drop both.
     """
     report = IngestReport()
     by_key: dict[str, FeedItem] = {}
@@ -268,6 +273,8 @@ async def ingest(
     by_link = await _events_by_links(session, feed, links)
     entry_events: list[dict[str, int]] = []
     touched_events: set[int] = set()
+    created: list[NewEvent] = []
+    joined_entries: list[tuple[int, int]] = []
     for key, entry_id in inserted.items():
         item = fresh[key]
         event_id = await _find_event(session, feed, item, key, events, by_link)
@@ -286,13 +293,19 @@ async def ingest(
                 )
             ).scalar_one()
             report.new_events.append(event_id)
+            created.append(
+                NewEvent(event_id, feed.guild_id, item.published, item.title, item.summary)
+            )
         else:
             report.joined_events.append(event_id)
+            joined_entries.append((entry_id, event_id))
             await session.execute(
                 update(Event)
                 .where(Event.id == event_id, Event.occurred_at > item.published)
                 .values(occurred_at=item.published, updated_at=now)
             )
+            if storylines is not None:
+                storylines.index(feed.guild_id).move_earlier(event_id, item.published)
         touched_events.add(event_id)
         if item.link:
             by_link.setdefault(item.link, event_id)
@@ -335,6 +348,12 @@ async def ingest(
     if entry_events:
         # One executemany by primary key instead of one UPDATE per entry.
         await session.execute(update(Entry), entry_events)
+
+    # Storylines and source briefs in the same transaction (both read the entries' events).
+    if storylines is not None and created:
+        report.storylines = await storylines.place(session, created, now=now)
+    if joined_entries:
+        await write_briefs(session, joined_entries)
 
     # An event that gained a source and was already alerted: its message must show the new
     # source, so delivery edits it (dirty) instead of posting again.

@@ -103,6 +103,22 @@ class Feed(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class Storyline(Base):
+    """Events about one developing subject, followed over weeks (see timeline.storylines)."""
+
+    __tablename__ = "storylines"
+    __table_args__ = (Index("ix_storylines_guild_updated", "guild_id", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    guild_id: Mapped[int] = mapped_column(BigInteger, default=GLOBAL_SCOPE)
+    title: Mapped[str] = mapped_column(Text)
+    # An admin's title is kept; a derived one follows the events that join.
+    title_edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Event(Base):
     __tablename__ = "events"
     __table_args__ = (Index("ix_events_guild_occurred", "guild_id", "occurred_at"),)
@@ -116,6 +132,11 @@ class Event(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    storyline_id: Mapped[int | None] = mapped_column(
+        ForeignKey("storylines.id", ondelete="SET NULL"), index=True
+    )
+    # An admin took this event out of a storyline: ingest does not put it back.
+    storyline_detached: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Entry(Base):
@@ -139,6 +160,9 @@ class Entry(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_is_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What this source added to its event's earlier sources (None: the first source, or not
+    # computed; "": nothing new). See timeline.storylines.source_brief.
+    brief: Mapped[str | None] = mapped_column(Text)
 
 
 class EventNote(Base):

@@ -24,6 +24,7 @@ from .db import Database
 from .ingest import IngestReport, NewAlert, WatchSet, ingest, load_recent_sources, load_watch_set
 from .models import Feed, FetchLog, utcnow
 from .notify import announce_outbox
+from .storyline_store import StorylineCache
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class PollStore:
         self.events: dict[int, EventIndex] = {}
         self._events_seen: datetime | None = None
         self._own_entries: set[int] = set()
+        # Recent events per guild scope with their storylines (see timeline.storyline_store).
+        self.storylines = StorylineCache(timedelta(days=settings.storyline_window_days))
         # Feeds claimed and not yet recorded: the leases `renew_leases` keeps alive.
         self.held: set[int] = set()
         # SQLite has one writer at a time; queueing here is cheaper than busy-waiting there.
@@ -176,6 +179,7 @@ class PollStore:
                 skip=self._own_entries,
             )
             self._own_entries = set()
+            await self.storylines.refresh(session, now)
         for index in self.events.values():
             index.prune(now)
 
@@ -193,7 +197,7 @@ class PollStore:
         """
         now = now or utcnow()
         if self.watches is None:
-            await self.begin_round()
+            await self.begin_round(now)
         try:
             if result.outcome == "ok":
                 outcome = await self._record(due, result, now)
@@ -233,6 +237,7 @@ class PollStore:
                     now=now,
                     alert=alert,
                     events=self.events.setdefault(feed.guild_id, EventIndex()),
+                    storylines=self.storylines,
                 )
                 self._own_entries.update(report.entry_ids)
                 if result.feed_title:
@@ -389,6 +394,7 @@ class PollStore:
         self.events.clear()
         self._events_seen = None
         self._own_entries = set()
+        self.storylines.drop()
 
     def _interval(self, feed: Feed) -> float:
         base = feed.interval_seconds or self.settings.interval_seconds

@@ -253,6 +253,12 @@ class StorylineIndex:
             if self._df[term] <= 0:
                 del self._df[term]
 
+    def move_earlier(self, event_id: int, at: datetime) -> None:
+        """An indexed event's date moved earlier (an earlier source joined it)."""
+        member = self._members.get(event_id)
+        if member is not None and at < member.at:
+            member.at = at
+
     def set_storyline(self, event_ids: Iterable[int], storyline_id: int | None) -> None:
         """Record that these indexed events now belong to `storyline_id`."""
         for event_id in event_ids:
