@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 import discord
 from discord.utils import escape_markdown, format_dt
 
-from timeline.outbox import AlertView, DigestLine
+from timeline.outbox import AlertView, DigestLine, SourceView, StorylineRef
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +224,31 @@ def _sources_value(alert: AlertView) -> str:
     return cut(", ".join(escape(name) or "?" for name in seen), FIELD_VALUE_LIMIT)
 
 
+def storyline_line(ref: StorylineRef) -> str:
+    """One line: which storyline an event belongs to, how many events before it, since when."""
+    title = cut(escape(ref.title) or "Untitled storyline", 200)
+    if ref.earlier_events and ref.since is not None:
+        plural = "event" if ref.earlier_events == 1 else "events"
+        told = f" — {ref.earlier_events} earlier {plural} since {ref.since:%d %b}"
+    else:
+        told = " — the first event"
+    return f"Part of *{title}*{told} · story #{ref.id}"
+
+
+def brief_value(source: SourceView, limit: int = FIELD_VALUE_LIMIT) -> str:
+    """What one joining source adds, escaped and cut (or that it adds nothing new)."""
+    name = escape(source.feed_name) or "?"
+    if not source.brief:
+        return cut(f"{name} — nothing new", limit)
+    return cut(f"{name} — adds: ‘{escape(source.brief)}’", limit)
+
+
+def _latest_brief(alert: AlertView) -> SourceView | None:
+    """The newest source that joined the event after the first one, if any."""
+    joined = [s for s in alert.sources if s.brief is not None]
+    return joined[-1] if joined and len(alert.sources) > 1 else None
+
+
 def fit_embed(embed: discord.Embed) -> discord.Embed:
     """Trim an embed until it is within Discord's 6000-character total."""
     excess = len(embed) - EMBED_TOTAL_LIMIT
@@ -263,6 +288,15 @@ def alert_embed(alert: AlertView, snippet_chars: int = DEFAULT_SNIPPET_CHARS) ->
         terms = ", ".join(escape(t) for t in alert.matched_terms if t.strip())
         if terms:
             embed.add_field(name="Matched", value=cut(terms, FIELD_VALUE_LIMIT), inline=False)
+    latest = _latest_brief(alert)
+    if latest is not None:
+        embed.add_field(name="+1 source", value=brief_value(latest), inline=False)
+    if alert.storyline is not None:
+        embed.add_field(
+            name="Storyline",
+            value=cut(storyline_line(alert.storyline), FIELD_VALUE_LIMIT),
+            inline=False,
+        )
     embed.set_footer(text=cut(f"Event #{alert.event_id} · /timeline show {alert.event_id}", 2048))
     return fit_embed(embed)
 

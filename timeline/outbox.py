@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from . import metrics
 from .db import Database
-from .models import Alert, Entry, Event, Feed, Watch, utcnow
+from .models import Alert, Entry, Event, Feed, Storyline, Watch, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,18 @@ class SourceView:
     link: str | None
     summary: str
     published_at: datetime
+    # What this source added to the earlier ones (None: first source; "": nothing new).
+    brief: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StorylineRef:
+    """The storyline an alerted event belongs to, as the alert's one line tells it."""
+
+    id: int
+    title: str
+    earlier_events: int
+    since: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,7 @@ class AlertView:
     event_link: str | None
     occurred_at: datetime
     sources: tuple[SourceView, ...]
+    storyline: StorylineRef | None = None
 
     @property
     def is_digest(self) -> bool:
@@ -258,13 +271,16 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
     if event_ids:
         entries = await session.execute(
             select(Entry.event_id, Feed.name, Entry.title, Entry.link, Entry.summary)
-            .add_columns(Entry.published_at)
+            .add_columns(Entry.published_at, Entry.brief)
             .join(Feed, Feed.id == Entry.feed_id)
             .where(Entry.event_id.in_(event_ids))
             .order_by(Entry.published_at, Entry.id)
         )
-        for event_id, feed_name, title, link, summary, published in entries.all():
-            sources[event_id].append(SourceView(feed_name, title, link, summary or "", published))
+        for event_id, feed_name, title, link, summary, published, brief in entries.all():
+            sources[event_id].append(
+                SourceView(feed_name, title, link, summary or "", published, brief)
+            )
+    storylines = await storyline_refs(session, [event for _, _, _, event in rows])
     return [
         AlertView(
             id=alert.id,
@@ -283,9 +299,34 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
             event_link=event.link,
             occurred_at=event.occurred_at,
             sources=tuple(sources.get(event.id, ())),
+            storyline=storylines.get(event.id),
         )
         for alert, watch_name, role_id, event in rows
     ]
+
+
+async def storyline_refs(session: AsyncSession, events: Sequence[Event]) -> dict[int, StorylineRef]:
+    """For each event in a storyline: the storyline's title, the events before it, since when."""
+    refs: dict[int, StorylineRef] = {}
+    for event in events:
+        if event.storyline_id is None or event.id in refs:
+            continue
+        title = await session.scalar(
+            select(Storyline.title).where(Storyline.id == event.storyline_id)
+        )
+        if title is None:
+            continue
+        earlier, since = (
+            await session.execute(
+                select(func.count(Event.id), func.min(Event.occurred_at)).where(
+                    Event.storyline_id == event.storyline_id,
+                    Event.id != event.id,
+                    Event.occurred_at <= event.occurred_at,
+                )
+            )
+        ).one()
+        refs[event.id] = StorylineRef(event.storyline_id, title, int(earlier or 0), since)
+    return refs
 
 
 async def mark_sent(

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .models import Entry, Event, Storyline
@@ -160,7 +161,7 @@ class StorylineCache:
         if storyline_id is None:
             storyline_id = (
                 await session.execute(
-                    Storyline.__table__.insert()
+                    sa_insert(Storyline)
                     .values(
                         guild_id=new.guild_id,
                         title="",
@@ -168,7 +169,7 @@ class StorylineCache:
                         created_at=now,
                         updated_at=now,
                     )
-                    .returning(Storyline.__table__.c.id)
+                    .returning(Storyline.id)
                 )
             ).scalar_one()
             await session.execute(

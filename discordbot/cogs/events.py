@@ -25,6 +25,7 @@ from discordbot.render import (
     fit_embed,
     no_pings,
     safe_url,
+    storyline_line,
 )
 from discordbot.views import actor, guild_of
 from timeline.services import events as event_svc
@@ -47,6 +48,10 @@ def _source_line(source: SourceView, event_title: str) -> str:
     line = f"{label} · {format_dt(source.published_at, 'f')} · source `{source.entry_id}`"
     if source.title.strip() and source.title.strip() != event_title.strip():
         line += "\n" + cut(escape(source.title), 120)
+    if source.brief is not None:
+        line += "\n" + (
+            f"adds: ‘{cut(escape(source.brief), 300)}’" if source.brief else "adds nothing new"
+        )
     return line
 
 
@@ -83,6 +88,8 @@ def event_embed(detail: EventDetail) -> discord.Embed:
     lines = [f"Event `#{event.id}` · {format_dt(event.occurred_at, 'f')}"]
     if event.manual:
         lines.append("Added by hand (no feed carried it).")
+    if detail.storyline is not None:
+        lines.append(storyline_line(detail.storyline))
     embed = discord.Embed(
         title=cut(escape(event.title) or "(untitled)", TITLE_LIMIT),
         url=safe_url(event.link),

@@ -205,9 +205,7 @@ async def test_a_joining_source_records_what_it_adds(
         await due(db)
         await Poller(store, fetcher, concurrency=4).run_round()
     async with db.session() as s:
-        rows = (
-            await s.execute(select(Feed.name, Entry.brief, Entry.event_id).join(Feed))
-        ).all()
+        rows = (await s.execute(select(Feed.name, Entry.brief, Entry.event_id).join(Feed))).all()
     briefs = {name: brief for name, brief, _ in rows}
     assert len({event for *_, event in rows}) == 1
     assert briefs["A"] is None  # the first source adds to nothing

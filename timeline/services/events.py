@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery, Conflict, NotFound
 from ..models import Alert, Entry, Event, EventNote
+from ..outbox import storyline_refs
 from ._common import (
     MAX_NOTE,
     MAX_TITLE,
@@ -45,7 +46,10 @@ async def show_event(session: AsyncSession, guild_id: int, event_id: int) -> Eve
         .tuples()
         .all()
     )
-    return EventDetail(view, notes, await _dates(session, event), summaries)
+    storylines = await storyline_refs(session, [event])
+    return EventDetail(
+        view, notes, await _dates(session, event), summaries, storylines.get(event.id)
+    )
 
 
 async def _dates(session: AsyncSession, event: Event) -> list[DateView]:

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery, NotFound
-from ..models import Alert, Entry, Event, EventNote, Feed, Watch
+from ..models import Alert, Entry, Event, EventNote, Feed, Storyline, Watch
 from . import _query
 from ._common import aliases_for, scope, url_host
 from .views import EventView, SourceView, TimelinePage
@@ -187,12 +187,25 @@ async def event_views(
     sources: dict[int, list[SourceView]] = {i: [] for i in ids}
     source_rows = await session.execute(
         select(Entry.id, Entry.event_id, Entry.title, Entry.link, Entry.published_at, Feed.name)
+        .add_columns(Entry.brief)
         .join(Feed, Feed.id == Entry.feed_id)
         .where(Entry.event_id.in_(ids))
         .order_by(Entry.published_at, Entry.id)
     )
-    for entry_id, event_id, title, link, published, feed_name in source_rows:
-        sources[event_id].append(SourceView(feed_name, title, link, published, entry_id))
+    for entry_id, event_id, title, link, published, feed_name, brief in source_rows:
+        sources[event_id].append(SourceView(feed_name, title, link, published, entry_id, brief))
+    storyline_ids = sorted({e.storyline_id for e in events if e.storyline_id is not None})
+    storyline_titles: dict[int, str] = {}
+    if storyline_ids:
+        storyline_titles = dict(
+            (
+                await session.execute(
+                    select(Storyline.id, Storyline.title).where(Storyline.id.in_(storyline_ids))
+                )
+            )
+            .tuples()
+            .all()
+        )
     watches: dict[int, list[str]] = {i: [] for i in ids}
     watch_rows = await session.execute(
         select(Alert.event_id, Watch.name)
@@ -224,6 +237,8 @@ async def event_views(
             watches=watches[event.id],
             note_count=int(notes.get(event.id, 0)),
             manual=bool(event.manual),
+            storyline_id=event.storyline_id if event.storyline_id in storyline_titles else None,
+            storyline_title=storyline_titles.get(event.storyline_id or 0),
         )
         for event in events
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from ..outbox import StorylineRef
+
 
 @dataclass(frozen=True, slots=True)
 class SourceView:
@@ -15,6 +17,8 @@ class SourceView:
     link: str | None
     published_at: datetime
     entry_id: int = 0
+    # What this source added to the earlier ones (None: the first source; "": nothing new).
+    brief: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,8 @@ class EventView:
     watches: list[str] = field(default_factory=list)
     note_count: int = 0
     manual: bool = False
+    storyline_id: int | None = None
+    storyline_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class EventDetail:
     notes: list[NoteView]
     dates: list[DateView]
     summaries: dict[int, str] = field(default_factory=dict)  # entry id -> summary
+    storyline: StorylineRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
