@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "cli.admin",
     "cli.chart",
     "cli.ops",
+    "cli.story",
 )
 
 
