@@ -1,0 +1,97 @@
+"""`timeline-bot story …`: the terminal twin of /story over the same use cases."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from timeline.config import load_settings
+from timeline.db import Database
+from timeline.models import Entry, Event, Feed, Storyline
+
+from .test_admin import cfg, migrated, run  # noqa: F401  (fixtures)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+async def seed(cfg: Path) -> tuple[int, list[int]]:
+    database = Database(load_settings(cfg).database.url)
+    now = datetime.now(UTC)
+    try:
+        async with database.session() as s:
+            feed = Feed(guild_id=0, name="Reuters", url="https://reuters.example/rss")
+            s.add(feed)
+            story = Storyline(guild_id=0, title="China support for Russia's war")
+            s.add(story)
+            await s.flush()
+            ids = []
+            for i, title in enumerate(("Blinken warns Beijing", "Draft communique", "Reply")):
+                event = Event(
+                    guild_id=0,
+                    title=title,
+                    occurred_at=now - timedelta(days=10 - i),
+                    storyline_id=story.id,
+                )
+                s.add(event)
+                await s.flush()
+                s.add(
+                    Entry(
+                        feed_id=feed.id,
+                        event_id=event.id,
+                        key=f"k{i}",
+                        title=title,
+                        published_at=event.occurred_at,
+                        brief="at least 40 billion euros" if i == 1 else None,
+                    )
+                )
+                ids.append(event.id)
+            return story.id, ids
+    finally:
+        await database.dispose()
+
+
+async def test_story_list_show_export_chart(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid, ids = await seed(cfg)
+    assert await run(cfg, "story", "list", "--json") == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    doc = json.loads(line)
+    assert doc["id"] == sid and doc["events"] == 3 and doc["title"].startswith("China")
+    assert await run(cfg, "story", "show", str(sid), "--json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [e["id"] for e in doc["events"]] == ids
+    assert doc["events"][1]["sources"][0]["adds"] == "at least 40 billion euros"
+    assert await run(cfg, "story", "show", str(sid)) == 0
+    out = capsys.readouterr().out
+    assert "Reuters adds: at least 40 billion euros" in out
+    assert await run(cfg, "story", "export", str(sid), "--format", "md") == 0
+    assert f"# Storyline #{sid}: China support" in capsys.readouterr().out
+    png = tmp_path / "s.png"
+    assert await run(cfg, "story", "chart", str(sid), "-o", str(png)) == 0
+    assert png.read_bytes().startswith(PNG_MAGIC)
+
+
+async def test_story_admin_twins_and_their_refusals(
+    cfg: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sid, ids = await seed(cfg)
+    assert await run(cfg, "story", "rename", str(sid), "Beijing and Moscow", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["title_edited"] is True
+    assert await run(cfg, "story", "merge", str(sid), str(sid)) == 1
+    assert "into itself" in capsys.readouterr().err
+    assert await run(cfg, "story", "show", "999") == 1
+    assert "no storyline #999" in capsys.readouterr().err
+    assert await run(cfg, "story", "split", str(sid), str(ids[1])) == 0
+    assert "with 2 events" in capsys.readouterr().out
+    assert await run(cfg, "story", "detach", str(ids[0]), "--json") == 0
+    assert json.loads(capsys.readouterr().out) == {"event": ids[0], "left_storyline": sid}
+    assert await run(cfg, "story", "detach", str(ids[0])) == 1
+    assert "not part of a storyline" in capsys.readouterr().err
+    # The storyline it left had no other event: it is gone; the split-off one remains.
+    assert await run(cfg, "story", "list", "--json") == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["events"] == 2 and json.loads(line)["id"] != sid
