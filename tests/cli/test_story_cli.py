@@ -10,11 +10,20 @@ import pytest
 
 from timeline.config import load_settings
 from timeline.db import Database
+from timeline.migrate import upgrade
 from timeline.models import Entry, Event, Feed, Storyline
 
-from .test_admin import cfg, migrated, run  # noqa: F401  (fixtures)
+from .test_admin import run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> Path:
+    upgrade(f"sqlite:///{tmp_path / 't.db'}")
+    path = tmp_path / "config.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "t.db"}"\n')
+    return path
 
 
 async def seed(cfg: Path) -> tuple[int, list[int]]:
