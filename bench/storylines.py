@@ -54,6 +54,96 @@ def cost(size: int, trials: int = 300) -> dict[str, float]:
     return {"indexed": size, "us_per_event": round(per, 1)}
 
 
+async def _ingest_rounds(
+    url: str, with_storylines: bool, rounds: int, per_round: int
+) -> list[float]:
+    from feeds.types import FeedItem
+    from timeline.clustering import EventIndex
+    from timeline.db import Database
+    from timeline.ingest import ingest as ingest_items
+    from timeline.ingest import load_watch_set
+    from timeline.migrate import upgrade_async
+    from timeline.models import Feed
+    from timeline.storyline_store import StorylineCache
+
+    await upgrade_async(url)
+    db = Database(url)
+    events = load("dev") + load("test")
+    rng = random.Random(11)
+    cache = StorylineCache() if with_storylines else None
+    index = EventIndex()
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+    times = []
+    try:
+        async with db.session() as s:
+            feeds = [Feed(name=f"f{i}", url=f"https://f{i}.example/rss") for i in range(20)]
+            s.add_all(feeds)
+            await s.flush()
+            feed_ids = [f.id for f in feeds]
+        n = 0
+        for _ in range(rounds):
+            now += timedelta(hours=1)
+            began = time.perf_counter()
+            async with db.session() as s:
+                watches = await load_watch_set(s)
+                if cache is not None:
+                    await cache.refresh(s, now)
+            for fid in feed_ids:
+                items = []
+                for _ in range(per_round // len(feed_ids)):
+                    e = events[n % len(events)]
+                    words = e.summary.split()
+                    rng.shuffle(words)
+                    items.append(
+                        FeedItem(
+                            key=f"k{n}",
+                            title=f"{e.title} {n}",
+                            summary=" ".join(words),
+                            link=f"https://x.example/{n}",
+                            published=now - timedelta(minutes=rng.randrange(600)),
+                        )
+                    )
+                    n += 1
+                async with db.session() as s:
+                    feed = await s.get(Feed, fid)
+                    assert feed is not None
+                    await ingest_items(
+                        s,
+                        feed,
+                        items,
+                        watches,
+                        now=now,
+                        alert=False,
+                        events=index,
+                        storylines=cache,
+                    )
+            times.append(time.perf_counter() - began)
+    finally:
+        await db.dispose()
+    return times
+
+
+def ingest_cost(rounds: int = 8, per_round: int = 500) -> dict[str, object]:
+    """Wall seconds of an ingest round of `per_round` new items, storylines off and on.
+
+    The same generated items (labelled texts, shuffled, distinct links) go through the real
+    ingest into a real SQLite file; the last five rounds count (the index has filled).
+    """
+    import asyncio
+    import statistics
+    import tempfile
+
+    out: dict[str, object] = {"items_per_round": per_round}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, on in (("off", False), ("on", True)):
+            url = f"sqlite:///{tmp}/{label}.db"
+            times = asyncio.run(_ingest_rounds(url, on, rounds, per_round))
+            out[f"round_s_storylines_{label}"] = round(statistics.median(times[-5:]), 3)
+    off, on = out["round_s_storylines_off"], out["round_s_storylines_on"]
+    out["overhead"] = round(on / off - 1, 3)  # type: ignore[operator]
+    return out
+
+
 def main() -> int:
     out = {
         "command": "python -m bench.storylines",
@@ -61,6 +151,7 @@ def main() -> int:
         "splits": [report("dev"), report("test")],
         "briefs": briefs(),
         "cost": [cost(n) for n in (1_000, 10_000)],
+        "ingest": ingest_cost(),
     }
     print(json.dumps(out, indent=1))
     return 0

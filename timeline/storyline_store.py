@@ -21,8 +21,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -48,13 +49,22 @@ class NewEvent:
 
 
 class StorylineCache:
-    """The per-guild storyline indexes of one process, refreshed from the database."""
+    """The per-guild storyline indexes of one process, refreshed from the database.
+
+    Between refreshes the index is trusted for membership (no query per event); what admins
+    changed since the last refresh (rename, merge, split, detach: rows whose ``updated_at``
+    moved) is read back at the next refresh, and the earlier events a batch joins are checked
+    against the database in one query before anything is written.
+    """
 
     def __init__(self, window: timedelta = WINDOW) -> None:
         self.window = window
         self.indexes: dict[int, StorylineIndex] = {}
+        # Events an admin took out of their storyline: they neither join nor start one.
+        self.detached: set[int] = set()
         self._seen: datetime | None = None
         self._seen_id = 0
+        self._synced: datetime | None = None
 
     def index(self, guild_id: int) -> StorylineIndex:
         """The index of one guild scope (created empty)."""
@@ -63,20 +73,23 @@ class StorylineCache:
     def drop(self) -> None:
         """Forget everything (after a failed transaction); the next refresh reloads."""
         self.indexes.clear()
+        self.detached.clear()
         self._seen = None
         self._seen_id = 0
+        self._synced = None
 
     async def refresh(self, session: AsyncSession, now: datetime) -> int:
         """Add the events stored since the last refresh (by anyone); prune; return how many.
 
         Events are read in (created_at, id) order, so a reload adds them in the order the live
-        process did.
+        process did. Each is reduced to the subject of its first source (lowest entry id).
         """
-        first = (
-            select(Entry.event_id, func.min(Entry.id).label("entry_id"))
-            .where(Entry.event_id.is_not(None))
-            .group_by(Entry.event_id)
-            .subquery()
+        cutoff = now - self.window - GRACE
+        first_entry = (
+            select(func.min(Entry.id))
+            .where(Entry.event_id == Event.id)
+            .correlate(Event)
+            .scalar_subquery()
         )
         query = (
             select(
@@ -84,13 +97,13 @@ class StorylineCache:
                 Event.guild_id,
                 Event.occurred_at,
                 Event.storyline_id,
+                Event.storyline_detached,
                 Event.created_at,
                 Entry.title,
                 Entry.summary,
             )
-            .join(first, first.c.event_id == Event.id)
-            .join(Entry, Entry.id == first.c.entry_id)
-            .where(Event.occurred_at >= now - self.window - GRACE)
+            .join(Entry, Entry.id == first_entry)
+            .where(Event.occurred_at >= cutoff)
             .order_by(Event.created_at, Event.id)
         )
         if self._seen is not None:
@@ -98,28 +111,59 @@ class StorylineCache:
                 (Event.created_at > self._seen)
                 | ((Event.created_at == self._seen) & (Event.id > self._seen_id))
             )
+        synced_from = self._synced
+        # Rows edited from now on are read at the next refresh (a little overlap is harmless).
+        self._synced = await session.scalar(select(func.max(Event.updated_at))) or now
         added = 0
         rows = await session.stream(query.execution_options(yield_per=1000))
-        async for event_id, guild_id, at, storyline_id, created, title, summary in rows:
+        async for event_id, guild_id, at, storyline_id, detached, created, title, summary in rows:
             self._seen, self._seen_id = created, event_id
             index = self.index(guild_id)
+            if detached:
+                self.detached.add(event_id)
             if event_id in index:
                 continue
             index.add(event_id, at, subject(title, summary or ""), storyline_id)
             added += 1
+        if synced_from is not None:
+            await self._sync_edits(session, synced_from, cutoff)
         for index in self.indexes.values():
             index.prune(now - GRACE)
         return added
+
+    async def _sync_edits(self, session: AsyncSession, since: datetime, cutoff: datetime) -> None:
+        """Apply storyline changes made to indexed events since `since` (admins, other pollers)."""
+        rows = await session.execute(
+            select(Event.id, Event.guild_id, Event.storyline_id, Event.storyline_detached).where(
+                Event.updated_at >= since, Event.occurred_at >= cutoff
+            )
+        )
+        for event_id, guild_id, storyline_id, detached in rows.all():
+            index = self.indexes.get(guild_id)
+            if detached:
+                self.detached.add(event_id)
+            else:
+                self.detached.discard(event_id)
+            if index is not None and event_id in index:
+                if index.storyline_of(event_id) != storyline_id:
+                    index.set_storyline([event_id], storyline_id)
 
     async def place(
         self, session: AsyncSession, events: Sequence[NewEvent], *, now: datetime
     ) -> dict[int, int]:
         """Put each new event in the storyline of the earlier event it continues, if any.
 
-        Returns {event id: storyline id} for the events placed. The caller commits.
+        Decided in memory first, event by event (each sees the ones before it), then written
+        in a few statements. Returns {event id: storyline id} for the events placed. The
+        caller commits.
         """
-        placed: dict[int, int] = {}
         cutoff = now - self.window - GRACE
+        batch = {new.event_id for new in events}
+        # Provisional (negative) ids for storylines this batch starts, until they are inserted.
+        provisional = 0
+        started: dict[int, tuple[int, int]] = {}  # provisional id -> (guild, first event)
+        joins: list[tuple[NewEvent, int, int]] = []  # (event, earlier event, storyline id)
+        before: dict[int, int | None] = {}  # earlier events outside the batch: index's view
         for new in events:
             if new.at < cutoff:
                 # Outside the window of now: the index would not hold it after a reload either.
@@ -128,42 +172,40 @@ class StorylineCache:
             subj = subject(new.title, new.summary)
             match = index.find(subj, new.at, exclude=new.event_id)
             storyline_id: int | None = None
-            if match is not None:
-                storyline_id = await self._join(session, index, new, match.event_id, now)
+            if match is not None and match.event_id not in self.detached:
+                earlier = match.event_id
+                if earlier not in batch:
+                    before.setdefault(earlier, index.storyline_of(earlier))
+                storyline_id = index.storyline_of(earlier)
+                if storyline_id is None:
+                    provisional -= 1
+                    storyline_id = provisional
+                    started[provisional] = (new.guild_id, earlier)
+                    index.set_storyline([earlier], storyline_id)
+                joins.append((new, earlier, storyline_id))
             index.add(new.event_id, new.at, subj, storyline_id)
-            if storyline_id is not None:
-                placed[new.event_id] = storyline_id
-                await self._retitle(session, index, storyline_id, now)
-        return placed
-
-    async def _join(
-        self,
-        session: AsyncSession,
-        index: StorylineIndex,
-        new: NewEvent,
-        earlier_id: int,
-        now: datetime,
-    ) -> int | None:
-        row = (
-            await session.execute(
-                select(Event.storyline_id, Event.storyline_detached).where(
-                    Event.id == earlier_id, Event.guild_id == new.guild_id
-                )
-            )
-        ).first()
-        if row is None:  # merged away or deleted since it was indexed
-            index.remove(earlier_id)
-            return None
-        storyline_id, detached = row
-        if detached:
-            # An admin said this event is not part of a storyline; it does not start one.
-            return None
-        if storyline_id is None:
-            storyline_id = (
+        if not joins:
+            return {}
+        stale = await self._stale(session, before)
+        if stale:
+            # An admin changed these since the last refresh: the joins that relied on them
+            # wait for the next round's view (the events stay without a storyline for now).
+            log.info("storyline placement skipped for %d changed events", len(stale))
+            for new, earlier, _ in joins:
+                if earlier in stale:
+                    self.index(new.guild_id).set_storyline([new.event_id], None)
+            joins = [j for j in joins if j[1] not in stale]
+        used = {sid for _, _, sid in joins}
+        for prov, (guild_id, first) in started.items():
+            if prov not in used:
+                self.index(guild_id).set_storyline([first], None)
+        real: dict[int, int] = {}
+        for prov in sorted(used & started.keys(), reverse=True):
+            real[prov] = (
                 await session.execute(
                     sa_insert(Storyline)
                     .values(
-                        guild_id=new.guild_id,
+                        guild_id=started[prov][0],
                         title="",
                         title_edited=False,
                         created_at=now,
@@ -172,37 +214,82 @@ class StorylineCache:
                     .returning(Storyline.id)
                 )
             ).scalar_one()
-            await session.execute(
-                update(Event).where(Event.id == earlier_id).values(storyline_id=storyline_id)
-            )
+        placed: dict[int, int] = {}
+        rows: dict[int, int] = {}
+        for new, earlier, sid in joins:
+            sid = real.get(sid, sid)
+            placed[new.event_id] = sid
+            rows[new.event_id] = sid
+            rows.setdefault(earlier, sid)
+        for prov, sid in real.items():
+            guild_id, first = started[prov]
+            members = [e for e, s in rows.items() if s == sid]
+            self.index(guild_id).set_storyline(members, sid)
             log.info(
                 "storyline %d started by events %d and %d",
-                storyline_id,
-                earlier_id,
-                new.event_id,
-                extra={"guild": new.guild_id},
+                sid,
+                first,
+                min(e for e in members if e != first),
+                extra={"guild_id": guild_id},
             )
-        index.set_storyline([earlier_id], storyline_id)
+        if not rows:
+            return {}
         await session.execute(
-            update(Event).where(Event.id == new.event_id).values(storyline_id=storyline_id)
+            update(Event),
+            [{"id": e, "storyline_id": s, "updated_at": now} for e, s in sorted(rows.items())],
         )
-        return int(storyline_id)
+        await self._retitle(session, {s for s in rows.values()}, now, events)
+        return placed
+
+    async def _stale(self, session: AsyncSession, before: dict[int, int | None]) -> set[int]:
+        """The earlier events whose storyline in the database is not what the index says."""
+        if not before:
+            return set()
+        current = {
+            event_id: (sid, detached)
+            for event_id, sid, detached in (
+                await session.execute(
+                    select(Event.id, Event.storyline_id, Event.storyline_detached).where(
+                        Event.id.in_(list(before))
+                    )
+                )
+            ).all()
+        }
+        return {
+            e
+            for e, sid in before.items()
+            if e not in current or current[e][1] or current[e][0] != sid
+        }
 
     async def _retitle(
-        self, session: AsyncSession, index: StorylineIndex, storyline_id: int, now: datetime
+        self,
+        session: AsyncSession,
+        storyline_ids: set[int],
+        now: datetime,
+        events: Sequence[NewEvent],
     ) -> None:
-        members = (
-            await session.scalars(select(Event.id).where(Event.storyline_id == storyline_id))
-        ).all()
-        title = index.title_for(members) or "Untitled storyline"
+        """Name the storylines this batch touched after the terms most of their events share."""
+        guilds = {new.guild_id for new in events}
+        values = []
+        for sid in sorted(storyline_ids):
+            for guild_id in guilds:
+                members = self.index(guild_id).members_of(sid)
+                if members:
+                    title = self.index(guild_id).title_for(members) or "Untitled storyline"
+                    values.append({"sid": sid, "title": title[:300]})
+                    break
+        if not values:
+            return
+        table = cast(Table, Storyline.__table__)
         await session.execute(
-            update(Storyline)
-            .where(Storyline.id == storyline_id, Storyline.title_edited.is_(False))
-            .values(title=title[:300], updated_at=now)
+            table.update()
+            .where(table.c.id == bindparam("sid"), table.c.title_edited.is_(False))
+            .values(title=bindparam("title"), updated_at=now),
+            values,
         )
         await session.execute(
             update(Storyline)
-            .where(Storyline.id == storyline_id, Storyline.title_edited.is_(True))
+            .where(Storyline.id.in_(sorted(storyline_ids)), Storyline.title_edited.is_(True))
             .values(updated_at=now)
         )
 

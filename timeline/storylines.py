@@ -253,6 +253,10 @@ class StorylineIndex:
             if self._df[term] <= 0:
                 del self._df[term]
 
+    def members_of(self, storyline_id: int) -> set[int]:
+        """The indexed events of a storyline."""
+        return set(self._by_storyline.get(storyline_id, ()))
+
     def move_earlier(self, event_id: int, at: datetime) -> None:
         """An indexed event's date moved earlier (an earlier source joined it)."""
         member = self._members.get(event_id)
@@ -295,24 +299,37 @@ class StorylineIndex:
         return math.log((n + IDF_PRIOR) / (df + 1))
 
     def score(
-        self, a: Subject, b: Subject, cache: dict[str, float] | None = None
+        self,
+        a: Subject,
+        b: Subject,
+        cache: dict[str, float] | None = None,
+        a_norm: float | None = None,
     ) -> tuple[float, int, bool]:
-        """Return (weighted cosine, shared distinctive terms, a shared name) of two subjects."""
+        """Return (weighted cosine, shared distinctive terms, a shared name) of two subjects.
+
+        `cache` holds IDF values already computed (filled as a side effect) and `a_norm` the
+        weighted norm of `a`, so one subject scored against many costs one norm.
+        """
         shared = a.terms.keys() & b.terms.keys()
         if not shared:
             return 0.0, 0, False
         idf = {} if cache is None else cache
-        for t in a.terms.keys() | b.terms.keys():
-            if t not in idf:
+        get = idf.get
+        for t in b.terms:
+            if get(t) is None:
                 idf[t] = self.idf(t)
-        dot = sum(a.terms[t] * b.terms[t] * idf[t] ** 2 for t in shared)
-        na = math.sqrt(sum((w * idf[t]) ** 2 for t, w in a.terms.items()))
+        if a_norm is None:
+            for t in a.terms:
+                if get(t) is None:
+                    idf[t] = self.idf(t)
+            a_norm = math.sqrt(sum((w * idf[t]) ** 2 for t, w in a.terms.items()))
         nb = math.sqrt(sum((w * idf[t]) ** 2 for t, w in b.terms.items()))
-        if not na or not nb:
+        if not a_norm or not nb:
             return 0.0, 0, False
+        dot = sum(a.terms[t] * b.terms[t] * idf[t] ** 2 for t in shared)
         distinctive = sum(1 for t in shared if idf[t] > 0)
         named = any(idf[t] > 0 for t in shared & a.names & b.names)
-        return dot / (na * nb), distinctive, named
+        return dot / (a_norm * nb), distinctive, named
 
     def find(
         self, subject: Subject, at: datetime, *, exclude: int | None = None
@@ -338,13 +355,14 @@ class StorylineIndex:
             key=lambda kv: (-mass[kv[0]], kv[0]),
         )[:MAX_CANDIDATES]
         liked: list[tuple[float, datetime, int]] = []
+        a_norm = math.sqrt(sum((w * cache[t]) ** 2 for t, w in subject.terms.items()))
         for event_id, hits in ranked:
             if hits < MIN_SHARED or event_id == exclude:
                 continue
             member = self._members[event_id]
             if abs(member.at - at) > self.window:
                 continue
-            score, shared, named = self.score(subject, member.subject, cache)
+            score, shared, named = self.score(subject, member.subject, cache, a_norm)
             if score >= JOIN_SCORE and shared >= MIN_SHARED and named:
                 liked.append((-score, member.at, event_id))
         support: Counter[int | None] = Counter(
