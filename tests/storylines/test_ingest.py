@@ -211,3 +211,40 @@ async def test_a_joining_source_records_what_it_adds(
     assert briefs["A"] is None  # the first source adds to nothing
     assert briefs["B"] is not None and "40 billion euros" in briefs["B"]
     assert briefs["C"] == ""  # says nothing new
+
+
+async def test_admin_corrections_hold_while_ingest_goes_on(
+    tmp_path: Path, fetcher: Fetcher, feed_server: FeedServer
+) -> None:
+    """A renamed title is kept and a detached event stays out, in the same live process."""
+    from timeline.services import storylines as story_svc
+
+    events = [e for e in load("dev") if e.story == "china-russia"]
+    db = await new_db(tmp_path / "edits.db")
+    try:
+        async with db.session() as s:
+            s.add(Feed(name="Wire", url=feed_server.url("/wire.xml")))
+        store = PollStore(db, SETTINGS)
+        shown: list[Labelled] = []
+        for i, e in enumerate(events):
+            shown.append(e)
+            feed_server.bodies["/wire.xml"] = feed(shown)
+            await due(db)
+            await Poller(store, fetcher, concurrency=4).run_round(e.at + timedelta(hours=13))
+            if i == 2:
+                labels = await storylines_by_label(db)
+                sid = labels[events[2].id]
+                assert sid is not None and labels[events[1].id] == sid
+                async with db.session() as s:
+                    await story_svc.rename_storyline(s, 0, sid, "China's help for Moscow", "t")
+                    ev = await s.scalar(select(Entry.event_id).where(Entry.key == events[1].id))
+                    assert ev is not None
+                    await story_svc.detach_event(s, 0, ev, "t")
+        labels = await storylines_by_label(db)
+        async with db.session() as s:
+            title = await s.scalar(select(Storyline.title).where(Storyline.id == sid))
+    finally:
+        await db.dispose()
+    assert title == "China's help for Moscow"
+    assert labels[events[1].id] is None
+    assert all(labels[e.id] == sid for e in events[3:]), labels
