@@ -84,7 +84,7 @@ class SeedStore:
         """Claim through the real store."""
         return await self.store.claim_due(now, limit)
 
-    async def begin_round(self) -> None:
+    async def begin_round(self, now: datetime | None = None) -> None:
         """Nothing to compile: seeding matches no watches."""
 
     async def record(self, due: Any, result: FetchResult, now: datetime | None = None) -> Any:
