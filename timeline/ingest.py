@@ -115,10 +115,14 @@ class WatchSet:
 
 
 async def load_watch_set(session: AsyncSession) -> WatchSet:
-    """Compile every enabled watch with its guild's aliases."""
+    """Compile every enabled, active (not retired) watch with its guild's aliases."""
     from .models import Alias
 
-    watches = (await session.scalars(select(Watch).where(Watch.enabled.is_(True)))).all()
+    watches = (
+        await session.scalars(
+            select(Watch).where(Watch.enabled.is_(True), Watch.retired_at.is_(None))
+        )
+    ).all()
     aliases: dict[int, dict[str, str]] = {}
     for alias in (await session.scalars(select(Alias))).all():
         aliases.setdefault(alias.guild_id, {})[alias.name] = alias.query
