@@ -139,8 +139,8 @@ async def test_feed_purge_needs_yes_refuses_configured_feeds_and_deletes_a_retir
             feeds = list((await s.scalars(select(Feed).order_by(Feed.id))).all())
             watches = list((await s.scalars(select(Watch).order_by(Watch.id))).all())
             reuters = next(f for f in feeds if f.name == "Reuters")
-            reuters_entries = await s.scalar(
-                select(func.count()).where(Entry.feed_id == reuters.id)
+            reuters_entries = int(
+                await s.scalar(select(func.count()).where(Entry.feed_id == reuters.id)) or 0
             )
         demo = config_like_demo(tmp_path, db_path, feeds, watches)
         assert await run(demo, "db", "upgrade") == 0

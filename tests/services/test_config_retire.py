@@ -17,7 +17,7 @@ from timeline.config import FeedConfig, PollingSettings, Settings, WatchConfig
 from timeline.db import Database
 from timeline.models import Alert, Feed, Watch
 from timeline.polling import PollStore
-from timeline.services.config_io import ConfigRetiresTooMuch, sync_config
+from timeline.services.config_io import ConfigRetiresTooMuch, export_config_toml, sync_config
 
 from ..helpers import FeedServer, rss
 
@@ -105,6 +105,9 @@ async def test_retired_watch_does_not_alert_and_revived_one_does(
     async with db.session() as s:
         retired = (await s.scalars(select(Watch).where(Watch.name == "nato"))).one()
     assert retired.retired_at is not None
+    async with db.session() as s:
+        exported = await export_config_toml(s, 0)
+    assert '"other"' in exported and '"nato"' not in exported  # exporting does not revive it
 
     await sync(db, Settings(feeds=feeds, watches=(nato, other)))
     feed_server.bodies["/a.xml"] = rss(("newer", NATO + " again", "s"))

@@ -125,8 +125,21 @@ async def export_config_toml(
     now = now or datetime.now(UTC)
     visible = scope(guild_id)
 
-    feeds = list((await session.scalars(select(Feed).where(Feed.guild_id.in_(visible)))).all())
-    watches = list((await session.scalars(select(Watch).where(Watch.guild_id.in_(visible)))).all())
+    # Retired feeds and watches are not exported: loading the file must not revive them.
+    feeds = list(
+        (
+            await session.scalars(
+                select(Feed).where(Feed.guild_id.in_(visible), Feed.retired_at.is_(None))
+            )
+        ).all()
+    )
+    watches = list(
+        (
+            await session.scalars(
+                select(Watch).where(Watch.guild_id.in_(visible), Watch.retired_at.is_(None))
+            )
+        ).all()
+    )
     aliases = list((await session.scalars(select(Alias).where(Alias.guild_id.in_(visible)))).all())
     # A guild's own row wins over a config-file row of the same name (it shadows it).
     feeds.sort(key=lambda r: (r.guild_id == GLOBAL_SCOPE, r.id))
