@@ -87,6 +87,8 @@ async def test_config_without_feeds_retires_them_and_keeps_the_timeline(
         err = capsys.readouterr().err
         assert str(bare) in err and "--accept-config" in err
         assert "3 of the 3 active feeds" in err and "2 of the 2 active watches" in err
+        assert await run(bare, "db", "upgrade") == 78
+        assert "--accept-config" in capsys.readouterr().err
         assert await counts(db) == before
         async with db.session() as s:
             assert (await s.scalar(select(func.count()).where(Feed.retired_at.is_not(None)))) == 0
