@@ -27,8 +27,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop the columns; retired rows become active rows again."""
-    with op.batch_alter_table("watches") as batch:
-        batch.drop_column("retired_at")
-    with op.batch_alter_table("feeds") as batch:
-        batch.drop_column("retired_at")
+    """Drop the columns; retired rows become active rows again.
+
+    A plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+), not a batch table copy: recreating
+    `feeds` with foreign keys on would drop it first, and its ON DELETE CASCADE would take the
+    entries with it.
+    """
+    op.drop_column("watches", "retired_at")
+    op.drop_column("feeds", "retired_at")
