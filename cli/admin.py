@@ -237,6 +237,16 @@ def _register_feed(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p = f.add_parser("remove", parents=parents, help="stop following a feed")
     p.add_argument("name", help="feed name or URL")
     p.set_defaults(func=_run(cmd_feed_remove))
+    p = f.add_parser(
+        "purge",
+        parents=parents,
+        help="delete a feed and its stored history for good (a retired or guild feed)",
+    )
+    p.add_argument("name", help="feed name or URL")
+    p.add_argument(
+        "--yes", action="store_true", help="really delete: without it, only say what would go"
+    )
+    p.set_defaults(func=_run(cmd_feed_purge))
     p = f.add_parser("list", parents=parents, help="list feeds")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_run(cmd_feed_list))
@@ -425,10 +435,13 @@ async def cmd_watch_list(
                     "enabled": w.enabled,
                     "origin": w.origin,
                     "guild_id": w.guild_id,
+                    "retired_at": common.iso(w.retired_at),
                 }
             )
         else:
             state = "" if w.enabled else "  (paused)"
+            if w.retired_at is not None:
+                state = f"  (retired {_iso(w.retired_at)})"
             print(safe(f"{w.name}: {w.query}  -> #{w.channel_id}  [{w.origin}]{state}"))
     return common.EX_OK
 
@@ -494,6 +507,31 @@ async def cmd_feed_remove(
     return common.EX_OK
 
 
+async def cmd_feed_purge(
+    session: AsyncSession, args: argparse.Namespace, settings: Settings
+) -> int:
+    """Delete a feed and its history, only with --yes."""
+    view = await feed_svc.purge_feed(
+        session,
+        args.guild,
+        args.name,
+        _who(args),
+        config_urls={f.url for f in settings.feeds},
+        dry_run=not args.yes,
+    )
+    what = f"{view.entries} stored entries and {view.events} events only it carried"
+    if not view.done:
+        common.print_err(
+            safe(
+                f"refusing to purge feed {view.name!r} without --yes: this deletes its {what}, "
+                "for good (run again with --yes)"
+            )
+        )
+        return common.EX_USAGE
+    print(safe(f"purged feed {view.name!r}: deleted {what}"))
+    return common.EX_OK
+
+
 async def cmd_feed_list(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> int:
     """List feeds."""
     for f in await feed_svc.list_feeds(session, args.guild):
@@ -507,10 +545,12 @@ async def cmd_feed_list(session: AsyncSession, args: argparse.Namespace, setting
                     "origin": f.origin,
                     "status": f.status,
                     "guild_id": f.guild_id,
+                    "retired_at": common.iso(f.retired_at),
                 }
             )
         else:
-            print(safe(f"{f.name}: {f.url}  [{f.origin}, {f.status}]"))
+            state = f"retired {_iso(f.retired_at)}" if f.retired_at else f.status
+            print(safe(f"{f.name}: {f.url}  [{f.origin}, {state}]"))
     return common.EX_OK
 
 
@@ -535,12 +575,14 @@ async def cmd_feed_status(
                     "error_count": st.error_count,
                     "last_error": st.last_error,
                     "entries": st.entry_count,
+                    "retired_at": common.iso(st.retired_at),
                 }
             )
         else:
             print(
                 safe(
-                    f"{st.name}: {st.status}, {st.entry_count} entries, last ok "
+                    f"{st.name}: {'retired, ' if st.retired_at else ''}"
+                    f"{st.status}, {st.entry_count} entries, last ok "
                     f"{_iso(st.last_success_at)}, next {_iso(st.next_check_at)}, "
                     f"errors {st.error_count}" + (f" ({st.last_error})" if st.last_error else "")
                 )
@@ -687,6 +729,8 @@ async def cmd_status(session: AsyncSession, args: argparse.Namespace, settings: 
                 "alerts_failed": [
                     {"watch": a.watch, "reason": a.reason} for a in view.alerts_failed
                 ],
+                "feeds_retired": list(view.feeds_retired),
+                "watches_retired": list(view.watches_retired),
             }
         )
         return common.EX_OK
@@ -694,6 +738,15 @@ async def cmd_status(session: AsyncSession, args: argparse.Namespace, settings: 
     print(f"feeds: {view.feeds_total} total, {view.feeds_ok} ok, {len(view.feeds_failing)} failing")
     for f in view.feeds_failing:
         print(safe(f"  failing {f.name}: {f.last_error} (last ok {_iso(f.last_success_at)})"))
+    if view.feeds_retired or view.watches_retired:
+        print(
+            f"retired (left the config file, history kept): {len(view.feeds_retired)} feeds, "
+            f"{len(view.watches_retired)} watches"
+        )
+        for name in view.feeds_retired:
+            print(safe(f"  retired feed {name}"))
+        for name in view.watches_retired:
+            print(safe(f"  retired watch {name}"))
     print(f"last poll: {_iso(view.last_poll_at)}  next poll: {_iso(view.next_poll_at)}")
     print(f"alerts: {view.alerts_pending} pending, {view.alerts_failed_total} failed")
     for a in view.alerts_failed:

@@ -56,9 +56,13 @@ class App:
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
 
-    async def prepare(self, *, migrate: bool = True) -> None:
-        """Bring the schema to head and sync the config file's feeds, watches and aliases."""
-        await prepare_database(self.settings, self.db, migrate=migrate)
+    async def prepare(self, *, migrate: bool = True, accept_config: bool = False) -> None:
+        """Bring the schema to head and sync the config file's feeds, watches and aliases.
+
+        Raises ConfigRetiresTooMuch when the file would retire most feeds or watches at once,
+        unless `accept_config` (the `--accept-config` flag).
+        """
+        await prepare_database(self.settings, self.db, migrate=migrate, accept_config=accept_config)
 
     async def poll_once(self, now: datetime | None = None) -> RoundReport:
         """Run one polling round now."""
@@ -214,10 +218,12 @@ class _Scheduler(AsyncIOScheduler):
         self._shutdown_requested = True
 
 
-async def prepare_database(settings: Settings, db: Database, *, migrate: bool = True) -> None:
+async def prepare_database(
+    settings: Settings, db: Database, *, migrate: bool = True, accept_config: bool = False
+) -> None:
     """Migrate to head and sync the config file, one process at a time on PostgreSQL."""
     async with startup_lock(settings.database.url):
         if migrate:
             await upgrade_async(settings.database.url)
         async with db.session() as session:
-            await sync_config(session, settings)
+            await sync_config(session, settings, accept=accept_config)

@@ -31,6 +31,11 @@ def load_settings(args: argparse.Namespace) -> Settings:
     return _load(config_path(args))
 
 
+def accept_config(args: argparse.Namespace) -> bool:
+    """Return whether `--accept-config` was given: sync even if it retires most feeds/watches."""
+    return bool(getattr(args, "accept_config", False))
+
+
 def open_database(settings: Settings) -> Database:
     """Open the configured database (the caller disposes it)."""
     return Database(settings.database.url)

@@ -63,21 +63,21 @@ def db_upgrade(args: argparse.Namespace) -> int:
     upgrade(settings.database.url, args.revision)
     print(f"database upgraded to {args.revision}")
     if args.revision == "head":
-        report = asyncio.run(_sync(settings))
+        report = asyncio.run(_sync(settings, common.accept_config(args)))
         print(
             f"config synced: {len(report.added)} added, {len(report.updated)} updated, "
-            f"{len(report.removed)} removed"
+            f"{len(report.retired)} retired, {len(report.revived)} revived"
         )
         for error in report.errors:
             print(f"  refused: {error}")
     return common.EX_OK
 
 
-async def _sync(settings: Settings) -> SyncReport:
+async def _sync(settings: Settings, accept_config: bool) -> SyncReport:
     db = common.open_database(settings)
     try:
         async with db.session() as session:
-            return await sync_config(session, settings)
+            return await sync_config(session, settings, accept=accept_config)
     finally:
         await db.dispose()
 
@@ -87,7 +87,7 @@ def run_bot(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
-    asyncio.run(run_all_in_one(settings, token))
+    asyncio.run(run_all_in_one(settings, token, accept_config=common.accept_config(args)))
     return common.EX_OK
 
 
@@ -97,6 +97,7 @@ async def run_all_in_one(
     *,
     stop: asyncio.Event | None = None,
     bot_options: dict[str, Any] | None = None,
+    accept_config: bool = False,
 ) -> None:
     """Poll feeds and run the Discord bot in one process until `stop` is set (or a signal)."""
     from discordbot.bot import make_bot
@@ -105,7 +106,7 @@ async def run_all_in_one(
     from .httpserver import OpsServer
 
     async with App(settings) as app:
-        await app.prepare()
+        await app.prepare(accept_config=accept_config)
         bot = make_bot(settings, app.db, **(bot_options or {}))
 
         async def wake_delivery(outcome: FeedOutcome) -> None:

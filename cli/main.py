@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="log lines as text (default) or one JSON object per line, for log collectors",
     )
     parser.add_argument(
+        "--accept-config",
+        action="store_true",
+        help="start even if the config file would retire more than half of the feeds or "
+        "watches at once (run, poller, discord, poll, db upgrade refuse with exit 78 otherwise)",
+    )
+    parser.add_argument(
         "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -150,7 +150,11 @@ def claim_batch(polling: PollingSettings) -> int:
 
 
 async def run_poller(
-    settings: Settings, *, stop: asyncio.Event | None = None, batch: int | None = None
+    settings: Settings,
+    *,
+    stop: asyncio.Event | None = None,
+    batch: int | None = None,
+    accept_config: bool = False,
 ) -> None:
     """Poll and ingest until `stop` is set (or SIGINT/SIGTERM), serving /healthz if configured."""
     from .app import App
@@ -158,7 +162,7 @@ async def run_poller(
 
     stop = stop_on_signals(stop)
     async with App(settings) as app:
-        await app.prepare()
+        await app.prepare(accept_config=accept_config)
         app.poller.batch = batch or claim_batch(settings.polling)
         if not is_postgres(settings.database.url):
             log.warning("poller on SQLite: run one poller only (SQLite has one writer)")
@@ -174,7 +178,7 @@ def poller_command(args: argparse.Namespace) -> int:
     if args.batch is not None and args.batch < 1:
         common.print_err("--batch must be at least 1")
         return common.EX_USAGE
-    asyncio.run(run_poller(settings, batch=args.batch))
+    asyncio.run(run_poller(settings, batch=args.batch, accept_config=common.accept_config(args)))
     return common.EX_OK
 
 
@@ -210,6 +214,7 @@ async def run_discord(
     *,
     stop: asyncio.Event | None = None,
     bot_options: dict[str, Any] | None = None,
+    accept_config: bool = False,
 ) -> None:
     """Run the gateway, the commands and outbox delivery until `stop` (or a signal)."""
     from discordbot.bot import make_bot
@@ -219,7 +224,7 @@ async def run_discord(
 
     db = Database(settings.database.url)
     try:
-        await prepare_database(settings, db)
+        await prepare_database(settings, db, accept_config=accept_config)
         bot = make_bot(settings, db, **(bot_options or {}))
         checks = {"discord": lambda: bot.is_ready() and not bot.is_closed()}
         listener = (
@@ -256,7 +261,7 @@ def discord_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         common.print_err(f"error: {exc}")
         return common.EX_USAGE
-    asyncio.run(run_discord(settings, token))
+    asyncio.run(run_discord(settings, token, accept_config=common.accept_config(args)))
     return common.EX_OK
 
 

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     poll.add_argument(
         "--all",
         action="store_true",
-        help="poll every feed now, not only those that are due",
+        help="poll every active feed now, not only those that are due; feeds still leased by "
+        "another (e.g. killed) poller are taken over",
     )
     poll.set_defaults(func=poll_command)
 
@@ -83,10 +84,15 @@ def outcome_lines(outcomes: list[FeedOutcome], as_json: bool) -> list[str]:
 async def poll_once(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     async with App(settings) as app:
-        await app.prepare()
-        if args.all:
-            await app.store.make_all_due()
+        await app.prepare(accept_config=common.accept_config(args))
+        taken = await app.store.make_all_due() if args.all else 0
         report = await app.poll_once()
+        if taken:
+            note = (
+                f"took over {taken} feed(s) still leased by another poller "
+                "(a killed poller's leases had not run out)"
+            )
+            print(json.dumps({"type": "leases_taken", "count": taken}) if args.json else note)
         for line in outcome_lines(report.outcomes, args.json):
             print(line)
     # Feed failures are reported above; they are not a failure of the command.

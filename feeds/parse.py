@@ -327,10 +327,17 @@ def _items(entries: list[Any], now: datetime) -> list[FeedItem]:
         seen.add(content)
         drafts.append((key, content, entry, title, summary, link))
     for key, content, entry, title, summary, link in drafts:
+        # One guid for several stories: publishers reuse ids (e.g. "daily-briefing"). Tell
+        # them apart by content, for every occurrence, so the keys do not depend on order.
+        # Whether a guid is shared depends on the document, so the same story may come as
+        # "guid" in one document and as "guid#content" in a later one (or the reverse):
+        # `same_as` names the other form, and the store recognises an entry stored under it
+        # whose title and link are this item's (timeline.ingest), so it is not stored twice.
+        shared = f"{key}#{content}"
         if len(contents_by_key[key]) > 1:
-            # One guid for several stories: publishers reuse ids (e.g. "daily-briefing"). Tell
-            # them apart by content, for every occurrence, so the keys do not depend on order.
-            key = f"{key}#{content}"
+            key, same_as = shared, (key,)
+        else:
+            same_as = (shared,)
         published, estimated = _published(entry, now)
         author_raw = entry.get("author")
         author = (
@@ -348,6 +355,7 @@ def _items(entries: list[Any], now: datetime) -> list[FeedItem]:
                 published_is_estimated=estimated,
                 author=author or None,
                 tags=_tags(entry),
+                same_as=same_as,
             )
         )
     return items

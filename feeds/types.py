@@ -18,6 +18,10 @@ class FeedItem:
     published_is_estimated: bool = False
     author: str | None = None
     tags: tuple[str, ...] = ()
+    # Other keys this same story may be stored under, from a document that did (or did not)
+    # share its guid with other items: "guid" for a "guid#content" key and the reverse. The
+    # store treats a stored entry under one of them as this item when title and link match.
+    same_as: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

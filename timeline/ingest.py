@@ -118,10 +118,14 @@ class WatchSet:
 
 
 async def load_watch_set(session: AsyncSession) -> WatchSet:
-    """Compile every enabled watch with its guild's aliases."""
+    """Compile every enabled, active (not retired) watch with its guild's aliases."""
     from .models import Alias
 
-    watches = (await session.scalars(select(Watch).where(Watch.enabled.is_(True)))).all()
+    watches = (
+        await session.scalars(
+            select(Watch).where(Watch.enabled.is_(True), Watch.retired_at.is_(None))
+        )
+    ).all()
     aliases: dict[int, dict[str, str]] = {}
     for alias in (await session.scalars(select(Alias))).all():
         aliases.setdefault(alias.guild_id, {})[alias.name] = alias.query
@@ -191,6 +195,33 @@ async def load_recent_sources(
     return watermark
 
 
+async def _stored_keys(session: AsyncSession, feed: Feed, by_key: dict[str, FeedItem]) -> set[str]:
+    """Return the keys of `by_key` whose item the feed already has stored.
+
+    An item is stored under its own key, or under one of its `same_as` keys (the guid with or
+    without a content suffix, as another document gave it) by an entry with the same title and
+    link: item identity must not depend on whether a later document shares the guid.
+    """
+    aliases = {k: [_entry_key(a) for a in item.same_as] for k, item in by_key.items()}
+    wanted = sorted(set(by_key) | {a for keys in aliases.values() for a in keys})
+    stored: dict[str, tuple[str, str | None]] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start : start + _IN_CHUNK]
+        rows = await session.execute(
+            select(Entry.key, Entry.title, Entry.link).where(
+                Entry.feed_id == feed.id, Entry.key.in_(chunk)
+            )
+        )
+        stored.update({key: (title, link) for key, title, link in rows.tuples()})
+    found = set()
+    for key, item in by_key.items():
+        if key in stored or any(
+            stored.get(alias) == (item.title, item.link) for alias in aliases[key]
+        ):
+            found.add(key)
+    return found
+
+
 def _entry_key(key: str) -> str:
     if len(key) <= MAX_KEY:
         return key
@@ -230,13 +261,7 @@ async def ingest(
     if not by_key:
         return report
 
-    existing = set(
-        (
-            await session.scalars(
-                select(Entry.key).where(Entry.feed_id == feed.id, Entry.key.in_(list(by_key)))
-            )
-        ).all()
-    )
+    existing = await _stored_keys(session, feed, by_key)
     fresh = {k: v for k, v in by_key.items() if k not in existing}
     if not fresh:
         return report

@@ -101,6 +101,8 @@ class Feed(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the feed left the config file: not polled, history kept (NULL = active).
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Storyline(Base):
@@ -189,6 +191,8 @@ class Watch(Base):
     origin: Mapped[str] = mapped_column(String(16), default="config")
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the watch left the config file: no new alerts, alert records kept (NULL = active).
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Alias(Base):

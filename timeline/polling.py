@@ -98,6 +98,7 @@ class PollStore:
                 select(Feed)
                 .where(
                     Feed.enabled.is_(True),
+                    Feed.retired_at.is_(None),
                     Feed.next_check_at <= now,
                     or_(Feed.lease_until.is_(None), Feed.lease_until < now),
                 )
@@ -159,12 +160,37 @@ class PollStore:
                 .execution_options(synchronize_session=False)
             )
 
-    async def make_all_due(self, now: datetime | None = None) -> None:
-        """Mark every enabled feed due now (`poll --once --all`)."""
+    async def make_all_due(self, now: datetime | None = None) -> int:
+        """Mark every active feed due now and take it from other pollers (`poll --once --all`).
+
+        The command is an operator's explicit request to poll everything, so a feed still
+        leased -- typically by a poller that was killed and whose lease has not run out -- is
+        taken over instead of skipped. Returns how many leases were taken.
+        """
+        now = now or utcnow()
+        active = (Feed.enabled.is_(True), Feed.retired_at.is_(None))
         async with self._writing(), self.db.session() as session:
+            leased = (
+                await session.execute(
+                    select(Feed.id, Feed.name, Feed.lease_owner).where(
+                        *active, Feed.lease_until.is_not(None), Feed.lease_until >= now
+                    )
+                )
+            ).all()
             await session.execute(
-                update(Feed).where(Feed.enabled.is_(True)).values(next_check_at=now or utcnow())
+                update(Feed)
+                .where(*active)
+                .values(next_check_at=now, lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
             )
+        for feed_id, name, owner in leased:
+            log.warning(
+                "feed %r was leased by %s: taken for poll --all",
+                name,
+                owner,
+                extra={"feed_id": feed_id, "lease_owner": owner},
+            )
+        return len(leased)
 
     async def begin_round(self, now: datetime | None = None) -> None:
         """Compile the watches once for the round and bring the event indexes up to date."""

@@ -1,4 +1,4 @@
-"""/feed add|remove|list|status|import|export: the news feeds a server follows."""
+"""/feed add|remove|purge|list|status|import|export: the news feeds a server follows."""
 
 from __future__ import annotations
 
@@ -66,7 +66,9 @@ def _feed_line(feed: FeedView) -> str:
         extra.append(f"every {feed.interval_seconds // 60} min")
     if feed.status != "ok":
         extra.append(f"**{show(feed.status, 30)}**")
-    if not feed.enabled:
+    if feed.retired_at is not None:
+        extra = ["**retired** (left the config file; history kept)"]
+    elif not feed.enabled:
         extra.append("disabled")
     if feed.origin == "config":
         extra.append("config file")
@@ -91,6 +93,8 @@ def _status_embed(st: FeedStatus) -> discord.Embed:
     reply.add_field(name="Last success", value=_when(st.last_success_at), inline=True)
     reply.add_field(name="Last check", value=_when(st.last_checked_at), inline=True)
     nxt = _when(st.next_check_at) if st.enabled else "disabled"
+    if st.retired_at is not None:
+        nxt = f"retired {_when(st.retired_at)}: not polled"
     reply.add_field(name="Next check", value=nxt, inline=True)
     if st.last_error:
         reply.add_field(name="Last error", value=show(st.last_error, 1000), inline=False)
@@ -207,6 +211,52 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
             stop_following,
             key=f"feed-remove:{interaction.id}",
             confirm_label="Stop following",
+        )
+        await confirm.ask(interaction, question)
+
+    @app_commands.command(
+        name="purge", description="Delete a retired or removed feed's stored history for good"
+    )
+    @app_commands.describe(name="The feed's name or URL")
+    @app_commands.autocomplete(name=feed_names)
+    async def purge(
+        self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, MAX_URL]
+    ) -> None:
+        """Ask, then delete a feed with its entries and the events only it carried."""
+        guild_id = guild_of(interaction)
+        who = actor(interaction)
+        config_urls = {f.url for f in self.bot.settings.feeds}
+        await defer(interaction)
+        async with self.bot.db.session() as session:
+            # Checks and counts only: refusals (still in the config file...) are answered now.
+            plan = await feed_svc.purge_feed(
+                session, guild_id, name, who, config_urls=config_urls, dry_run=True
+            )
+
+        async def purge_now() -> str:
+            try:
+                async with self.bot.db.session() as session:
+                    view = await feed_svc.purge_feed(
+                        session, guild_id, plan.url, who, config_urls=config_urls
+                    )
+            except NotFound:
+                return f"**{show(plan.name, 100)}** was purged meanwhile: nothing more to do."
+            return (
+                f"Purged **{show(view.name, 100)}**: {view.entries} stored entries and "
+                f"{view.events} events deleted."
+            )
+
+        question = (
+            f"Delete **{show(plan.name, 100)}** (<{show(plan.url, 300)}>) for good? Its "
+            f"{plan.entries} stored entries and the {plan.events} events no other feed carried "
+            "leave the timeline and search, with their notes and alert records. This cannot "
+            "be undone."
+        )
+        confirm = Confirm(
+            interaction.user.id,
+            purge_now,
+            key=f"feed-purge:{interaction.id}",
+            confirm_label="Delete for good",
         )
         await confirm.ask(interaction, question)
 

@@ -63,6 +63,14 @@ def status_embed(view: StatusView) -> discord.Embed:
         embed.add_field(
             name="Failing feeds", value=_listing(lines, "see /feed status"), inline=False
         )
+    if view.feeds_retired or view.watches_retired:
+        lines = [f"feed **{cut(escape(name), 60)}**" for name in view.feeds_retired]
+        lines += [f"watch **{cut(escape(name), 60)}**" for name in view.watches_retired]
+        embed.add_field(
+            name="Retired (left the config file; history kept)",
+            value=_listing(lines, "see /feed list"),
+            inline=False,
+        )
     embed.add_field(name="Last poll", value=_when(view.last_poll_at), inline=True)
     embed.add_field(name="Next poll", value=_when(view.next_poll_at), inline=True)
     alerts = f"{view.alerts_pending} pending · {view.alerts_failed_total} failed"

@@ -85,6 +85,8 @@ def _warnings(
 def _describe(watch: WatchView) -> str:
     role = f" · pings <@&{watch.role_id}>" if watch.role_id else ""
     paused = " · **paused**" if not watch.enabled else ""
+    if watch.retired_at is not None:
+        paused = " · **retired** (left the config file; alert records kept)"
     origin = " · config file" if watch.origin == "config" else ""
     return f"**{show(watch.name, 100)}** {code(watch.query, 200)} → <#{watch.channel_id}>{role}{paused}{origin}"
 

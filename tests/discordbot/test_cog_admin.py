@@ -23,7 +23,7 @@ from timeline.services import watches as watch_svc
 ADMIN_GROUPS = {
     "alias": ["list", "remove", "set"],
     "config": ["export"],
-    "feed": ["add", "export", "import", "list", "remove", "status"],
+    "feed": ["add", "export", "import", "list", "purge", "remove", "status"],
     "watch": ["add", "edit", "list", "pause", "remove", "resume", "test"],
 }
 OTHER_GUILD = 900_000_000_000_009_999

@@ -50,7 +50,7 @@ async def test_export_round_trips_through_tomllib_and_the_config_loader(sdb: Dat
     assert settings.aliases == {"china": 'China OR "People\'s Republic"'}
 
 
-async def test_sync_adds_updates_and_removes_config_rows_only(sdb: Database) -> None:
+async def test_sync_adds_updates_and_retires_config_rows_only(sdb: Database) -> None:
     first = Settings(
         feeds=(
             FeedConfig("Reuters", "https://reuters.example/rss", 600, ("world",)),
@@ -86,12 +86,14 @@ async def test_sync_adds_updates_and_removes_config_rows_only(sdb: Database) -> 
     )
     async with sdb.session() as s:
         report = await sync_config(s, second)
-    assert sorted(report.removed) == ["alias:china", "feed:Old", "watch:Gone"]
+    assert report.removed == ["alias:china"]
+    assert sorted(report.retired) == ["feed:Old", "watch:Gone"]
     assert sorted(report.updated) == ["feed:Reuters", "watch:NATO"]
     async with sdb.session() as s:
-        feeds = (await s.scalars(select(Feed))).all()
-        assert [(f.name, f.url, f.interval_seconds) for f in feeds] == [
-            ("Reuters", "https://reuters.example/world", None)
+        feeds = (await s.scalars(select(Feed).order_by(Feed.name))).all()
+        assert [(f.name, f.url, f.interval_seconds, f.retired_at is None) for f in feeds] == [
+            ("Old", "https://old.example/rss", None, False),
+            ("Reuters", "https://reuters.example/world", None, True),
         ]
         watches = {w.name: w for w in await list_watches(s, 7)}
         assert watches["NATO"].enabled is True  # the file wins at start-up
@@ -99,5 +101,5 @@ async def test_sync_adds_updates_and_removes_config_rows_only(sdb: Database) -> 
         aliases = (await s.scalars(select(Alias))).all()
         assert [(a.name, a.guild_id) for a in aliases] == [("mine", 7)]
         again = await sync_config(s, second)
-        assert (again.added, again.updated, again.removed) == ([], [], [])
-        assert len((await s.scalars(select(Watch))).all()) == 2
+        assert (again.added, again.updated, again.removed, again.retired) == ([], [], [], [])
+        assert len((await s.scalars(select(Watch))).all()) == 3  # Gone: retired, kept

@@ -1,8 +1,9 @@
-"""Feeds a guild follows: add (after the caller probed the URL), remove, list, status."""
+"""Feeds a guild follows: add (after the caller probed the URL), remove, purge, list, status."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -52,6 +53,7 @@ class FeedView:
     status: str
     title: str | None
     guild_id: int
+    retired_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,18 @@ class FeedStatus:
     next_check_at: datetime | None
     entry_count: int
     enabled: bool
+    retired_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeView:
+    """What `purge_feed` deleted (or, with `dry_run`, would delete)."""
+
+    name: str
+    url: str
+    entries: int
+    events: int
+    done: bool
 
 
 def _view(feed: Feed) -> FeedView:
@@ -82,6 +96,7 @@ def _view(feed: Feed) -> FeedView:
         status=feed.status,
         title=feed.title,
         guild_id=feed.guild_id,
+        retired_at=feed.retired_at,
     )
 
 
@@ -215,8 +230,61 @@ async def remove_feed(
     return view
 
 
+async def purge_feed(
+    session: AsyncSession,
+    guild_id: int,
+    name_or_url: str,
+    actor: str,
+    *,
+    config_urls: Collection[str] = (),
+    dry_run: bool = False,
+) -> PurgeView:
+    """Delete a feed and its history for good: entries, and the events only it carried.
+
+    The one explicit way to delete stored stories (config sync only retires). A config-file
+    feed that is still listed (not retired, or its URL in `config_urls`, the file the caller
+    loaded) is refused: it would come back at the next start. With `dry_run`, check and count
+    without deleting (what a confirmation prompt shows).
+    """
+    feed = await get_feed(session, guild_id, name_or_url)
+    if feed.origin == "config" and (feed.retired_at is None or feed.url in config_urls):
+        raise Conflict(
+            f"feed {feed.name!r} is still in the config file: remove it from the config "
+            "first (it is then retired at the next start), then purge it"
+        )
+    if feed.guild_id != guild_id and feed.origin != "config":
+        raise Conflict(f"feed {feed.name!r} is shared by every server: purge it from the CLI")
+    entries = int(
+        await session.scalar(select(func.count(Entry.id)).where(Entry.feed_id == feed.id)) or 0
+    )
+    events = int(
+        await session.scalar(
+            select(func.count(Event.id)).where(
+                Event.id.in_(select(Entry.event_id).where(Entry.feed_id == feed.id)),
+                Event.manual.is_(False),
+                ~exists().where(Entry.event_id == Event.id, Entry.feed_id != feed.id),
+            )
+        )
+        or 0
+    )
+    view = PurgeView(feed.name, feed.url, entries, events, done=not dry_run)
+    if dry_run:
+        return view
+    feed_id = feed.id
+    await delete_feed_rows(session, feed)
+    log.warning(
+        "feed %r purged by %s: %d entries and %d events deleted",
+        view.name,
+        actor,
+        entries,
+        events,
+        extra={"feed_id": feed_id, "url": view.url, "guild_id": guild_id, "actor": actor},
+    )
+    return view
+
+
 async def delete_feed_rows(session: AsyncSession, feed: Feed) -> None:
-    """Delete a feed, its entries, and the events only it carried."""
+    """Delete a feed, its entries, and the events only it carried (`remove_feed`, `purge_feed`)."""
     event_ids = list(
         (
             await session.scalars(
@@ -281,9 +349,10 @@ async def _statuses(session: AsyncSession, feeds: list[Feed]) -> list[FeedStatus
             last_checked_at=f.last_checked_at,
             last_error=f.last_error,
             error_count=f.error_count,
-            next_check_at=f.next_check_at if f.enabled else None,
+            next_check_at=f.next_check_at if f.enabled and f.retired_at is None else None,
             entry_count=int(counts.get(f.id, 0)),
             enabled=f.enabled,
+            retired_at=f.retired_at,
         )
         for f in feeds
     ]

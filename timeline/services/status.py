@@ -44,12 +44,24 @@ class StatusView:
     alerts_failed: list[FailedAlert]
     version: str
     alerts_failed_total: int = 0
+    # Feeds and watches that left the config file: not polled / not alerting, history kept.
+    feeds_retired: tuple[str, ...] = ()
+    watches_retired: tuple[str, ...] = ()
 
 
 async def status(session: AsyncSession, guild_id: int, version: str) -> StatusView:
-    """Summarise the guild's feeds and alerts."""
+    """Summarise the guild's feeds and alerts (counts are of active feeds; retired ones listed)."""
     visible = scope(guild_id)
-    feeds = (await session.scalars(select(Feed).where(Feed.guild_id.in_(visible)))).all()
+    every_feed = (await session.scalars(select(Feed).where(Feed.guild_id.in_(visible)))).all()
+    feeds = [f for f in every_feed if f.retired_at is None]
+    retired = sorted(f.name for f in every_feed if f.retired_at is not None)
+    retired_watches = (
+        await session.scalars(
+            select(Watch.name)
+            .where(Watch.guild_id.in_(visible), Watch.retired_at.is_not(None))
+            .order_by(Watch.name)
+        )
+    ).all()
     failing = sorted(
         (f for f in feeds if f.status == "failing"),
         key=lambda f: (-f.error_count, f.name),
@@ -87,4 +99,6 @@ async def status(session: AsyncSession, guild_id: int, version: str) -> StatusVi
         alerts_failed=[FailedAlert(name, error or "unknown error") for name, error in failed_rows],
         version=version,
         alerts_failed_total=int(failed_total or 0),
+        feeds_retired=tuple(retired),
+        watches_retired=tuple(retired_watches),
     )

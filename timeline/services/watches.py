@@ -1,7 +1,9 @@
 """Watches: the saved queries that alert a channel.
 
 Config-file watches (guild 0, origin "config") may be edited and paused from Discord, but the
-file wins: `sync_config` at start-up puts every config watch back to what the file says.
+file wins: `sync_config` at start-up puts every config watch back to what the file says. A
+config watch the file no longer lists is retired (`retired_at`): it alerts no more, its alert
+records stay, and listing it again (same name, or same query and channel) brings it back.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class WatchView:
     origin: str
     guild_id: int
     created_by: str | None
+    retired_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +65,7 @@ def _view(watch: Watch) -> WatchView:
         origin=watch.origin,
         guild_id=watch.guild_id,
         created_by=watch.created_by,
+        retired_at=watch.retired_at,
     )
 
 
