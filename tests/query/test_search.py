@@ -171,7 +171,22 @@ async def test_migration_indexes_existing_rows_and_downgrades(tmp_path) -> None:
                     .returning(Feed.__table__.c.id)
                 )
             ).scalar_one()
-        [old] = await add_entries(db, feed, [("Drone before the index existed", "")])
+            old = (
+                await session.execute(
+                    sa_insert(Entry.__table__)  # type: ignore[arg-type]
+                    .values(
+                        feed_id=feed,
+                        key="k0",
+                        title="Drone before the index existed",
+                        summary="",
+                        tags=[],
+                        published_at=BASE_TIME,
+                        published_is_estimated=False,
+                        first_seen_at=BASE_TIME,
+                    )
+                    .returning(Entry.__table__.c.id)
+                )
+            ).scalar_one()
         await upgrade_async(url, "head")
         assert await _ids(db, "drone") == [old]
         await db.dispose()
