@@ -17,9 +17,11 @@ from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 import discord
-from discord.utils import escape_markdown, format_dt
+from discord.utils import format_dt
 
+from timeline.markup import escape_markdown
 from timeline.outbox import AlertView, DigestLine, SourceView, StorylineRef
+from timeline.query.normalise import stems, words
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +105,13 @@ def neutralise_mentions(text: str) -> str:
 
 def escape(text: str | None) -> str:
     """Clean feed text and escape it for Discord markdown and mentions."""
-    return neutralise_mentions(escape_markdown(clean_text(text), ignore_links=False))
+    return neutralise_mentions(escape_markdown(clean_text(text)))
 
 
-def _escape_clean(text: str) -> str:
-    # For pieces of already cleaned text: spaces at the edges matter here.
-    return neutralise_mentions(escape_markdown(text, ignore_links=False))
+def _escape_clean(text: str, line_start: bool = True) -> str:
+    # For pieces of already cleaned text: spaces at the edges matter here, and a piece in
+    # the middle of a line cannot start a header or a list.
+    return neutralise_mentions(escape_markdown(text, line_start=line_start))
 
 
 def safe_url(url: str | None) -> str | None:
@@ -169,14 +172,14 @@ def highlight(text: str | None, terms: Iterable[str], limit: int) -> str:
         for segment, bold in ((plain[pos:m_start], False), (plain[m_start:m_end], True)):
             if not segment:
                 continue
-            piece = _escape_clean(segment)
+            piece = _escape_clean(segment, line_start=not pieces)
             if bold:
                 piece = f"**{piece}**"
             size = discord_len(piece)
             if used + size > limit - 1:
                 if not bold:
                     # Plain text can be cut mid-way; a bold term is kept whole or dropped.
-                    piece = cut(_escape_clean(segment), limit - 1 - used)
+                    piece = cut(_escape_clean(segment, not pieces), limit - 1 - used)
                     piece = piece.removesuffix(ELLIPSIS)
                     pieces.append(piece)
                 truncated = True
@@ -206,10 +209,6 @@ def _role_content(role_ids: Iterable[int]) -> str | None:
     if not unique:
         return None
     return cut(" ".join(f"<@&{r}>" for r in unique), CONTENT_LIMIT)
-
-
-def _when(dt: datetime) -> str:
-    return f"{format_dt(dt, 'f')} ({format_dt(dt, 'R')})"
 
 
 def _sources_value(alert: AlertView) -> str:
@@ -249,6 +248,17 @@ def _latest_brief(alert: AlertView) -> SourceView | None:
     return joined[-1] if joined and len(alert.sources) > 1 else None
 
 
+def matched_terms(terms: Iterable[str]) -> list[str]:
+    """The matched words once each: `NATO`, `Communique`, `communiques` are one term, shown
+    as it first appeared."""
+    seen: dict[tuple[str, ...], str] = {}
+    for term in terms:
+        key = tuple(stems(words(term)))
+        if key and key not in seen:
+            seen[key] = " ".join(term.split())
+    return list(seen.values())
+
+
 def fit_embed(embed: discord.Embed) -> discord.Embed:
     """Trim an embed until it is within Discord's 6000-character total."""
     excess = len(embed) - EMBED_TOTAL_LIMIT
@@ -280,12 +290,11 @@ def alert_embed(alert: AlertView, snippet_chars: int = DEFAULT_SNIPPET_CHARS) ->
     embed.add_field(
         name="Sources" if len(names) > 1 else "Source", value=_sources_value(alert), inline=True
     )
-    embed.add_field(name="Published", value=_when(alert.occurred_at), inline=True)
     embed.add_field(
         name="Watch", value=cut(escape(alert.watch_name) or "?", FIELD_VALUE_LIMIT), inline=True
     )
     if alert.matched_terms:
-        terms = ", ".join(escape(t) for t in alert.matched_terms if t.strip())
+        terms = ", ".join(escape(t) for t in matched_terms(alert.matched_terms))
         if terms:
             embed.add_field(name="Matched", value=cut(terms, FIELD_VALUE_LIMIT), inline=False)
     latest = _latest_brief(alert)
@@ -297,7 +306,7 @@ def alert_embed(alert: AlertView, snippet_chars: int = DEFAULT_SNIPPET_CHARS) ->
             value=cut(storyline_line(alert.storyline), FIELD_VALUE_LIMIT),
             inline=False,
         )
-    embed.set_footer(text=cut(f"Event #{alert.event_id} · /timeline show {alert.event_id}", 2048))
+    embed.set_footer(text=cut(f"Event #{alert.event_id} · /event show {alert.event_id}", 2048))
     return fit_embed(embed)
 
 

@@ -80,9 +80,11 @@ def test_alert_links_title_and_shows_source_time_watch_and_event() -> None:
     assert data["url"] == "https://bloomberg.example/nato"
     fields = {f["name"]: f["value"] for f in data["fields"]}
     assert fields["Source"] == "[Bloomberg](https://bloomberg.example/nato)"
-    assert fields["Published"] == "<t:1720526400:f> (<t:1720526400:R>)"
+    # The embed's own timestamp shows the time (in each reader's zone); no field repeats it.
+    assert "Published" not in fields
+    assert data["timestamp"] == WHEN.isoformat()
     assert fields["Watch"] == "NATO communique"
-    assert "Event #42" in data["footer"]["text"]
+    assert data["footer"]["text"] == "Event #42 · /event show 42"
     assert "**communique**" in data["description"]
 
 
@@ -234,3 +236,9 @@ def test_any_text_renders_within_limits_without_pings(
         assert_within_limits(message)
         assert message.allowed_mentions.to_dict() == {"parse": []}
         assert isinstance(message.embed, discord.Embed)
+
+
+def test_matched_lists_each_term_once_whatever_its_case_or_form() -> None:
+    alert = make_alert(matched_terms=("NATO", "Communique", "communique", "communiques", "nato"))
+    fields = {f["name"]: f["value"] for f in render.alert_embed(alert).to_dict()["fields"]}
+    assert fields["Matched"] == "NATO, Communique"

@@ -123,7 +123,7 @@ async def test_markdown_groups_by_day_with_sources(sdb: Database) -> None:
     assert "  - Bloomberg, 10:00: [NATO Summit" in text
     assert "  - Reuters, 10:30:" in text
     assert "## 2025-07-09" not in windowed.decode()
-    assert md_escape("a*b_[c](d)`e`") == "a\\*b\\_\\[c\\](d)\\`e\\`"
+    assert md_escape("a*b_[c](d)`e`") == "a\\*b\\_\\[c\\]\\(d\\)\\`e\\`"
 
 
 async def test_unknown_format_is_refused(sdb: Database) -> None:

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import logging
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +14,7 @@ from urllib.parse import quote
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery
+from ..markup import escape_markdown
 from .timeline import list_timeline
 from .views import EventView
 
@@ -238,13 +238,14 @@ def render_ics(events: list[EventView], *, now: datetime, guild_id: int) -> byte
 
 # --- Markdown ---------------------------------------------------------------------------------
 
-# Titles never start a line here (they follow "- 14:05 UTC · "), so only inline syntax matters.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
-
 
 def md_escape(text: str) -> str:
-    """Escape Markdown syntax in a feed-supplied text so it shows literally."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+    """Escape Markdown syntax in a feed-supplied text so it shows literally.
+
+    Titles never start a line here (they follow "- 14:05 UTC · "), so only inline syntax
+    can apply; the escaper is the one the Discord rendering uses.
+    """
+    return escape_markdown(" ".join(text.split()), line_start=False)
 
 
 def md_url(url: str) -> str:
