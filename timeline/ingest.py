@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, and_, func, select, text, update
+from sqlalchemy import Table, and_, func, or_, select, text, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -138,13 +138,18 @@ async def load_recent_sources(
     *,
     seen_after: datetime | None,
     now: datetime,
-    skip: set[int] | frozenset[int] = frozenset(),
+    skip: Container[int] = frozenset(),
+    loaded: dict[int, datetime] | None = None,
     window: timedelta = CLUSTER_WINDOW,
 ) -> datetime | None:
-    """Add entries first seen after `seen_after` (and published within the window) to the
-    per-scope indexes; return the newest first_seen_at loaded, the next call's watermark.
+    """Add entries first seen after `seen_after` to the per-scope indexes, those the live
+    index would still hold: published *or* first seen within the window of `now` (the rule
+    of :meth:`EventIndex.prune`, so a restart does not change what ingest clusters). Return
+    the newest first_seen_at loaded, the next call's watermark.
 
-    `skip` holds the ids of entries this process already added to the indexes itself.
+    `skip` holds the ids of entries already in the indexes (this process stored them, or
+    an earlier call loaded them); `loaded`, if given, receives each loaded entry's id and
+    first_seen_at.
     """
     query = (
         select(
@@ -159,7 +164,7 @@ async def load_recent_sources(
             Entry.first_seen_at,
         )
         .join(Event, Event.id == Entry.event_id)
-        .where(Entry.published_at >= now - window)
+        .where(or_(Entry.published_at >= now - window, Entry.first_seen_at >= now - window))
         .order_by(Entry.first_seen_at, Entry.id)
     )
     if seen_after is not None:
@@ -182,6 +187,8 @@ async def load_recent_sources(
         watermark = first_seen
         if entry_id in skip:
             continue
+        if loaded is not None:
+            loaded[entry_id] = first_seen
         index = indexes.setdefault(guild_id, EventIndex(window))
         index.add(
             event_id,

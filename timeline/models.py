@@ -146,6 +146,7 @@ class Entry(Base):
     __table_args__ = (
         UniqueConstraint("feed_id", "key"),
         Index("ix_entries_published", "published_at"),
+        Index("ix_entries_first_seen", "first_seen_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

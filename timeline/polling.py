@@ -69,7 +69,9 @@ class PollStore:
         # (entries other processes stored included) and extended by this process's ingests.
         self.events: dict[int, EventIndex] = {}
         self._events_seen: datetime | None = None
-        self._own_entries: set[int] = set()
+        # Entries in the indexes (loaded, or stored by this process) -> their first_seen_at,
+        # kept for a lease after the watermark: see `begin_round`.
+        self._known: dict[int, datetime] = {}
         # Recent events per guild scope with their storylines (see timeline.storyline_store).
         self.storylines = StorylineCache(timedelta(days=settings.storyline_window_days))
         # Feeds claimed and not yet recorded: the leases `renew_leases` keeps alive.
@@ -195,16 +197,27 @@ class PollStore:
     async def begin_round(self, now: datetime | None = None) -> None:
         """Compile the watches once for the round and bring the event indexes up to date."""
         now = now or utcnow()
+        # Another poller's round stamps its entries with the time the round started and
+        # commits them over the round, which its lease bounds. So reading only what is newer
+        # than the newest entry seen so far would miss that poller's later commits whenever
+        # one of them was read mid-round: read from a lease before the watermark instead, and
+        # skip the entries already in the indexes.
+        since = None if self._events_seen is None else self._events_seen - self.lease
         async with self.db.session() as session:
             self.watches = await load_watch_set(session)
-            self._events_seen = await load_recent_sources(
+            newest = await load_recent_sources(
                 session,
                 self.events,
-                seen_after=self._events_seen,
+                seen_after=since,
                 now=now,
-                skip=self._own_entries,
+                skip=self._known,
+                loaded=self._known,
             )
-            self._own_entries = set()
+            if newest is not None and (self._events_seen is None or newest > self._events_seen):
+                self._events_seen = newest
+            if self._events_seen is not None:
+                horizon = self._events_seen - self.lease
+                self._known = {i: t for i, t in self._known.items() if t >= horizon}
             await self.storylines.refresh(session, now)
         for index in self.events.values():
             index.prune(now)
@@ -265,7 +278,7 @@ class PollStore:
                     events=self.events.setdefault(feed.guild_id, EventIndex()),
                     storylines=self.storylines,
                 )
-                self._own_entries.update(report.entry_ids)
+                self._known.update(dict.fromkeys(report.entry_ids, now))
                 if result.feed_title:
                     feed.title = result.feed_title[:500]
             outcome = self._settle(session, feed, result, now, report)
@@ -419,7 +432,7 @@ class PollStore:
         # The index may now name rows that were rolled back: rebuild it next round.
         self.events.clear()
         self._events_seen = None
-        self._own_entries = set()
+        self._known = {}
         self.storylines.drop()
 
     def _interval(self, feed: Feed) -> float:
