@@ -84,9 +84,16 @@ async def _sync(settings: Settings, accept_config: bool) -> SyncReport:
 
 def run_bot(args: argparse.Namespace) -> int:
     """Run the Discord bot and the scheduler until interrupted."""
+    from .ops import patch_discord_endpoints
+
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
+    try:
+        patch_discord_endpoints()
+    except ValueError as exc:
+        common.print_err(f"error: {exc}")
+        return common.EX_USAGE
     asyncio.run(run_all_in_one(settings, token, accept_config=common.accept_config(args)))
     return common.EX_OK
 

@@ -6,7 +6,7 @@ through leases claimed with SKIP LOCKED) and one `timeline-bot discord` (gateway
 and outbox delivery, woken by PostgreSQL NOTIFY). `timeline-bot db copy` moves a SQLite
 database to PostgreSQL.
 
-Test-only: `timeline-bot discord` points discord.py at another API and gateway when
+Test-only: `timeline-bot discord` (and `timeline-bot run`) points discord.py at another API and gateway when
 `TIMELINE_BOT_DISCORD_API` (REST base URL, e.g. http://127.0.0.1:PORT/api/v10) and
 `TIMELINE_BOT_DISCORD_GATEWAY` (ws:// URL) are set; the end-to-end tests use this to run the
 real process against the in-repo Discord emulator. Never set them in production.

@@ -48,9 +48,58 @@ class DrainReport:
     failed: int = 0
 
 
+def _host() -> str:
+    return socket.gethostname()[:60]
+
+
 def default_owner() -> str:
     """Name this process as a lease owner: host, pid and a random part."""
-    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return f"{_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str, *, host: str | None = None) -> bool:
+    """Tell whether lease `owner` (`default_owner()` form) was a process of this host now gone.
+
+    Only this host's processes can be checked (`os.kill(pid, 0)`); an owner on another host,
+    in another form, or alive (or merely not ours to signal) is not dead. This process's own
+    pid counts as alive, so several deliveries in one process never take each other's claims.
+    """
+    name, sep, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if not sep or name != (host if host is not None else _host()) or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        # EPERM: the pid exists, it belongs to someone else.
+        return False
+    return False
+
+
+def _shown(message: discord.Message) -> tuple[object, ...]:
+    # The text Discord echoes back as given: enough to tell one rendering from another.
+    return (
+        (message.content or "").strip(),
+        tuple(_embed_text(e) for e in message.embeds),
+    )
+
+
+def _rendered(message: render.RenderedMessage) -> tuple[object, ...]:
+    return ((message.content or "").strip(), (_embed_text(message.embed),))
+
+
+def _embed_text(embed: discord.Embed) -> tuple[object, ...]:
+    return (
+        (embed.title or "").strip(),
+        (embed.description or "").strip(),
+        tuple(((f.name or "").strip(), (f.value or "").strip()) for f in embed.fields),
+        (embed.footer.text or "").strip(),
+    )
 
 
 class _Transient(Exception):
@@ -139,8 +188,25 @@ class AlertDelivery:
         """Whether the drain loop is running."""
         return self._task is not None and not self._task.done()
 
+    async def release_dead_claims(self) -> int:
+        """Hand back the claims of this host's delivery processes that died; return how many."""
+        try:
+            released = await outbox.release_dead_claims(self.db, owner_is_dead)
+        except Exception:
+            # Their leases run out on their own; delivery must start anyway.
+            log.exception("could not hand back the outbox claims of dead processes")
+            return 0
+        for owner, count in released.items():
+            log.warning(
+                "handed back %d outbox claims of %s: that process is gone (killed?)", count, owner
+            )
+        return sum(released.values())
+
     async def _run(self) -> None:
         interval = max(self.settings.delivery_interval_seconds, 0.1)
+        # A predecessor killed mid-delivery left rows claimed: deliver them now, not when
+        # their leases run out.
+        await self.release_dead_claims()
         while True:
             # Cleared before draining so a notify() during the drain is not lost.
             self._wake.clear()
@@ -222,12 +288,22 @@ class AlertDelivery:
         except Exception as exc:
             await self._failed_send(group, _classify(exc, first.channel_id), report, now, exc)
             return
+        # A message an earlier attempt created (Discord found it by the nonce) shows what that
+        # attempt rendered; if the event has grown since, it must be edited, not left stale.
+        stale = _shown(sent) != _rendered(message)
+        if stale:
+            log.info(
+                "alerts %s: message %s found by its nonce shows an earlier version; editing it",
+                ids,
+                sent.id,
+            )
         await outbox.mark_sent(
             self.db,
             ids,
             sent.id,
             now=utcnow(),
             rendered_sources={a.id: len(a.sources) for a in group},
+            stale=stale,
         )
         report.messages += 1
         report.alerts_sent += len(group)

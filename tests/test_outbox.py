@@ -191,6 +191,27 @@ async def test_release_hands_back_sends_and_edits_of_one_owner_only(db: Database
     assert (rows[other.id].status, rows[other.id].claimed_by) == ("sending", "b")
 
 
+async def test_release_dead_claims_hands_back_only_the_owners_said_dead(db: Database) -> None:
+    ids = await _alerts(db, 3)
+    await outbox.claim_pending(db, "dead", limit=2, now=T0)
+    await outbox.claim_pending(db, "alive", now=T0)
+    asked: list[str] = []
+
+    def is_dead(owner: str) -> bool:
+        asked.append(owner)
+        return owner == "dead"
+
+    assert await outbox.release_dead_claims(db, is_dead) == {"dead": 2}
+    assert sorted(asked) == ["alive", "dead"]
+    rows = {r.id: r for r in await alert_rows(db)}
+    assert [(rows[i].status, rows[i].claimed_by) for i in ids] == [
+        ("pending", None),
+        ("pending", None),
+        ("sending", "alive"),
+    ]
+    assert await outbox.release_dead_claims(db, is_dead) == {}
+
+
 async def test_failed_alerts_are_counted_and_listed(db: Database) -> None:
     ids = await _alerts(db, 3)
     await outbox.claim_pending(db, "a", now=T0)

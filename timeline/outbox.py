@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -336,12 +336,15 @@ async def mark_sent(
     now: datetime | None = None,
     *,
     rendered_sources: Mapping[int, int] | None = None,
+    stale: bool = False,
 ) -> None:
     """Record that `alert_ids` were delivered as Discord message `message_id`.
 
     `rendered_sources` maps alert id to the number of sources the message showed; an event
     that has more by now (a source joined while the message was in flight) is marked dirty
-    so the message gets edited, whatever ingest did meanwhile.
+    so the message gets edited, whatever ingest did meanwhile. `stale` marks every row dirty:
+    Discord returned a message an earlier attempt created (same nonce) showing an older
+    rendering.
     """
     # `dirty` is never cleared here: an edit requested during the send must still happen.
     sent_at = now or utcnow()
@@ -358,6 +361,7 @@ async def mark_sent(
                     claimed_until=None,
                     next_attempt_at=None,
                     last_error=None,
+                    **({"dirty": True} if stale else {}),
                 )
                 .returning(Alert.created_at)
                 .execution_options(synchronize_session=False)
@@ -506,6 +510,26 @@ async def release_claims(db: Database, owner: str) -> int:
             .execution_options(synchronize_session=False)
         )
     return int(sends.rowcount or 0) + int(edits.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def release_dead_claims(db: Database, is_dead: Callable[[str], bool]) -> dict[str, int]:
+    """Hand back the claims of every owner `is_dead` says is gone; return rows per owner.
+
+    A process killed mid-delivery (SIGKILL, OOM, power) never runs `release_claims`; without
+    this its rows would wait for their leases to run out. Handing back a claim of a process
+    that is in fact alive is still safe (see `release_claims`), merely wasteful.
+    """
+    async with db.session() as session:
+        owners = (
+            await session.scalars(
+                select(Alert.claimed_by).where(Alert.claimed_by.is_not(None)).distinct()
+            )
+        ).all()
+    released: dict[str, int] = {}
+    for owner in owners:
+        if owner is not None and is_dead(owner):
+            released[owner] = await release_claims(db, owner)
+    return released
 
 
 async def outbox_stats(db: Database) -> OutboxStats:

@@ -100,6 +100,12 @@ wait=False)``) are replayed when the bot RESUMEs on READY's ``resume_gateway_url
 ``await emu.wait_for_resume()`` (``emu.gateway.resumes`` records what was replayed).
 ``emu.drop_gateway()`` drops without holding.
 
+Holding messages: ``hold = emu.hold_message_creates(after=30)`` answers 30 more
+``POST /channels/{id}/messages`` and holds every later one (its message is stored first unless
+``store=False``: the POST went through, the answer never comes); ``await hold.wait_held()``
+returns once one is held (the bot is known to be mid-delivery, e.g. to SIGKILL it), ``hold.held``
+lists them and ``hold.release()`` answers them and stops holding.
+
 Message nonces: ``POST /channels/{id}/messages`` with ``nonce`` and ``enforce_nonce: true``
 (discord.py sends both for ``channel.send(nonce=...)``) returns the original message when the
 same nonce was used in that channel within ``nonce_window`` seconds (default 300);
@@ -125,7 +131,7 @@ from .records import (
     unknown_channel,
     unknown_message,
 )
-from .server import CommandNotPermitted, DiscordEmulator
+from .server import CommandNotPermitted, DiscordEmulator, MessageHold
 from .specs import AttachmentSpec, ChannelSpec, GuildSpec, MemberSpec, Perm, RoleSpec, default_guild
 
 __all__ = [
@@ -139,6 +145,7 @@ __all__ = [
     "GuildSpec",
     "InteractionRecord",
     "MemberSpec",
+    "MessageHold",
     "Perm",
     "RecordedRequest",
     "RoleSpec",

@@ -127,6 +127,55 @@ class _Waiters:
                 await fut
 
 
+class MessageHold:
+    """Hold message creation: `after` creates are answered, every later one is held.
+
+    With ``store=True`` a held request creates its message first and only the answer is held
+    (the POST went through but the bot never hears of it, as when it dies mid-request);
+    with ``store=False`` nothing is created until `release()`. ``held`` lists the held
+    requests' channel and message (None while not stored); ``holding`` is set at the first.
+    """
+
+    def __init__(self, emulator: DiscordEmulator, after: int, store: bool) -> None:
+        self.after = after
+        self.store = store
+        self.passed = 0
+        self.held: list[tuple[int, StoredMessage | None]] = []
+        self.holding = asyncio.Event()
+        self.released = False
+        self._emulator = emulator
+        self._release = asyncio.Event()
+
+    def should_hold(self) -> bool:
+        """Count one create request; tell whether it is to be held."""
+        if self.released or self.passed < self.after:
+            self.passed += 1
+            return False
+        return True
+
+    async def hold(self, channel_id: int, message: StoredMessage | None) -> None:
+        """Keep the request waiting until `release()`."""
+        self.held.append((channel_id, message))
+        self.holding.set()
+        self._emulator._notify()
+        await self._release.wait()
+
+    async def wait_held(self, count: int = 1, *, timeout: float = 10.0) -> None:
+        """Wait until `count` requests are held."""
+        await self._emulator.wait_for(
+            lambda: len(self.held) >= count,
+            timeout=timeout,
+            what=f"{count} held message creates (passed {self.passed}, held {len(self.held)})",
+        )
+
+    def release(self) -> None:
+        """Answer the held requests and stop holding."""
+        self.released = True
+        self._release.set()
+        if self._emulator._message_hold is self:
+            self._emulator._message_hold = None
+
+
 def _template_regex(template: str) -> re.Pattern[str]:
     parts = []
     for segment in template.strip("/").split("/"):
@@ -182,6 +231,7 @@ class DiscordEmulator:
         self._commands: dict[int | None, list[dict[str, Any]]] = {}
         self._command_ids: dict[tuple[int | None, int, str], int] = {}
         self._waiters = _Waiters()
+        self._message_hold: MessageHold | None = None
         self._bot: Any = None
         self._gateway = Gateway(self)
         self._runner: web.AppRunner | None = None
@@ -212,6 +262,8 @@ class DiscordEmulator:
 
     async def stop(self) -> None:
         """Close gateway connections and the HTTP server."""
+        if self._message_hold is not None:
+            self._message_hold.release()
         await self._gateway.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -461,6 +513,18 @@ class DiscordEmulator:
         return self._gateway
 
     # -- faults ----------------------------------------------------------------------------------
+
+    def hold_message_creates(self, after: int = 0, *, store: bool = True) -> MessageHold:
+        """Answer the next `after` ``POST /channels/{id}/messages``, then hold every later one.
+
+        A test hook for "the bot is mid-delivery": ``await hold.wait_held()`` returns once a
+        request is held, so the test knows where the bot is without sleeping; then, e.g., it
+        kills the bot and calls ``hold.release()``. See :class:`MessageHold`.
+        """
+        if self._message_hold is not None:
+            self._message_hold.release()
+        self._message_hold = MessageHold(self, after, store)
+        return self._message_hold
 
     def inject_fault(self, pattern: str, fault: Fault, *, times: int = 1) -> FaultRule:
         """Answer the next ``times`` requests matching ``pattern`` with ``fault``.
@@ -1393,6 +1457,17 @@ class DiscordEmulator:
 
     async def _create_message(self, call: _Call) -> tuple[int, Any]:
         ch = self._channel_param(call)
+        hold = self._message_hold
+        if hold is not None and hold.should_hold():
+            if not hold.store:
+                await hold.hold(ch.id, None)
+                return await self._store_message(ch, call)
+            status, payload = await self._store_message(ch, call)
+            await hold.hold(ch.id, self._messages[int(payload["id"])])
+            return status, payload
+        return await self._store_message(ch, call)
+
+    async def _store_message(self, ch: ChannelSpec, call: _Call) -> tuple[int, Any]:
         body = call.body
         nonce = body.get("nonce")
         key = (ch.id, str(nonce))

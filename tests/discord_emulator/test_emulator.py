@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -348,6 +349,38 @@ async def test_nonce_returns_original_message(emu: DiscordEmulator) -> None:
         emu.expire_nonces()
         fourth = await channel.send("alert", nonce="outbox-42")
         assert fourth.id != first.id
+
+
+async def test_held_message_creates_are_stored_but_unanswered_until_released(
+    emu: DiscordEmulator,
+) -> None:
+    async with emu.run_bot(make_bot()) as bot:
+        channel = bot.get_channel(ALERTS)
+        hold = emu.hold_message_creates(after=1)
+        await channel.send("answered", nonce="n-1")
+        pending = asyncio.create_task(channel.send("held", nonce="n-2"))
+        await hold.wait_held()
+        # The POST went through (the message exists) but the bot has no answer yet.
+        assert [m.content for m in emu.channel_messages(ALERTS)] == ["answered", "held"]
+        assert not pending.done()
+        assert [(ch, m.content if m else None) for ch, m in hold.held] == [(ALERTS, "held")]
+        hold.release()
+        held = await pending
+        assert held.id == emu.channel_messages(ALERTS)[1].id
+        await channel.send("after", nonce="n-3")  # released: no longer held
+        assert len(emu.channel_messages(ALERTS)) == 3
+
+
+async def test_hold_without_store_creates_nothing_until_released(emu: DiscordEmulator) -> None:
+    async with emu.run_bot(make_bot()) as bot:
+        channel = bot.get_channel(ALERTS)
+        hold = emu.hold_message_creates(store=False)
+        pending = asyncio.create_task(channel.send("later", nonce="n-1"))
+        await hold.wait_held()
+        assert emu.channel_messages(ALERTS) == [] and hold.held == [(ALERTS, None)]
+        hold.release()
+        assert (await pending).content == "later"
+        assert [m.content for m in emu.channel_messages(ALERTS)] == ["later"]
 
 
 async def test_faults_rate_limit_server_error_forbidden_unknown(emu: DiscordEmulator) -> None:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from discordbot.delivery import owner_is_dead
 from tests.discord_emulator.records import Fault, missing_permissions, unknown_message
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, harness
 from tests.discordbot.outbox_seed import T0, add_source, alert, alert_rows, event, watch
@@ -206,3 +212,66 @@ async def test_scheduled_digest_lists_the_days_events_per_watch(tmp_path: Path) 
         assert "Summit communique" in fields[0]["value"]
         assert "old news" not in fields[0]["value"]
         assert bot.scheduler is None
+
+
+def _gone_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process now
+    return child.pid
+
+
+def test_owner_is_dead_only_for_a_gone_process_of_this_host() -> None:
+    host = socket.gethostname()[:60]
+    gone = _gone_pid()
+    assert owner_is_dead(f"{host}:{gone}:abcd1234")
+    assert not owner_is_dead(f"{host}:{os.getpid()}:abcd1234")  # this process
+    assert not owner_is_dead(f"{host}:1:abcd1234")  # alive (init), whoever owns it
+    assert not owner_is_dead(f"other-{host}:{gone}:abcd1234")  # cannot check there
+    assert not owner_is_dead(f"{host}:{gone}:x", host="elsewhere")
+    for odd in ("first", "", f"{host}:", f"{host}:pid:x", f"{host}:-3:x", f"{host}:0:x"):
+        assert not owner_is_dead(odd), odd
+
+
+async def test_message_found_by_nonce_with_an_older_rendering_is_edited(tmp_path: Path) -> None:
+    # A sender dies after Discord created its message but before recording it; the event grows
+    # meanwhile. The next sender gets the old message back by nonce and must edit it.
+    async with harness(tmp_path) as h:
+        w = await watch(h.db, h.seed, "w", ALERTS_CHANNEL)
+        ev = await event(h.db, h.seed, "summit communique")
+        await alert(h.db, w, ev, ALERTS_CHANNEL)
+        async with h.bot(owner="doomed") as bot:
+            hold = h.emu.hold_message_creates()
+            dying = asyncio.create_task(bot.delivery.drain())
+            await hold.wait_held()
+            dying.cancel()  # the process is gone: its claim stays, no mark_sent
+            await asyncio.gather(dying, return_exceptions=True)
+            hold.release()
+        # Closing that bot handed its claim back, as the next start does for a killed process.
+        await add_source(h.db, h.seed, ev, "Reuters")
+        async with h.bot(owner="next") as bot:
+            report = await bot.delivery.drain()
+
+        assert (report.alerts_sent, report.edited, h.emu.nonce_hits) == (1, 1, 1)
+        (msg,) = h.emu.channel_messages(ALERTS_CHANNEL)
+        assert msg.edit_count == 1
+        assert "[Reuters](" in msg.payload["embeds"][0]["fields"][0]["value"]
+        (row,) = await alert_rows(h.db)
+        assert (row.status, row.message_id, row.dirty, row.claimed_by) == (
+            "sent",
+            msg.id,
+            False,
+            None,
+        )
+
+
+async def test_delivery_start_hands_back_claims_of_a_dead_process(tmp_path: Path) -> None:
+    dead = f"{socket.gethostname()[:60]}:{_gone_pid()}:deadbeef"
+    async with harness(tmp_path) as h:
+        w = await watch(h.db, h.seed, "w", ALERTS_CHANNEL)
+        await alert(h.db, w, await event(h.db, h.seed, "left claimed"), ALERTS_CHANNEL)
+        (claimed,) = await outbox.claim_pending(h.db, dead, lease_seconds=3600)
+        # A long sweep interval: only the start-up hand-back can deliver it in time.
+        async with h.bot(deliver=True, delivery_interval_seconds=3600):
+            msg = await h.emu.wait_for_message(ALERTS_CHANNEL)
+        assert msg.payload["embeds"][0]["title"] == "left claimed"
+        assert msg.nonce == claimed.nonce
