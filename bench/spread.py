@@ -2,12 +2,13 @@
 
 150 outlets over real HTTP on 127.0.0.1 retell the 118 labelled events of
 `tests/storylines/` (each outlet carries 8 of them, in its own words: its name in the title,
-an extra sentence, within hours of each other), all dated within the last two days. Servers
+an extra sentence, within hours of each other), each on its labelled day (with `--dense`,
+all within two days: the events of a storyline then fall in one clustering window). Servers
 answer after a random delay (network jitter), so fetches finish in a different order on each
 run. The same items go into a fresh SQLite file three ways:
 
 - one round with every item;
-- two rounds: the items published before the midpoint first, then all of them;
+- two rounds: the older half of the items first, then all of them;
 - a killed round: the round is cancelled after half the feeds are recorded, then run again.
 
 Each way runs `--repeats` times with different jitter. Printed: events per run, and the spread
@@ -57,12 +58,19 @@ TITLE_FORMS = ("{title}", "{title} - {outlet}", "UPDATE 1-{title}", "{outlet}: {
 Item = tuple[str, str, str, datetime]  # guid, title, summary, published
 
 
-def corpus(feeds: int, per_feed: int, seed: int = 11) -> dict[str, list[Item]]:
+def corpus(feeds: int, per_feed: int, seed: int = 11, dense: bool = False) -> dict[str, list[Item]]:
     """Outlet name -> its items, deterministically from `seed`."""
     rng = random.Random(seed)
     events = load("dev") + load("test")
-    # Every event happens within the last two days, in a fixed order.
-    when = {e.id: NOW - timedelta(minutes=20 * (i + 1)) for i, e in enumerate(events)}
+    if dense:
+        # The hard case: every event within the last two days, 20 minutes apart, so the
+        # events of one storyline all fall within the clustering window of each other.
+        when = {e.id: NOW - timedelta(minutes=20 * (i + 1)) for i, e in enumerate(events)}
+    else:
+        # Each event on its labelled day (they span months; the events of one storyline are
+        # days or weeks apart), moved so that the last one is a day before the rounds.
+        shift = NOW - timedelta(days=1) - max(e.at for e in events)
+        when = {e.id: e.at + shift + timedelta(hours=9) for e in events}
     out: dict[str, list[Item]] = {}
     for n in range(feeds):
         outlet = f"Outlet {n:03d}"
@@ -111,7 +119,8 @@ async def scenario(
     way: str, farm: Farm, fetcher: Fetcher, items: dict[str, list[Item]], jitter_seed: int
 ) -> dict[str, float]:
     farm.rng = random.Random(jitter_seed)
-    midpoint = NOW - timedelta(hours=20)
+    dates = sorted(i[3] for its in items.values() for i in its)
+    midpoint = dates[len(dates) // 2]
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'spread.db'}"
         await upgrade_async(url)
@@ -174,8 +183,8 @@ async def _make_due(db: Database) -> None:
             f.lease_until = None
 
 
-async def run(feeds: int, per_feed: int, repeats: int) -> dict[str, object]:
-    items = corpus(feeds, per_feed)
+async def run(feeds: int, per_feed: int, repeats: int, dense: bool = False) -> dict[str, object]:
+    items = corpus(feeds, per_feed, dense=dense)
     farm = Farm()
     app = web.Application()
     app.router.add_get("/{name}", farm.handle)
@@ -196,6 +205,7 @@ async def run(feeds: int, per_feed: int, repeats: int) -> dict[str, object]:
         await runner.cleanup()
     counts = [r["events"] for runs in results.values() for r in runs]
     return {
+        "corpus": "dense" if dense else "labelled days",
         "feeds": feeds,
         "items": sum(len(v) for v in items.values()),
         "stories": len(load("dev") + load("test")),
@@ -209,9 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, default=150)
     parser.add_argument("--per-feed", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--dense", action="store_true", help="all events within two days (the hard case)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    print(json.dumps(asyncio.run(run(args.feeds, args.per_feed, args.repeats)), indent=2))
+    result = asyncio.run(run(args.feeds, args.per_feed, args.repeats, args.dense))
+    print(json.dumps(result, indent=2))
     return 0
 
 
