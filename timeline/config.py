@@ -478,7 +478,7 @@ def _discord(problems: _Problems, data: Mapping[str, Any]) -> DiscordSettings:
     for i, value in enumerate(raw_guilds):
         guild_id = parse_snowflake(value)
         if guild_id is None:
-            r.fail(f"guild_ids[{i}]", f"{SNOWFLAKE_RULE}, got {_show(str(value))}")
+            problems.add(f"discord.guild_ids[{i}]", f"{SNOWFLAKE_RULE}, got {_show(str(value))}")
         else:
             guild_ids.append(guild_id)
     settings = DiscordSettings(
