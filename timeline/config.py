@@ -1,8 +1,13 @@
 """Load `config.toml` into typed, validated settings.
 
-Every problem is a `ConfigError` that names the file, the key and what is allowed; the entry
-point turns it into exit code 78 (EX_CONFIG). The Discord token never lives in the file: the
-file names the environment variable that holds it.
+Every problem is a `ConfigError` that names the file, the key and what is allowed; one load
+collects all of them (one per key) into a `ConfigProblems`, which the entry point prints one
+`FILE: KEY: REASON` line each before exiting with code 78 (EX_CONFIG). Beyond types and
+ranges the loader checks what the rest of the program would otherwise refuse later: queries
+and aliases with the query language's parser, digest crons with APScheduler's, Discord ids,
+header values. `check_settings` is that second half on its own; the start-up sync runs it too.
+The Discord token never lives in the file: the file names the environment variable that holds
+it.
 """
 
 from __future__ import annotations
