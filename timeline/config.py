@@ -470,7 +470,7 @@ def _aliases(problems: _Problems, data: Mapping[str, Any]) -> dict[str, str]:
 def _discord(problems: _Problems, data: Mapping[str, Any]) -> DiscordSettings:
     r = _Reader(problems, "discord", _table(problems, data, "discord"))
     token_env = r.string("token_env", "DISCORD_TOKEN")
-    if not ENV_RE.match(token_env):
+    if not ENV_RE.fullmatch(token_env):
         r.fail("token_env", "must be an environment variable name such as DISCORD_TOKEN")
     if "token" in r.table:
         # Recorded before finish(), so this reason wins over "unknown key".
@@ -604,7 +604,7 @@ def _check_polling(problems: _Problems, polling: PollingSettings) -> None:
 
 
 def _name_problem(name: str, seen: set[str]) -> str | None:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         return "must be 1-100 letters, digits, spaces, '.', '-' or '_'"
     if name.casefold() in seen:
         return f"{name!r} is used twice"

@@ -144,6 +144,13 @@ BAD_CONFIGS = [
     pytest.param(feeds(("A", "javascript:alert(1)")), "feeds[0].url", "http", id="javascript"),
     pytest.param(feeds(("A", "https://")), "feeds[0].url", "http", id="no-host"),
     pytest.param(feeds(("A", "https://a.example/r ss")), "feeds[0].url", "spaces", id="url-space"),
+    pytest.param(
+        # `$` in re.match also matches before a final newline: the variable would never be found.
+        '[discord]\ntoken_env = "DISCORD_TOKEN\\n"\n',
+        "discord.token_env",
+        "environment variable name",
+        id="token-env-newline",
+    ),
 ]
 
 
