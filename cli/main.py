@@ -118,8 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except ConfigError as exc:
-        common.print_err(f"config error: {exc}")
-        return common.EX_CONFIG
+        return common.report_config_error(exc)
     except TimelineError as exc:
         common.print_err(f"error: {exc}")
         return 1
