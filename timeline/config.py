@@ -726,7 +726,9 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            name, "(file)", "not found; copy config.example.toml to config.toml"
+            name,
+            "(file)",
+            "not found; write one with `timeline-bot config init` (a copy of config.example.toml)",
         ) from None
     except OSError as exc:
         raise ConfigError(name, "(file)", f"cannot be read: {exc.strerror}") from None

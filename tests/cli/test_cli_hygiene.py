@@ -8,6 +8,7 @@ wheel too); `python -m timeline` is the same command.
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -136,8 +137,33 @@ def test_python_m_timeline_is_the_command() -> None:
     assert done.stdout.startswith("timeline-bot ")
 
 
+SOURCE = (
+    "bot.py",
+    "setup.py",
+    "pyproject.toml",
+    "README.md",
+    "LICENSE",
+    "config.example.toml",
+    "timeline",
+    "feeds",
+    "discordbot",
+    "cli",
+    "migrations",
+)
+
+
 def test_the_wheel_ships_the_example_config(tmp_path: Path) -> None:
-    """Built from the source tree as pip would, without the network."""
+    """Built as pip would, without the network, from a copy of the sources (a build leaves
+    a build/ folder beside them)."""
+    src = tmp_path / "src"
+    for name in SOURCE:
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.so")
+            )
+        else:
+            src.mkdir(exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     done = subprocess.run(
         [
             sys.executable,
@@ -149,7 +175,7 @@ def test_the_wheel_ships_the_example_config(tmp_path: Path) -> None:
             "--quiet",
             "--wheel-dir",
             str(tmp_path),
-            str(ROOT),
+            str(src),
         ],
         capture_output=True,
         text=True,
