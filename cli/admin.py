@@ -515,17 +515,11 @@ async def cmd_watch_test(
 
 
 async def probe_feed(url: str, settings: Settings) -> feed_svc.FeedProbe:
-    """Fetch `url` once with the configured limits and describe what came back."""
+    """Fetch `url` once with the configured limits (the use case's probe, as in chat)."""
     from feeds.fetch import Fetcher, FetchSettings
-    from feeds.types import FetchState
 
-    polling = settings.polling
-    fetch_settings = FetchSettings.from_settings(polling)
-    async with Fetcher(fetch_settings) as fetcher:
-        result = await fetcher.fetch(FetchState(url=url))
-    if result.outcome == "error":
-        return feed_svc.FeedProbe(None, 0, error=result.error or "the fetch failed")
-    return feed_svc.FeedProbe(result.feed_title, len(result.items), final_url=result.permanent_url)
+    async with Fetcher(FetchSettings.from_settings(settings.polling)) as fetcher:
+        return await feed_svc.probe_feed(fetcher, url)
 
 
 async def cmd_feed_add(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> int:

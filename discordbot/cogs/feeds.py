@@ -14,12 +14,11 @@ from discord.utils import format_dt
 from discordbot.autocomplete import feed_names
 from discordbot.bot import TimelineBot
 from feeds.fetch import Fetcher, FetchSettings
-from feeds.types import FetchState
 from timeline.errors import Conflict, NotFound, TimelineError
 from timeline.models import GLOBAL_SCOPE
 from timeline.services import feeds as feed_svc
-from timeline.services._common import MAX_URL, check_url
-from timeline.services.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedProbe, FeedStatus, FeedView
+from timeline.services.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedStatus, FeedView
+from timeline.services.limits import MAX_URL
 from timeline.services.opml import export_opml, import_opml
 
 from ._admin import (
@@ -46,14 +45,6 @@ def fetch_settings(bot: TimelineBot) -> FetchSettings:
     """Build the fetch limits from the bot's polling settings."""
     polling = bot.settings.polling
     return FetchSettings.from_settings(polling)
-
-
-async def probe(fetcher: Fetcher, url: str) -> FeedProbe:
-    """Fetch `url` once and describe what came back: title and entries, or the reason."""
-    result = await fetcher.fetch(FetchState(url=url))
-    if result.outcome == "error":
-        return FeedProbe(None, 0, error=result.error or "the fetch failed")
-    return FeedProbe(result.feed_title, len(result.items), final_url=result.permanent_url)
 
 
 def _when(value: datetime | None) -> str:
@@ -147,12 +138,12 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
     ) -> None:
         """Follow a feed that answered with a title and entries; say why not otherwise."""
         guild_id = guild_of(interaction)
-        clean = check_url(url, "feed URL")
+        clean = feed_svc.check_url(url, "feed URL")
         polling = self.bot.settings.polling
         bounds = (polling.min_interval_seconds, polling.max_interval_seconds)
         feed_svc.check_interval(interval, *bounds)
         await defer(interaction)
-        result = await probe(self.fetcher, clean)
+        result = await feed_svc.probe_feed(self.fetcher, clean)
         async with self.bot.db.session() as session:
             view = await feed_svc.add_feed(
                 session,

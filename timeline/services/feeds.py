@@ -6,9 +6,12 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from feeds.types import FetchResult, FetchState
 
 from ..errors import BadQuery, Conflict, FeedUnusable, NotFound
 from ..models import GLOBAL_SCOPE, Entry, Event, Feed
@@ -143,6 +146,24 @@ async def unique_feed_name(session: AsyncSession, guild_id: int, wanted: str) ->
         if candidate.casefold() not in taken:
             return candidate
     raise Conflict(f"too many feeds named like {wanted!r}")
+
+
+class FeedFetcher(Protocol):
+    """What fetches a feed once (feeds.fetch.Fetcher): injected, so the core imports no
+    HTTP client."""
+
+    async def fetch(self, state: FetchState) -> FetchResult: ...
+
+
+async def probe_feed(fetcher: FeedFetcher, url: str) -> FeedProbe:
+    """Fetch `url` once and describe what came back: title and entries, or the reason.
+
+    The one probe behind `/feed add` and `timeline-bot feed add`.
+    """
+    result = await fetcher.fetch(FetchState(url=url))
+    if result.outcome == "error":
+        return FeedProbe(None, 0, error=result.error or "the fetch failed")
+    return FeedProbe(result.feed_title, len(result.items), final_url=result.permanent_url)
 
 
 async def add_feed(
