@@ -540,8 +540,12 @@ async def cmd_feed_add(session: AsyncSession, args: argparse.Namespace, settings
         origin="cli",
         interval_bounds=bounds,
     )
+    again = " again, with its stored stories" if view.revived else ""
     print(
-        safe(f"added feed {view.name!r} ({probe.title or 'untitled'}, {probe.entry_count} entries)")
+        safe(
+            f"added feed {view.name!r}{again} ({probe.title or 'untitled'}, "
+            f"{probe.entry_count} entries)"
+        )
     )
     return common.EX_OK
 
@@ -551,7 +555,12 @@ async def cmd_feed_remove(
 ) -> int:
     """Stop following a feed."""
     view = await feed_svc.remove_feed(session, args.guild, args.name, _who(args))
-    print(safe(f"removed feed {view.name!r}"))
+    print(
+        safe(
+            f"stopped following feed {view.name!r} (retired: its stories stay on the timeline; "
+            "`feed purge` deletes them)"
+        )
+    )
     return common.EX_OK
 
 

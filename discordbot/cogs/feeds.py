@@ -58,7 +58,7 @@ def _feed_line(feed: FeedView) -> str:
     if feed.status != "ok":
         extra.append(f"**{show(feed.status, 30)}**")
     if feed.retired_at is not None:
-        extra = ["**retired** (left the config file; history kept)"]
+        extra = ["**retired** (not polled; its stories stay on the timeline)"]
     elif not feed.enabled:
         extra.append("disabled")
     if feed.origin == "config":
@@ -158,9 +158,10 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
         title = feed_text(result.title, 200) or "untitled"
         entries = "entry" if result.entry_count == 1 else "entries"
         moved = f"\nIt moved permanently to <{show(view.url, 500)}>." if result.final_url else ""
+        again = " again, with the stories stored before" if view.revived else ""
         await send(
             interaction,
-            f"Following **{show(view.name, 100)}**: {title}, {result.entry_count} {entries} "
+            f"Following **{show(view.name, 100)}**{again}: {title}, {result.entry_count} {entries} "
             f"right now. New stories alert the watches from the next poll on.{moved}",
         )
 
@@ -170,7 +171,7 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
     async def remove(
         self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, MAX_URL]
     ) -> None:
-        """Ask, then stop following a feed; its stories leave the timeline."""
+        """Ask, then stop following a feed (retired: its stories stay on the timeline)."""
         guild_id = guild_of(interaction)
         who = actor(interaction)
         await defer(interaction)
@@ -188,14 +189,19 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
                 async with self.bot.db.session() as session:
                     view = await feed_svc.remove_feed(session, guild_id, feed.url, who)
             except NotFound:
-                return f"**{show(feed.name, 100)}** was removed meanwhile: nothing more to do."
-            return f"Stopped following **{show(view.name, 100)}**; its stories left the timeline."
+                return f"**{show(feed.name, 100)}** was purged meanwhile: nothing more to do."
+            except Conflict:
+                return f"**{show(feed.name, 100)}** was retired meanwhile: nothing more to do."
+            return (
+                f"Stopped following **{show(view.name, 100)}**; its stories stay on the "
+                "timeline. `/feed purge` deletes them for good."
+            )
 
         entries = "entry" if status.entry_count == 1 else "entries"
         question = (
-            f"Stop following **{show(feed.name, 100)}** (<{show(feed.url, 300)}>)? Its "
-            f"{status.entry_count} stored {entries} leave the timeline, with the events no "
-            "other feed carried. Alerts already posted stay."
+            f"Stop following **{show(feed.name, 100)}** (<{show(feed.url, 300)}>)? It is no "
+            f"longer polled; its {status.entry_count} stored {entries} stay on the timeline "
+            "and in search, and adding it again follows it with them."
         )
         confirm = Confirm(
             interaction.user.id,
