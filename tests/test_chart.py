@@ -6,6 +6,7 @@ import struct
 import zlib
 from datetime import date, timedelta
 
+import numpy
 import pytest
 
 from timeline.chart import MAX_BUCKETS, render_chart
@@ -145,3 +146,154 @@ def test_labels_stay_inside_the_picture() -> None:
         box = text.get_window_extent(renderer)
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1, (text.get_text(), box, frame)
         assert frame.y0 <= box.y0 and box.y1 <= frame.y1, (text.get_text(), box, frame)
+
+
+# Hostile shapes for the layout: 100-character names, 20 series, a one-day and a 365-day
+# window, a single event, week buckets, and labels and a title far longer than the picture.
+LONG = "N" * 60 + " watch about the summit communique and dual-use exports"[:40]
+START = date(2025, 1, 6)
+HEADLINES = [
+    (START + timedelta(days=d), f"W{d} " + "Headline that goes on and on " * 6) for d in range(8)
+]
+TITLE = "Timeline: " + "(NATO OR Ukraine) AND drone " * 10 + "(2025-01-06 to 2026-01-05)"
+
+
+def _days(n: int, mult: int, mod: int, every: int = 1) -> list[tuple[date, int]]:
+    return [(START + timedelta(days=i), (i * mult) % mod + 1) for i in range(0, n, every)]
+
+
+LAYOUTS: dict[str, dict[str, object]] = {
+    "twenty-long-names": {
+        "series": {f"{LONG[:96]} {i:02d}": _days(30, i + 1, 4, 3) for i in range(20)},
+    },
+    "one-day-window": {
+        "series": {LONG: [(START, 3)], "b": [(START, 2)]},
+        "window": (START, START),
+    },
+    "single-event": {"series": {"NATO": [(START, 1)]}},
+    "year-by-day": {"series": {"NATO": _days(365, 13, 7), LONG: _days(365, 1, 1, 11)}},
+    "year-by-week": {
+        "series": {"NATO": _days(365, 13, 7), "b": _days(365, 3, 2)},
+        "bucket": "week",
+    },
+    "given-window": {
+        "series": {"NATO": [(START + timedelta(days=20), 2)]},
+        "window": (START, START + timedelta(days=29)),
+    },
+}
+
+
+def _figure(case: dict[str, object]):  # type: ignore[no-untyped-def]
+    from timeline.chart import build_figure
+
+    fig = build_figure(
+        case["series"],  # type: ignore[arg-type]
+        bucket=case.get("bucket", "day"),  # type: ignore[arg-type]
+        labels=HEADLINES,
+        title=TITLE,
+        window=case.get("window"),  # type: ignore[arg-type]
+    )
+    fig.canvas.draw()  # type: ignore[no-untyped-call]
+    return fig, fig.canvas.get_renderer()  # type: ignore[attr-defined]
+
+
+def _legends(fig):  # type: ignore[no-untyped-def]
+    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
+    from matplotlib.text import Text
+
+    fig, renderer = _figure(LAYOUTS[name])
+    frame = fig.bbox
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    bottom, top = ax.get_ylim()
+    ticks = [t for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+    yticks = [t for t in ax.get_yticklabels() if bottom <= t.get_position()[1] <= top]
+    # Tick labels outside the view limits are not drawn: check only the drawn ones.
+    undrawn = {*ax.get_xticklabels(), *ax.get_yticklabels()} - {*ticks, *yticks}
+    texts = [
+        t
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and t not in undrawn
+    ]
+    titles = [t for t in texts if t.get_text().startswith("Timeline:")]
+    assert len(titles) == 1 and titles[0].get_text().endswith("…")
+    assert len(ax.texts) >= 1 and ticks
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        inside = (
+            frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 <= box.y1 <= frame.y1
+        )
+        assert inside, (text.get_text(), box, frame)
+    # The event labels and the x tick labels never cover one another.
+    label_boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts]  # type: ignore[union-attr]
+    for boxes in (label_boxes, [t.get_window_extent(renderer) for t in ticks]):
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (a, b)
+    # Each legend entry is shortened to its column, so the entries do not overlap either.
+    (legend,) = _legends(fig)
+    entries = [t.get_window_extent(renderer) for t in legend.get_texts()]
+    assert all(not a.overlaps(b) for i, a in enumerate(entries) for b in entries[i + 1 :])
+    # The picture is the figure: nothing is cropped off or grows it (no "tight" bounding box).
+    data = render_chart(
+        LAYOUTS[name]["series"],  # type: ignore[arg-type]
+        bucket=LAYOUTS[name].get("bucket", "day"),  # type: ignore[arg-type]
+        labels=HEADLINES,
+        title=TITLE,
+        window=LAYOUTS[name].get("window"),  # type: ignore[arg-type]
+    )
+    assert png_size(data) == (round(frame.width), round(frame.height))
+
+
+@pytest.mark.parametrize("name", ["twenty-long-names", "year-by-day", "one-day-window"])
+def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
+    from matplotlib.colors import to_rgba
+
+    fig, _ = _figure(LAYOUTS[name])
+    ax = fig.axes[0]
+    pixels = numpy.asarray(fig.canvas.buffer_rgba())  # type: ignore[attr-defined]
+    height = pixels.shape[0]
+    lo, hi = ax.get_xlim()
+    top = ax.get_ylim()[1]
+    names = [t.get_text() for t in _legends(fig)[0].get_texts()]
+    assert len(ax.containers) == len(names) == min(8, len(LAYOUTS[name]["series"]))  # type: ignore[arg-type]
+    colours = {to_rgba(c[0].get_facecolor()) for c in ax.containers}  # type: ignore[attr-defined]
+    assert len(colours) == len(ax.containers)  # no two series share a colour
+    for container in ax.containers:
+        bars = [b for b in container if b.get_height() > 0]  # type: ignore[attr-defined]
+        assert bars, container.get_label()
+        bar = max(bars, key=lambda b: b.get_height())
+        assert lo <= bar.get_x() and bar.get_x() + bar.get_width() <= hi
+        assert bar.get_y() + bar.get_height() <= top
+        # Its tallest segment shows its colour somewhere: nothing covers it.
+        (x0, y0), (x1, y1) = ax.transData.transform(
+            [
+                (bar.get_x(), bar.get_y()),
+                (bar.get_x() + bar.get_width(), bar.get_y() + bar.get_height()),
+            ]
+        )
+        region = pixels[height - int(y1) : height - int(y0), int(x0) : int(x1) + 1, :3]
+        want = numpy.array([round(c * 255) for c in to_rgba(bar.get_facecolor())[:3]])
+        assert (abs(region.astype(int) - want).max(axis=-1) <= 2).any(), container.get_label()
+
+
+def test_a_given_window_is_drawn_as_given_and_no_window_fits_the_data() -> None:
+    import matplotlib.dates as mdates
+
+    from timeline.chart import build_figure
+
+    sparse = {"NATO": [(START + timedelta(days=20), 2), (START + timedelta(days=22), 1)]}
+    given = build_figure(sparse, bucket="day", window=(START, START + timedelta(days=29)))
+    lo, hi = (mdates.num2date(x).date() for x in given.axes[0].get_xlim())
+    assert lo == START - timedelta(days=1) and hi == START + timedelta(days=29)
+    fitted = build_figure(sparse, bucket="day")
+    lo, hi = (mdates.num2date(x).date() for x in fitted.axes[0].get_xlim())
+    # Three days of data padded to a week of context, centred on it.
+    assert (lo, hi) == (START + timedelta(days=17), START + timedelta(days=24))
+    for fig in (given, fitted):
+        ticks = fig.axes[0].get_xticks()
+        assert all(float(t).is_integer() for t in ticks)  # whole days, never hours

@@ -274,7 +274,14 @@ def _build(
     ax.set_xlim(float(xs[0]) - step.days * 0.6, float(xs[-1]) + step.days * 0.6)
     locator = _date_locator(n_buckets, bucket)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.xaxis.set_major_formatter(
+        # Days at the finest: a lone tick would otherwise be labelled "00:00".
+        mdates.ConciseDateFormatter(
+            locator,
+            formats=["%Y", "%b", "%d", "%d", "%d", "%d"],
+            offset_formats=["", "%Y", "%Y-%b", "%Y-%b", "%Y-%b", "%Y-%b"],
+        )
+    )
     _legend(fig, ax, drawn, renderer)
     fig.draw_without_rendering()  # lay out once, so the plot area's size is known
     _annotate(ax, labels, totals, bucket, (first, last), top, renderer)
