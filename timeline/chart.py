@@ -35,7 +35,7 @@ from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
-from matplotlib.ticker import Locator, MaxNLocator
+from matplotlib.ticker import Formatter, Locator, MaxNLocator
 
 log = logging.getLogger(__name__)
 
@@ -274,14 +274,10 @@ def _build(
     ax.set_xlim(float(xs[0]) - step.days * 0.6, float(xs[-1]) + step.days * 0.6)
     locator = _date_locator(n_buckets, bucket)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(
-        # Days at the finest: a lone tick would otherwise be labelled "00:00".
-        mdates.ConciseDateFormatter(
-            locator,
-            formats=["%Y", "%b", "%d", "%d", "%d", "%d"],
-            offset_formats=["", "%Y", "%Y-%b", "%Y-%b", "%Y-%b", "%Y-%b"],
-        )
-    )
+    if isinstance(locator, mdates.DayLocator | mdates.WeekdayLocator):
+        ax.xaxis.set_major_formatter(_DayFormatter())
+    else:
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     _legend(fig, ax, drawn, renderer)
     fig.draw_without_rendering()  # lay out once, so the plot area's size is known
     _annotate(ax, labels, totals, bucket, (first, last), top, renderer)
@@ -299,6 +295,36 @@ def _date_locator(n_buckets: int, bucket: Bucket) -> Locator:
     if months <= 3 * MAX_TICKS:
         return mdates.MonthLocator(interval=max(1, math.ceil(months / MAX_TICKS)))
     return mdates.YearLocator(base=max(1, math.ceil(months / 12 / MAX_TICKS)))
+
+
+class _DayFormatter(Formatter):
+    """Label day ticks "6 Jan", then only the day until the month changes; the year aside.
+
+    Matplotlib's concise formatter names a month only on its first day, which weekly ticks
+    (Mondays) rarely hit, and labels a lone tick with a time ("00:00").
+    """
+
+    def __init__(self) -> None:
+        self._years = ""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return f"{mdates.num2date(x):%-d %b}"
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        days = [mdates.num2date(v).date() for v in values]
+        years = sorted({d.year for d in days})
+        self._years = (
+            str(years[0]) if len(years) == 1 else f"{years[0]}–{years[-1]}" if years else ""
+        )
+        return [
+            f"{d:%-d %b}"
+            if i == 0 or (d.year, d.month) != (days[i - 1].year, days[i - 1].month)
+            else f"{d:%-d}"
+            for i, d in enumerate(days)
+        ]
+
+    def get_offset(self) -> str:
+        return self._years
 
 
 def _legend(fig: Figure, ax: Axes, drawn: Sequence[_Series], renderer: RendererBase) -> None:
