@@ -118,3 +118,12 @@ async def test_without_a_period_the_window_fits_the_data_and_a_given_one_is_kept
     assert await run(cfg, "chart", "--since", "30d", "-o", str(out)) == 0
     given = f"{now - timedelta(days=30):%Y-%m-%d} to {now:%Y-%m-%d}"
     assert capsys.readouterr().err.endswith(f"per day, {given}\n")
+
+
+async def test_a_period_too_long_for_days_is_counted_per_week(
+    cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "chart.png"
+    assert await run(cfg, "chart", "--since", "2019-01-01", "-o", str(out)) == 0
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert ": 3 events in 2 series, per week, 2019-01-01 to " in capsys.readouterr().err

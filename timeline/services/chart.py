@@ -90,7 +90,8 @@ async def chart_data(
     oldest event counted, at most 30 days (day buckets) or 26 weeks (week buckets) before
     its end. With only `until`, the start fits the data the same way. Only the newest
     `max_events` events (and, with a query, the events of the newest `search_cap` matching
-    entries) are counted; `capped` says when a limit was reached.
+    entries) are counted; `capped` says when a limit was reached. A given period longer than
+    `timeline.chart.MAX_BUCKETS` days is counted per week.
     """
     if bucket not in BUCKETS:
         raise BadQuery(f"unknown bucket {bucket!r}: use day or week")
@@ -105,6 +106,11 @@ async def chart_data(
     since = since or until - DEFAULT_SPAN[chosen]
     if since > until:
         raise BadQuery("since must be before until")
+    from ..chart import MAX_BUCKETS  # imports Matplotlib: only when a chart is drawn
+
+    if chosen == "day" and (until - since).days + 1 > MAX_BUCKETS:
+        # More days than one picture can hold bars for: count per week (the caption says so).
+        chosen = "week"
     conds, capped = await _conditions(
         session,
         guild_id,
