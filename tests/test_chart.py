@@ -251,8 +251,6 @@ def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["twenty-long-names", "year-by-day", "one-day-window"])
 def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
-    from matplotlib.colors import to_rgba
-
     fig, _ = _figure(LAYOUTS[name])
     ax = fig.axes[0]
     pixels = numpy.asarray(fig.canvas.buffer_rgba())  # type: ignore[attr-defined]
@@ -260,25 +258,51 @@ def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
     lo, hi = ax.get_xlim()
     top = ax.get_ylim()[1]
     names = [t.get_text() for t in _legends(fig)[0].get_texts()]
-    assert len(ax.containers) == len(names) == min(8, len(LAYOUTS[name]["series"]))  # type: ignore[arg-type]
-    colours = {to_rgba(c[0].get_facecolor()) for c in ax.containers}  # type: ignore[attr-defined]
-    assert len(colours) == len(ax.containers)  # no two series share a colour
-    for container in ax.containers:
-        bars = [b for b in container if b.get_height() > 0]  # type: ignore[attr-defined]
-        assert bars, container.get_label()
-        bar = max(bars, key=lambda b: b.get_height())
-        assert lo <= bar.get_x() and bar.get_x() + bar.get_width() <= hi
-        assert bar.get_y() + bar.get_height() <= top
-        # Its tallest segment shows its colour somewhere: nothing covers it.
-        (x0, y0), (x1, y1) = ax.transData.transform(
-            [
-                (bar.get_x(), bar.get_y()),
-                (bar.get_x() + bar.get_width(), bar.get_y() + bar.get_height()),
-            ]
+    drawn = _series_segments(ax)
+    assert len(drawn) == len(names) == min(8, len(LAYOUTS[name]["series"]))  # type: ignore[arg-type]
+    assert len({colour for colour, _ in drawn}) == len(drawn)  # no two series share a colour
+    for colour, segments in drawn:
+        assert segments, colour
+        # Its tallest segment lies inside the plot and shows its colour: nothing covers it.
+        x0, y0, x1, y1 = max(segments, key=lambda seg: seg[3] - seg[1])
+        assert lo <= x0 and x1 <= hi and y1 <= top
+        (px0, py0), (px1, py1) = ax.transData.transform([(x0, y0), (x1, y1)])
+        region = pixels[height - int(py1) : height - int(py0), int(px0) : int(px1) + 1, :3]
+        want = numpy.array([round(c * 255) for c in colour[:3]])
+        assert (abs(region.astype(int) - want).max(axis=-1) <= 2).any(), colour
+
+
+def _series_segments(ax):  # type: ignore[no-untyped-def]
+    """Return (colour, [(x0, y0, x1, y1) of each non-empty bar]) per series drawn."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import StepPatch
+
+    out = []
+    for container in ax.containers:  # bars with gaps
+        bars = [b for b in container if b.get_height() > 0]
+        out.append(
+            (
+                to_rgba(container[0].get_facecolor()),
+                [
+                    (b.get_x(), b.get_y(), b.get_x() + b.get_width(), b.get_y() + b.get_height())
+                    for b in bars
+                ],
+            )
         )
-        region = pixels[height - int(y1) : height - int(y0), int(x0) : int(x1) + 1, :3]
-        want = numpy.array([round(c * 255) for c in to_rgba(bar.get_facecolor())[:3]])
-        assert (abs(region.astype(int) - want).max(axis=-1) <= 2).any(), container.get_label()
+    for patch in ax.patches:  # touching bars, one stepped outline per series
+        if isinstance(patch, StepPatch):
+            values, edges, baseline = patch.get_data()
+            out.append(
+                (
+                    to_rgba(patch.get_facecolor()),
+                    [
+                        (edges[i], baseline[i], edges[i + 1], values[i])
+                        for i in range(len(values))
+                        if values[i] > baseline[i]
+                    ],
+                )
+            )
+    return out
 
 
 def test_a_given_window_is_drawn_as_given_and_no_window_fits_the_data() -> None:

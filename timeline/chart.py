@@ -54,6 +54,7 @@ MAX_LABELS = 8
 LABEL_ROWS = 3  # rows of event labels above the bars; a label with no room is left out
 MIN_FIT_BUCKETS = 7  # a window fitted to very little data still shows a week of context
 MAX_BUCKETS = 1500  # about four years of days or thirty of weeks
+WIDE_BARS = 120  # up to this many buckets, bars with gaps; beyond, touching bars
 MAX_TICKS = 10
 MAX_NAME = 40
 MAX_LABEL = 48
@@ -249,23 +250,29 @@ def _build(
         )
     axis = [first + i * step for i in range(n_buckets)]
     xs = mdates.date2num(axis)
-    # Bars narrower than about 2 px would alias into a moire: past 120 buckets they touch.
-    width = step.days * (0.8 if n_buckets <= 120 else 1.0)
     stacked = [0] * n_buckets
+    wide = n_buckets <= WIDE_BARS
+    # Past WIDE_BARS buckets a bar would be under about 7 px wide: the bars then touch, each
+    # series drawn as one stepped outline of its bars (fast, and no moire of 1 px gaps).
+    edges = [float(x) - step.days / 2 for x in xs] + [float(xs[-1]) + step.days / 2]
     for s in drawn:
         ys = [s.counts.get(d, 0) for d in axis]
-        ax.bar(
-            xs,
-            ys,
-            width=width,
-            bottom=stacked,
-            color=s.colour,
-            # A thin card-coloured edge parts the stacked segments while bars are wide enough.
-            edgecolor=CARD if n_buckets <= 120 else "none",
-            linewidth=0.6,
-            label=s.name,
-        )
-        stacked = [a + b for a, b in zip(stacked, ys, strict=True)]
+        tops = [a + b for a, b in zip(stacked, ys, strict=True)]
+        if wide:
+            ax.bar(
+                xs,
+                ys,
+                width=step.days * 0.8,
+                bottom=stacked,
+                color=s.colour,
+                # A thin card-coloured edge parts the stacked segments.
+                edgecolor=CARD,
+                linewidth=0.6,
+                label=s.name,
+            )
+        else:
+            ax.stairs(tops, edges, baseline=stacked, fill=True, color=s.colour, label=s.name)
+        stacked = tops
     totals = dict(zip(axis, stacked, strict=True))
     top = max(1, max(stacked))
 
