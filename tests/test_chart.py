@@ -68,6 +68,13 @@ def test_single_point_and_many_series() -> None:
     png_size(render_chart(series, bucket="day", labels=[(date(2024, 5, 1), "one day")]))
 
 
+def test_a_blank_series_name_still_has_a_legend_entry() -> None:
+    from timeline.chart import build_figure
+
+    fig = build_figure({"\x00\n\t ": [(START, 1)], "b": [(START, 2)]}, bucket="day")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["(no name)", "b"]
+
+
 def test_hostile_text_is_drawn_not_parsed() -> None:
     data = render_chart(
         {"$\\frac{": [(date(2024, 5, 1), 1)], "x" * 500: [(date(2024, 5, 2), 2)], "🚀 中文": []},

@@ -340,7 +340,10 @@ def _legend(fig: Figure, ax: Axes, drawn: Sequence[_Series], renderer: RendererB
     columns = min(LEGEND_COLUMNS, len(drawn))
     # Per column: the handle (2 em), the gap to the text (0.8 em), the gap between columns (2 em).
     room = (SIZE_INCHES[0] * DPI - 4 * EDGE_PX) / columns - 4.8 * LEGEND_SIZE * DPI / 72
-    names = [_shorten(renderer, _flat(s.name, MAX_NAME), LEGEND_SIZE, room) for s in drawn]
+    # A name of only control characters or spaces would leave its colour unexplained.
+    names = [
+        _shorten(renderer, _flat(s.name, MAX_NAME) or "(no name)", LEGEND_SIZE, room) for s in drawn
+    ]
     legend = fig.legend(
         handles,
         names,
