@@ -421,32 +421,30 @@ def _annotate(
     rows = 1 + max(row for *_, row, _ in chosen)
     band = rows * row_h + 8
     ax.set_ylim(0, top / max(0.3, 1 - band / box.height) * 1.04)
-    for at, label, left, row, w in chosen:
+    ceiling = ax.get_ylim()[1]
+    box_h = line_h + 2 * pad
+    for at, label, left, row, _ in chosen:
         x = float(mdates.date2num(at))
-        x_px = float(ax.transData.transform((x, 0))[0])
-        y_top = box.y1 - 2 - row * row_h
-        ann = ax.annotate(
+        y_top = (box.y1 - 2 - row * row_h - box.y0) / box.height  # fractions of the plot
+        y_bottom = y_top - box_h / box.height
+        # The leader drops straight from the box to its bar (both at the bar's x).
+        ax.vlines(x, totals.get(at, 0), y_bottom * ceiling, color=MUTED, linewidth=0.8, zorder=3)
+        artist = ax.text(
+            # x in data units, so the box stays over its bar when the final layout shifts the
+            # plot a few pixels; y as a fraction of the plot's height (the label band).
+            float(ax.transData.inverted().transform((left + pad, 0))[0]),
+            y_top - pad / box.height,
             label,
-            xy=(x, totals.get(at, 0)),
-            xycoords="data",
-            xytext=((left + pad - box.x0) / box.width, (y_top - pad - box.y0) / box.height),
-            textcoords="axes fraction",
+            transform=ax.get_xaxis_transform(),
             ha="left",
             va="top",
             fontsize=LABEL_SIZE,
             color=INK,
             parse_math=False,
-            annotation_clip=False,
-            arrowprops={
-                "arrowstyle": "-",
-                "color": MUTED,
-                "linewidth": 0.8,
-                "relpos": (min(1.0, max(0.0, (x_px - left) / w)), 0.0),
-                "shrinkA": 0,
-            },
+            zorder=4,
             bbox={"boxstyle": "round,pad=0.25", "facecolor": "white", "edgecolor": GRID},
         )
-        ann.set_in_layout(False)
+        artist.set_in_layout(False)
 
 
 def _clear(
@@ -458,10 +456,10 @@ def _clear(
     """
     o_row, o_left, o_right, o_x = other
     if o_row == row:
-        return right + 6 <= o_left or o_right + 6 <= left
+        return right + 12 <= o_left or o_right + 12 <= left
     if o_row < row:  # the other is higher: its line must miss this box
-        return not left - 4 <= o_x <= right + 4
-    return not o_left - 4 <= x <= o_right + 4  # the other is lower: this line must miss it
+        return not left - 8 <= o_x <= right + 8
+    return not o_left - 8 <= x <= o_right + 8  # the other is lower: this line must miss it
 
 
 def _png(fig: Figure) -> bytes:
