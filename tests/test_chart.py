@@ -323,8 +323,8 @@ def test_a_given_window_is_drawn_as_given_and_no_window_fits_the_data() -> None:
     assert lo == START - timedelta(days=1) and hi == START + timedelta(days=29)
     fitted = build_figure(sparse, bucket="day")
     lo, hi = (mdates.num2date(x).date() for x in fitted.axes[0].get_xlim())
-    # Three days of data padded to a week of context, centred on it.
-    assert (lo, hi) == (START + timedelta(days=17), START + timedelta(days=24))
+    # Three days of data padded to a week of context before the newest (not after: the future).
+    assert (lo, hi) == (START + timedelta(days=15), START + timedelta(days=22))
     for fig in (given, fitted):
         ticks = fig.axes[0].get_xticks()
         assert all(float(t).is_integer() for t in ticks)  # whole days, never hours

@@ -153,8 +153,9 @@ def render_chart(
 
     `series` maps a watch name to (day, count) points; points are summed into `bucket`s
     (weeks start on Monday) and missing buckets count as zero. `window` (first day, last day)
-    is the period to show; without it the picture fits the data (at least a week of buckets).
-    `labels` mark events to name on the chart (the caller picks the largest, first first).
+    is the period to show; without it the picture fits the data (at least MIN_FIT_BUCKETS
+    buckets, ending at the newest).
+    `labels` mark events to name on the chart (the caller picks them, the most important first).
     Raises ValueError for a bad bucket, a negative or non-integer count, or a span longer
     than MAX_BUCKETS buckets.
     """
@@ -238,10 +239,8 @@ def _build(
         first = min(first, _bucket_start(window[0], bucket))
         last = max(last, _bucket_start(window[1], bucket))
     else:
-        missing = MIN_FIT_BUCKETS - ((last - first) // step + 1)
-        if missing > 0:
-            first -= step * (missing // 2)
-            last += step * (missing - missing // 2)
+        # Padded into the past only: days after the newest event may not have happened yet.
+        first = min(first, last - step * (MIN_FIT_BUCKETS - 1))
     n_buckets = (last - first) // step + 1
     if n_buckets > MAX_BUCKETS:
         raise ValueError(
