@@ -289,6 +289,8 @@ class Fetcher:
                 result.error,
             )
         else:
+            for warning in result.warnings:
+                log.warning("feed repaired url=%s: %s", state.url, warning)
             log.debug(
                 "feed fetched url=%s outcome=%s items=%d bytes=%d ms=%.0f",
                 state.url,
@@ -368,6 +370,7 @@ class Fetcher:
         result.state = new_state
         result.items = parsed.items
         result.feed_title = parsed.title
+        result.warnings = parsed.warnings
         return result
 
     def _without_seen_items(self, state: FetchState, data: bytes, body_hash: str) -> bytes | None:

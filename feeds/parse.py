@@ -38,15 +38,46 @@ FUTURE_TOLERANCE = timedelta(days=1)
 # the fetcher) must not reach it.
 _PASSED_HEADERS = ("content-type", "content-location", "content-language")
 
-# "<!ENTITY" in every encoding feedparser can detect. Internal entities are what the
-# billion-laughs and quadratic-blowup attacks are made of; real feeds do not declare them.
-_ENTITY_MARKERS = tuple(
-    (codec, "<!ENTITY".encode(codec))
-    for codec in ("utf-8", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be", "cp037")
+# The encodings feedparser can detect from the bytes alone, and how wide a character is in
+# each (a match at an offset that is not a multiple of it is not a character reference).
+_CODECS = (
+    ("utf-8", 1), ("utf-16-le", 2), ("utf-16-be", 2), ("utf-32-le", 4), ("utf-32-be", 4),
+    ("cp037", 1),
+)  # fmt: skip
+# "<!ENTITY" in each of them. Internal entities are what the billion-laughs and
+# quadratic-blowup attacks are made of; real feeds do not declare them.
+_ENTITY_MARKERS = tuple((codec, "<!ENTITY".encode(codec)) for codec, _ in _CODECS)
+
+
+def _charref_pattern(codec: str) -> re.Pattern[bytes]:
+    """`&#123;` / `&#x7B;` as encoded in `codec` (the form feedparser's parsers decode)."""
+
+    def one_of(chars: str) -> bytes:
+        return b"(?:" + b"|".join(re.escape(c.encode(codec)) for c in chars) + b")"
+
+    amp, hash_, semi = (re.escape(c.encode(codec)) for c in "&#;")
+    digits, hex_digits = one_of("0123456789"), one_of("0123456789abcdefABCDEF")
+    return re.compile(
+        amp + hash_ + b"(?:" + one_of("xX") + hex_digits + b"+|" + digits + b"+)" + semi
+    )
+
+
+# Per encoding: how "&#" starts, the pattern, and the replacement reference.
+_CHARREFS = tuple(
+    (codec, width, "&#".encode(codec), _charref_pattern(codec), "&#xFFFD;".encode(codec))
+    for codec, width in _CODECS
 )
 
 _ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?(?:item|entry)\s*>", re.I)
-_ELEMENT_START = re.compile(r"<[A-Za-z_]")
+# The prolog of an XML document (XML 1.0 section 2.8): an optional declaration, comments,
+# processing instructions, white space and one DOCTYPE, then the root element. A DOCTYPE is
+# only accepted without an internal subset (or an empty one): declarations live there.
+_PROLOG_MISC = re.compile(r"\ufeff|\s+|<\?.*?\?>|<!--.*?-->", re.S)
+_DOCTYPE = re.compile(
+    r"""<!DOCTYPE\s+[^\s\[>]+(?:\s+(?:SYSTEM|PUBLIC)(?:\s+(?:"[^"]*"|'[^']*'))+)?\s*"""
+    r"(?:\[\s*\]\s*)?>"
+)
+_ROOT_START = re.compile(r"<[^\W\d][\w.:-]*[\s/>]")
 _WHITESPACE = re.compile(r"\s+")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 _HTML_START = re.compile(
@@ -70,6 +101,8 @@ class ParsedFeed:
     items: list[FeedItem] = field(default_factory=list)
     version: str = ""
     bozo: bool = False
+    # What was repaired in the document, one line each, for the operator's log.
+    warnings: list[str] = field(default_factory=list)
 
 
 class _TextExtractor(HTMLParser):
@@ -222,17 +255,91 @@ def _base_key(entry: Mapping[str, Any], link: str | None, title: str, summary: s
 
 
 def _check_prolog(body: bytes) -> None:
+    """Refuse a document that may declare entities: "<!ENTITY" anywhere before its root."""
     for codec, marker in _ENTITY_MARKERS:
         pos = body.find(marker)
         if pos < 0:
             continue
-        # Only a declaration before the root element counts; later it is text inside CDATA.
-        before = body[:pos].decode(codec, "replace")
-        if not _ELEMENT_START.search(before):
+        # "<!ENTITY" after the start of the root element is text (in CDATA or a comment):
+        # fine. Anything else is refused, including a prolog this grammar does not follow.
+        root = _root_start(body[:pos].decode(codec, "replace"))
+        if root is None:
             raise FeedParseError(
                 "malformed",
                 "document declares XML entities (<!ENTITY); refused to avoid entity expansion",
             )
+
+
+def _root_start(text: str) -> int | None:
+    """Return where the root element starts in `text`, or None if it does not start there.
+
+    Walks the prolog token by token, so that a "<x" inside a comment or a processing
+    instruction is not taken for the root (feedparser's own replace_doctype makes that
+    mistake, and then hands expat the entity declarations that follow).
+    """
+    pos = 0
+    seen_doctype = False
+    while pos < len(text):
+        misc = _PROLOG_MISC.match(text, pos)
+        if misc:
+            pos = misc.end()
+            continue
+        doctype = None if seen_doctype else _DOCTYPE.match(text, pos)
+        if doctype:
+            seen_doctype = True
+            pos = doctype.end()
+            continue
+        return pos if _ROOT_START.match(text, pos) else None
+    return None
+
+
+def _xml_char(ref: str) -> bool:
+    """Whether character reference `ref` ("&#...;") names a character XML allows (XML 1.0
+    production [2] Char: no NUL or other C0 control, no lone surrogate, nothing past
+    U+10FFFF, not U+FFFE/U+FFFF)."""
+    hex_ref = ref[2] in "xX"
+    digits = ref[3:-1] if hex_ref else ref[2:-1]
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > 7:  # (and int() refuses strings past 4300 digits)
+        return False
+    cp = int(digits, 16 if hex_ref else 10)
+    return (
+        cp in (0x9, 0xA, 0xD)
+        or 0x20 <= cp <= 0xD7FF
+        or 0xE000 <= cp <= 0xFFFD
+        or 0x10000 <= cp <= 0x10FFFF
+    )
+
+
+def _repair_charrefs(body: bytes) -> tuple[bytes, list[str]]:
+    """Rewrite references to characters XML forbids (`&#xD800;`, `&#0;`, `&#x110000;`) as
+    `&#xFFFD;` (U+FFFD REPLACEMENT CHARACTER); return the body and the references replaced.
+
+    expat refuses such a reference, and then feedparser's loose parser turns it into a lone
+    surrogate that raises UnicodeEncodeError (or a chr() ValueError) and loses the whole
+    feed, or into a NUL that PostgreSQL refuses to store.
+    """
+    bad: list[str] = []
+    for codec, width, start, pattern, replacement in _CHARREFS:
+        if start not in body:
+            continue
+        spans = []
+        for m in pattern.finditer(body):
+            if m.start() % width:
+                continue  # bytes straddling two characters: not a reference
+            ref = m.group().decode(codec)
+            if not _xml_char(ref):
+                spans.append((m.start(), m.end()))
+                bad.append(ref)
+        if spans:
+            parts = []
+            last = 0
+            for a, b in spans:
+                parts += [body[last:a], replacement]
+                last = b
+            parts.append(body[last:])
+            body = b"".join(parts)
+    return body, bad
 
 
 def _feed_headers(headers: Mapping[str, str], url: str) -> dict[str, str]:
@@ -267,6 +374,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str, now: datetime)
     if not body.strip():
         raise FeedParseError("not_feed", "empty response body, expected an RSS or Atom feed")
     _check_prolog(body)
+    body, bad_refs = _repair_charrefs(body)
     passed = _feed_headers(headers, url)
     result = feedparser.parse(io.BytesIO(body), response_headers=passed)
     version = str(result.get("version") or "")
@@ -293,7 +401,27 @@ def parse_feed(body: bytes, headers: Mapping[str, str], url: str, now: datetime)
     feed_info = result.get("feed") or {}
     feed_title = _truncate(_detail_text(feed_info, "title"), MAX_TITLE_CHARS) or None
     items = _items(entries, now)
-    return ParsedFeed(title=feed_title, items=items, version=version, bozo=bozo)
+    warnings = [_charref_warning(bad_refs, items)] if bad_refs else []
+    return ParsedFeed(title=feed_title, items=items, version=version, bozo=bozo, warnings=warnings)
+
+
+def _charref_warning(refs: list[str], items: list[FeedItem]) -> str:
+    """One line naming the invalid character references replaced and the items they hit."""
+    unique = list(dict.fromkeys(refs))
+    shown = ", ".join(unique[:5])
+    more = f" and {len(unique) - 5} more" if len(unique) > 5 else ""
+    hit = [
+        repr(item.key)
+        for item in items
+        if "\ufffd" in item.title or "\ufffd" in item.summary or "\ufffd" in (item.author or "")
+    ]
+    where = f" in item {', '.join(hit[:3])}" if hit else ""
+    if len(hit) > 3:
+        where += f" and {len(hit) - 3} more"
+    return (
+        f"replaced {len(refs)} reference(s) to characters XML forbids ({shown}{more}) "
+        f"with U+FFFD{where}"
+    )
 
 
 def parse_job(
