@@ -80,6 +80,24 @@ _DOCTYPE = re.compile(
 _ROOT_START = re.compile(r"<[^\W\d][\w.:-]*[\s/>]")
 _WHITESPACE = re.compile(r"\s+")
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+# HTML elements (the WHATWG list, with the obsolete ones feeds still send): a plain-text field
+# with one of these tags in it is HTML whatever its declared type. feedparser guesses
+# "text/plain" for RSS titles with no closing tag or with an element it does not allow
+# (`<img src=x>`, `<script>`), and a CDATA title is plain text to it.
+_HTML_ELEMENTS = (
+    "a abbr acronym address applet area article aside audio b base basefont bdi bdo big "
+    "blink blockquote body br button canvas caption center cite code col colgroup data "
+    "datalist dd del details dfn dialog dir div dl dt em embed fieldset figcaption figure "
+    "font footer form frame frameset h1 h2 h3 h4 h5 h6 head header hgroup hr html i iframe "
+    "img input ins kbd label legend li link main map mark marquee math menu meta meter nav "
+    "nobr noembed noframes noscript object ol optgroup option output p param picture plaintext "
+    "pre progress q rp rt ruby s samp script search section select slot small source span "
+    "strike strong style sub summary sup svg table tbody td template textarea tfoot th thead "
+    "time title tr track tt u ul var video wbr xmp"
+).split()
+_HTML_TAG = re.compile(
+    r"<(?:!--|/?(?:" + "|".join(_HTML_ELEMENTS) + r")(?![\w:-]))", re.I
+)
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
 )
@@ -162,16 +180,24 @@ def _truncate(text: str, limit: int) -> str:
     return text[: limit - 1].rstrip() + "…"
 
 
+def _field_text(value: str, kind: str) -> str:
+    """Return the plain text of a feed field that feedparser typed `kind`.
+
+    Tags are stripped (script and style content dropped) and entities decoded once; the
+    result is never parsed again, so `&amp;lt;b&amp;gt;` ends as the text "<b>".
+    """
+    if "html" in kind or _HTML_TAG.search(value):
+        return html_to_text(value)
+    # Plain text: feedparser decoded it once; feeds that escape twice leave entities behind.
+    return normalize_space(html.unescape(value))
+
+
 def _detail_text(entry: Mapping[str, Any], name: str) -> str:
     value = entry.get(name)
     if not isinstance(value, str) or not value:
         return ""
     detail = entry.get(f"{name}_detail") or {}
-    kind = str(detail.get("type") or "text/html")
-    if "html" in kind:
-        return html_to_text(value)
-    # Plain text: feedparser decoded it once; feeds that escape twice leave entities behind.
-    return normalize_space(html.unescape(value))
+    return _field_text(value, str(detail.get("type") or "text/html"))
 
 
 def _summary(entry: Mapping[str, Any]) -> str:
@@ -180,8 +206,7 @@ def _summary(entry: Mapping[str, Any]) -> str:
         for content in entry.get("content") or ():
             value = content.get("value")
             if isinstance(value, str) and value:
-                kind = str(content.get("type") or "text/html")
-                text = html_to_text(value) if "html" in kind else normalize_space(value)
+                text = _field_text(value, str(content.get("type") or "text/html"))
                 if text:
                     break
     return _truncate(text, MAX_SUMMARY_CHARS)

@@ -96,3 +96,34 @@ def test_entity_text_after_a_commented_prolog_is_content() -> None:
     )
     [item] = parse_feed(body, RSS, FEED_URL, NOW).items
     assert item.summary == 'Write <!ENTITY name "value">.'
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("<![CDATA[<p>Para</p><script>alert(1)</script>]]>", "Para"),
+        ("&lt;img src=x onerror=alert(1)&gt; Hi", "Hi"),
+        ("<![CDATA[<b>Tom</b> &amp; <i>Jerry</i><style>b{}</style>]]>", "Tom & Jerry"),
+        ("<![CDATA[Split<br>lines<!-- note -->]]>", "Split lines"),
+        # Entities are decoded once: escaped markup is text, and is not parsed again.
+        ("Use &amp;lt;b&amp;gt; for bold", "Use <b> for bold"),
+        # Not tags: a comparison and an unknown element name stay as they are.
+        ("5 &lt; 6 and x&lt;y and y&gt;z", "5 < 6 and x<y and y>z"),
+    ],
+)
+def test_titles_are_plain_text(raw: str, expected: str) -> None:
+    [item] = parse_feed(rss(story(1, raw)), RSS, FEED_URL, NOW).items
+    assert item.title == expected
+
+
+def test_atom_text_summary_and_content_are_plain_text() -> None:
+    body = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>'
+        b"<entry><id>urn:a:1</id><title type=\"text\">&lt;p&gt;Hello&lt;/p&gt;</title>"
+        b'<summary type="text">&lt;script&gt;x()&lt;/script&gt;&lt;b&gt;Body&lt;/b&gt;</summary>'
+        b"</entry><entry><id>urn:a:2</id><title>Two</title>"
+        b'<content type="text">&lt;div&gt;From content&lt;/div&gt;</content></entry></feed>'
+    )
+    first, second = parse_feed(body, {"Content-Type": "application/atom+xml"}, FEED_URL, NOW).items
+    assert (first.title, first.summary) == ("Hello", "Body")
+    assert second.summary == "From content"
