@@ -17,6 +17,7 @@ from typing import Any
 
 import feedparser
 
+from feeds.text import strip_invisible
 from feeds.types import FeedItem
 from feeds.urls import ALLOWED_SCHEMES, canonical_url
 
@@ -79,7 +80,6 @@ _DOCTYPE = re.compile(
 )
 _ROOT_START = re.compile(r"<[^\W\d][\w.:-]*[\s/>]")
 _WHITESPACE = re.compile(r"\s+")
-_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
 # HTML elements (the WHATWG list, with the obsolete ones feeds still send): a plain-text field
 # with one of these tags in it is HTML whatever its declared type. feedparser guesses
 # "text/plain" for RSS titles with no closing tag or with an element it does not allow
@@ -95,9 +95,7 @@ _HTML_ELEMENTS = (
     "strike strong style sub summary sup svg table tbody td template textarea tfoot th thead "
     "time title tr track tt u ul var video wbr xmp"
 ).split()
-_HTML_TAG = re.compile(
-    r"<(?:!--|/?(?:" + "|".join(_HTML_ELEMENTS) + r")(?![\w:-]))", re.I
-)
+_HTML_TAG = re.compile(r"<(?:!--|/?(?:" + "|".join(_HTML_ELEMENTS) + r")(?![\w:-]))", re.I)
 _HTML_START = re.compile(
     rb"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.I | re.S
 )
@@ -160,8 +158,11 @@ class _TextExtractor(HTMLParser):
 
 
 def normalize_space(text: str) -> str:
-    """Collapse all whitespace (no-break spaces included) to single spaces and trim."""
-    return _WHITESPACE.sub(" ", text.translate(_INVISIBLE)).strip()
+    """Collapse all whitespace (no-break spaces included) to single spaces and trim.
+
+    Invisible characters go first, as the tokeniser drops them (feeds.text).
+    """
+    return _WHITESPACE.sub(" ", strip_invisible(text)).strip()
 
 
 def html_to_text(fragment: str) -> str:

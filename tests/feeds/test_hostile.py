@@ -119,7 +119,7 @@ def test_titles_are_plain_text(raw: str, expected: str) -> None:
 def test_atom_text_summary_and_content_are_plain_text() -> None:
     body = (
         b'<feed xmlns="http://www.w3.org/2005/Atom"><title>A</title><id>urn:a</id>'
-        b"<entry><id>urn:a:1</id><title type=\"text\">&lt;p&gt;Hello&lt;/p&gt;</title>"
+        b'<entry><id>urn:a:1</id><title type="text">&lt;p&gt;Hello&lt;/p&gt;</title>'
         b'<summary type="text">&lt;script&gt;x()&lt;/script&gt;&lt;b&gt;Body&lt;/b&gt;</summary>'
         b"</entry><entry><id>urn:a:2</id><title>Two</title>"
         b'<content type="text">&lt;div&gt;From content&lt;/div&gt;</content></entry></feed>'
