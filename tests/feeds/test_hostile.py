@@ -127,3 +127,45 @@ def test_atom_text_summary_and_content_are_plain_text() -> None:
     first, second = parse_feed(body, {"Content-Type": "application/atom+xml"}, FEED_URL, NOW).items
     assert (first.title, first.summary) == ("Hello", "Body")
     assert second.summary == "From content"
+
+
+def test_elements_nested_a_million_deep_are_refused_before_feedparser() -> None:
+    body = rss(story(1, "Deep", "<x>" * 1_000_000), story(2, "Fine"))  # 3 MB
+    with pytest.raises(FeedParseError, match="nested more than 256 deep") as info:
+        parse_feed(body, RSS, FEED_URL, NOW)
+    assert info.value.kind == "malformed"
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "</x>" * 1000 + "<x>" * 300,  # end tags first cannot pay for the nest
+        "<x>" * 200 + "</x>" * 100 + "<x>" * 200,
+        "<x " + " ".join(f'a{i}="1"' for i in range(101)) + "/>",
+    ],
+)
+def test_hostile_shapes_are_refused(description: str) -> None:
+    with pytest.raises(FeedParseError, match="refused"):
+        parse_feed(rss(story(1, "Shape", description)), RSS, FEED_URL, NOW)
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "<x>" * 240 + "</x>" * 240,  # deep, within the limit
+        "<![CDATA[" + "<b>" * 5000 + "]]>",  # HTML in CDATA is text, not elements
+        "<!--" + "<x>" * 5000 + "-->",
+        "&lt;div&gt;" * 5000,
+        "<x/>" * 5000,
+        "<x " + " ".join(f'a{i}="1"' for i in range(100)) + "/>",
+    ],
+)
+def test_normal_shapes_are_parsed(description: str) -> None:
+    [item] = parse_feed(rss(story(1, "Shape", description)), RSS, FEED_URL, NOW).items
+    assert item.title == "Shape"
+
+
+def test_deep_nest_in_utf16_is_refused() -> None:
+    text = rss(story(1, "Deep", "<x>" * 300)).decode().replace("utf-8", "utf-16", 1)
+    with pytest.raises(FeedParseError, match="nested"):
+        parse_feed(text.encode("utf-16"), RSS, FEED_URL, NOW)
