@@ -95,11 +95,14 @@ _NOT_ELEMENTS = (
     r"|<!\[CDATA\[[^\]]*(?:\](?!\]>)[^\]]*)*(?:\]\]>)?"
     r"|<[?!][^>]*>?"
 )
+# The first character of an element name (XML 1.0 NameStartChar): ":", "_", an ASCII letter,
+# or any non-ASCII character (any byte of one, in a bytes pattern): `<é>` nests as `<x>` does.
+_NAME_START = r"[^\x00-\x39\x3b-\x40\x5b-\x5e\x60\x7b-\x7f]"
 # A start tag (group "") or an end tag (group "/"); not an empty-element tag (`<x/>`), which
 # leaves the depth as it was. A tag cut short by the next "<" counts too (broken markup).
-_TAG = r"<(/?)[^\W\d][^<>]*(?<!/)(?=[<>]|\Z)"
+_TAG = r"<(/?)" + _NAME_START + r"[^<>]*(?<!/)(?=[<>]|\Z)"
 # A start tag with more than MAX_ATTRIBUTES "=" (linear: "[^<>=]*=" cannot backtrack).
-_MANY_ATTRIBUTES = r"<[^\W\d/](?:[^<>=]*=){" + str(MAX_ATTRIBUTES + 1) + "}"
+_MANY_ATTRIBUTES = "<" + _NAME_START + r"(?:[^<>=]*=){" + str(MAX_ATTRIBUTES + 1) + "}"
 _SHAPE_SOURCES = (_NOT_ELEMENTS, _TAG, _MANY_ATTRIBUTES)
 _SHAPE_BYTES = tuple(re.compile(source.encode(), re.S) for source in _SHAPE_SOURCES)
 _SHAPE_STR = tuple(re.compile(source, re.S) for source in _SHAPE_SOURCES)
@@ -451,6 +454,8 @@ def _depth_exceeds(tags: list[bytes] | list[str], limit: int) -> bool:
     lowest = min(0, min(accumulate(map(_STEP.__getitem__, tags))))
     if highest - lowest <= limit:
         return False
+    if lowest == 0:
+        return True  # (never below zero: the depth is the running sum itself)
     sums, sums_again = tee(accumulate(map(_STEP.__getitem__, tags)))
     floors = accumulate(sums_again, min, initial=0)
     next(floors)  # (the initial 0: floor i is then min(0, p_1..p_i))

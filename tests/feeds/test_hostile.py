@@ -140,6 +140,9 @@ def test_elements_nested_a_million_deep_are_refused_before_feedparser() -> None:
     "description",
     [
         "</x>" * 1000 + "<x>" * 300,  # end tags first cannot pay for the nest
+        "<é>" * 300,  # names need not be ASCII
+        "<:x>" * 300,
+        "<?pi " + "<x>" * 300,  # a PI ends at the first ">", as feedparser reads it
         "<x>" * 200 + "</x>" * 100 + "<x>" * 200,
         "<x " + " ".join(f'a{i}="1"' for i in range(101)) + "/>",
     ],
