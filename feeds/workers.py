@@ -162,7 +162,8 @@ class ParseWorkerPool:
             except TimeoutError:
                 pid = worker.proc.pid
                 await self._retire(worker, grace=0.0)  # killed: it may be stuck for minutes
-                log.warning(
+                # (The fetcher logs the feed's failure: this line only names the process.)
+                log.info(
                     "feed parse worker pid=%d killed: parsing url=%s took longer than %.0f s",
                     pid,
                     url,
@@ -170,7 +171,7 @@ class ParseWorkerPool:
                 )
                 return (
                     "timeout",
-                    f"parsing took longer than {self.deadline:.0f} s: the document is too "
+                    f"parsing took longer than {self.deadline:g} s: the document is too "
                     "complex (stopped)",
                 )
             except (asyncio.IncompleteReadError, ConnectionError) as exc:

@@ -117,3 +117,29 @@ async def test_hostile_feeds_lose_nothing_good_and_say_what_was_wrong(
         mine = [line for line in lines if f"url={feed_server.url(path)}" in line]
         assert len(mine) == 1 and words in mine[0], (path, lines)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_parse_past_its_deadline_fails_that_feed_only(
+    store: Database, feed_server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 3 MB of flat elements pass the shape check and take feedparser many seconds.
+    feed_server.bodies["/slow.xml"] = rss(("slow", "Slow", "<x></x>" * 430_000))
+    feed_server.bodies["/good.xml"] = rss(("g1", "Good story", "fine"))
+    for path in ("/slow.xml", "/good.xml"):
+        await add_feed(store, path, feed_server.url(path))
+    caplog.set_level(logging.WARNING)
+    settings = replace(
+        FetchSettings.from_settings(SETTINGS), parse_workers=1, parse_timeout_seconds=2.0
+    )
+    async with Fetcher(settings) as fetcher:
+        report = await Poller(PollStore(store, SETTINGS), fetcher, concurrency=8).run_round()
+        assert fetcher._pool is not None and fetcher._pool.pids == []  # the worker was killed
+    by_name = {o.name: o for o in report.outcomes}
+    assert by_name["/good.xml"].new_entries == 1
+    assert by_name["/slow.xml"].error_kind == "timeout"
+    async with store.session() as s:
+        slow = (await s.scalars(select(Feed).where(Feed.name == "/slow.xml"))).one()
+    assert "parsing took longer than 2 s" in (slow.last_error or "")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    [line] = [line for line in lines if f"url={feed_server.url('/slow.xml')}" in line]
+    assert "kind=timeout" in line

@@ -237,7 +237,7 @@ async def test_a_parse_past_its_deadline_is_stopped_and_its_worker_killed(
     try:
         pid = await warm(pool)  # (the worker's start-up, its imports, under the default)
         pool.deadline = 0.2  # the "block" hook never answers: any deadline is passed
-        with caplog.at_level(logging.WARNING, logger="feeds.workers"):
+        with caplog.at_level(logging.INFO, logger="feeds.workers"):
             kind, message = await pool.run_test_hook("block")  # type: ignore[misc]
         assert kind == "timeout" and "took longer than" in message
         [line] = [r.getMessage() for r in caplog.records if r.name == "feeds.workers"]
