@@ -37,7 +37,8 @@ ERROR_KINDS = frozenset(
     {
         "bad_url",  # not an absolute http(s) URL
         "unreachable",  # DNS failure, connection refused/reset, TLS failure
-        "timeout",  # the whole fetch took longer than timeout_seconds
+        "timeout",  # the fetch took longer than timeout_seconds, or the parse (in a worker
+        # process) longer than parse_timeout_seconds
         "http",  # an HTTP error status or an invalid HTTP response
         "rate_limited",  # 429 (see retry_after)
         "not_feed",  # HTML page, JSON, empty body...
@@ -72,6 +73,10 @@ class FetchSettings:
     # Parse in this many worker processes (feeds/workers.py; feedparser is CPU-bound); 0 parses
     # in a thread.
     parse_workers: int = 0
+    # A parse in a worker process that takes longer is stopped (the worker killed) and the
+    # feed gets a "timeout" error. (A parse in a thread cannot be stopped: there, the limits
+    # feeds.parse checks before feedparser are the bound.)
+    parse_timeout_seconds: float = 60.0
     # Parse only the items that were not in this feed's previous body (see `_SeenBody`).
     skip_seen_items: bool = False
 
@@ -262,7 +267,9 @@ class Fetcher:
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         if self.settings.parse_workers > 0:
-            self._pool = ParseWorkerPool(self.settings.parse_workers)  # started on first use
+            self._pool = ParseWorkerPool(  # started on first use
+                self.settings.parse_workers, deadline=self.settings.parse_timeout_seconds
+            )
 
     async def close(self) -> None:
         """Close the shared session and its connections, and stop the parse workers."""
@@ -289,6 +296,8 @@ class Fetcher:
                 result.error,
             )
         else:
+            for warning in result.warnings:
+                log.warning("feed repaired url=%s: %s", state.url, warning)
             log.debug(
                 "feed fetched url=%s outcome=%s items=%d bytes=%d ms=%.0f",
                 state.url,
@@ -368,6 +377,7 @@ class Fetcher:
         result.state = new_state
         result.items = parsed.items
         result.feed_title = parsed.title
+        result.warnings = parsed.warnings
         return result
 
     def _without_seen_items(self, state: FetchState, data: bytes, body_hash: str) -> bytes | None:

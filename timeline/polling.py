@@ -323,7 +323,8 @@ class PollStore:
                 started_at=now,
                 outcome=result.outcome,
                 status_code=result.status,
-                error=result.error,
+                # An ok fetch keeps what its parse repaired (one line each, see feeds.parse).
+                error=result.error or ("\n".join(result.warnings) or None),
                 error_kind=result.error_kind,
                 new_entries=report.new_entries,
                 bytes_read=result.bytes_read,

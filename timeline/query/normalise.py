@@ -17,6 +17,10 @@ from functools import cache
 
 import snowballstemmer
 
+# Invisible format characters (&shy;, joiners, BOM) are removed, so "com\u00adpany" stays one
+# word; a zero-width space is a word break. The same table cleans stored feed text.
+from feeds.text import strip_invisible
+
 log = logging.getLogger(__name__)
 
 # A token is a run of Unicode letters and digits (str.isalnum): `[^\W_]` is \w minus "_".
@@ -42,9 +46,6 @@ _TOKEN_SPAN = re.compile(r"[^\W_]+")
 # (Starting the pattern with the apostrophe, not a look-behind, keeps the scan fast; the
 # character before it is checked in Python.)
 _POSSESSIVE = re.compile(r"['’]s(?![^\W_])")
-# Invisible format characters that sit inside words in scraped HTML (&shy;, joiners, BOM):
-# they are removed rather than treated as separators, so "com\u00adpany" stays one word.
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200c\u200d\u2060\ufeff"), None)
 
 _STEMMER = snowballstemmer.stemmer("english")
 # The stemmer keeps its word in its own fields while it works: one thread at a time.
@@ -86,7 +87,7 @@ def _fold_chars(text: str) -> str:
     """Return `text` NFKC-normalised, case-folded and without diacritics (possessives kept)."""
     if text.isascii():
         return text.lower()
-    folded = unicodedata.normalize("NFKC", text.translate(_INVISIBLE)).casefold()
+    folded = unicodedata.normalize("NFKC", strip_invisible(text)).casefold()
     if not folded.isascii():
         folded = unicodedata.normalize("NFD", folded)
         folded = _marks_pattern().sub("", folded)
@@ -208,7 +209,7 @@ def word_spans(text: str) -> list[tuple[str, int, int]] | None:
 def _fold_char(ch: str) -> str:
     if ch.isascii():
         return ch.lower()
-    folded = unicodedata.normalize("NFKC", ch.translate(_INVISIBLE)).casefold()
+    folded = unicodedata.normalize("NFKC", strip_invisible(ch)).casefold()
     if not folded.isascii():
         folded = unicodedata.normalize("NFD", folded)
         folded = _marks_pattern().sub("", folded)
