@@ -16,10 +16,10 @@ import time
 import zlib
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self, TypeGuard
+from typing import TYPE_CHECKING, Self, TypeGuard
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -30,6 +30,9 @@ from feeds.ssrf import AddressPolicy, GuardedResolver, RefusedAddress
 from feeds.types import FetchResult, FetchState
 from feeds.urls import BadURL, check_http_url
 from feeds.workers import ParseWorkerPool, PoolClosed
+
+if TYPE_CHECKING:
+    from timeline.config import PollingSettings
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +84,18 @@ class FetchSettings:
     skip_seen_items: bool = False
 
     @classmethod
-    def from_settings(cls, settings: object) -> FetchSettings:
-        """Build from any settings object whose fields share these names (config [polling])."""
+    def from_settings(cls, polling: PollingSettings) -> FetchSettings:
+        """Build from the config's [polling] settings, field by field: a renamed setting is
+        a type error here, never a silent fall back to a default."""
         return cls(
-            **{f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+            timeout_seconds=polling.timeout_seconds,
+            max_body_bytes=polling.max_body_bytes,
+            user_agent=polling.user_agent,
+            per_host_concurrency=polling.per_host_concurrency,
+            max_redirects=polling.max_redirects,
+            allow_private=tuple(polling.allow_private),
+            parse_workers=polling.parse_workers,
+            skip_seen_items=polling.skip_seen_items,
         )
 
 
