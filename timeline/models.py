@@ -194,6 +194,9 @@ class Watch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set when the watch left the config file: no new alerts, alert records kept (NULL = active).
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The team's message template (timeline.templates) and embed colour; None: the default.
+    template: Mapped[str | None] = mapped_column(Text)
+    colour: Mapped[int | None] = mapped_column(Integer)
 
 
 class Alias(Base):
