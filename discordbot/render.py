@@ -330,6 +330,9 @@ def alert_embed(alert: AlertView, snippet_chars: int = DEFAULT_SNIPPET_CHARS) ->
     )
     if alert.template and alert.source_names:
         embed.set_author(name=cut(clean_text(alert.source_names[0]) or "?", AUTHOR_LIMIT))
+    image = next((url for s in alert.sources if (url := safe_url(s.image))), None)
+    if image is not None:
+        embed.set_thumbnail(url=image)
     names = alert.source_names
     embed.add_field(
         name="Sources" if len(names) > 1 else "Source", value=_sources_value(alert), inline=True

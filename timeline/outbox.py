@@ -55,6 +55,8 @@ class SourceView:
     published_at: datetime
     # What this source added to the earlier ones (None: first source; "": nothing new).
     brief: str | None = None
+    # The story's image (http/https), if its feed gave one.
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,14 +281,14 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
     if event_ids:
         entries = await session.execute(
             select(Entry.event_id, Feed.name, Entry.title, Entry.link, Entry.summary)
-            .add_columns(Entry.published_at, Entry.brief)
+            .add_columns(Entry.published_at, Entry.brief, Entry.image_url)
             .join(Feed, Feed.id == Entry.feed_id)
             .where(Entry.event_id.in_(event_ids))
             .order_by(Entry.published_at, Entry.id)
         )
-        for event_id, feed_name, title, link, summary, published, brief in entries.all():
+        for event_id, feed_name, title, link, summary, published, brief, image in entries:
             sources[event_id].append(
-                SourceView(feed_name, title, link, summary or "", published, brief)
+                SourceView(feed_name, title, link, summary or "", published, brief, image)
             )
     storylines = await storyline_refs(session, [event for _, _, _, event, _, _ in rows])
     return [
