@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = config_sub.add_parser("check", help="validate config.toml and report what it holds")
     check.add_argument(
-        "--token", action="store_true", help="also require the Discord token variable to be set"
+        "--token",
+        action="store_true",
+        help="also require the Discord token variable (and, with [web], its secret) to be set",
     )
     check.set_defaults(func=config_check)
 
@@ -50,9 +52,11 @@ def config_check(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     if args.token:
         settings.discord.token(settings.path)
+        common.web_secret(settings)
+    web = f", web timeline at {settings.web.public_url}" if settings.web.enabled else ""
     print(
         f"{settings.path}: OK: {len(settings.feeds)} feeds, {len(settings.watches)} watches, "
-        f"{len(settings.aliases)} aliases, {len(settings.discord.guild_ids)} guilds"
+        f"{len(settings.aliases)} aliases, {len(settings.discord.guild_ids)} guilds{web}"
     )
     return common.EX_OK
 
@@ -89,6 +93,7 @@ def run_bot(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
+    common.web_secret(settings)
     try:
         patch_discord_endpoints()
     except ValueError as exc:

@@ -256,6 +256,7 @@ def discord_command(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
+    common.web_secret(settings)
     try:
         patch_discord_endpoints()
     except ValueError as exc:

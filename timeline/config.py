@@ -109,6 +109,39 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The `[web]` section: the read-only web timeline `/web` links to (off by default)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = ""  # what members' browsers open; default http://host:port
+    token_lifetime_seconds: int = 12 * 3600
+    secret_env: str = "TIMELINE_WEB_SECRET"
+
+    @property
+    def public_url(self) -> str:
+        """The base URL links point at, without a trailing slash."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def secret(self, path: str = "config") -> bytes:
+        """Return the link-signing secret from the environment, or raise a ConfigError."""
+        value = os.environ.get(self.secret_env, "").strip()
+        if len(value) < MIN_WEB_SECRET:
+            state = "is not set" if not value else f"is shorter than {MIN_WEB_SECRET} characters"
+            raise ConfigError(
+                path,
+                "web.secret_env",
+                f"the environment variable {self.secret_env} {state}; put a random secret of "
+                f"at least {MIN_WEB_SECRET} characters there (e.g. `openssl rand -hex 32`)",
+            )
+        return value.encode("utf-8")
+
+
+MIN_WEB_SECRET = 32
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: str = "<defaults>"
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -119,6 +152,7 @@ class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 def redact_url(url: str) -> str:
@@ -432,6 +466,39 @@ def _metrics(path: str, data: Mapping[str, Any]) -> MetricsSettings:
     return settings
 
 
+def _web(path: str, data: Mapping[str, Any]) -> WebSettings:
+    r = _Reader(path, "web", _table(path, data, "web"))
+    d = WebSettings()
+    settings = WebSettings(
+        enabled=r.boolean("enabled", d.enabled),
+        host=r.string("host", d.host).strip(),
+        port=r.integer("port", d.port, minimum=0, maximum=65535),
+        base_url=r.string("base_url", d.base_url).strip(),
+        token_lifetime_seconds=r.integer(
+            "token_lifetime_seconds", d.token_lifetime_seconds, minimum=60, maximum=30 * 86400
+        ),
+        secret_env=r.string("secret_env", d.secret_env).strip(),
+    )
+    if "secret" in r.table:
+        raise r.fail("secret", "do not put the secret in the file; set secret_env instead")
+    r.finish()
+    if not settings.host:
+        raise r.fail("host", "must be an address to listen on, such as 127.0.0.1")
+    if settings.base_url:
+        parts = urlsplit(settings.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise r.fail(
+                "base_url",
+                "must be the http:// or https:// address members open, such as "
+                f"https://timeline.example.org, got {settings.base_url!r}",
+            )
+    if not ENV_RE.match(settings.secret_env):
+        raise r.fail(
+            "secret_env", "must be an environment variable name such as TIMELINE_WEB_SECRET"
+        )
+    return settings
+
+
 TOP_LEVEL = {
     "database",
     "polling",
@@ -441,6 +508,7 @@ TOP_LEVEL = {
     "discord",
     "alerts",
     "metrics",
+    "web",
 }
 
 
@@ -469,6 +537,7 @@ def parse_settings(data: Mapping[str, Any], path: str = "<config>") -> Settings:
         discord=_discord(path, data),
         alerts=_alerts(path, data),
         metrics=_metrics(path, data),
+        web=_web(path, data),
     )
 
 
