@@ -79,6 +79,8 @@ async def chart_data(
     max_events: int = MAX_CHART_EVENTS,
     max_labels: int = MAX_LABELS,
     search_cap: int = SEARCH_CAP,
+    watch: str | None = None,
+    source: str | None = None,
 ) -> ChartData:
     """Count the guild's events per watch per `bucket` between `since` and `until`.
 
@@ -95,7 +97,15 @@ async def chart_data(
     fit = since is None
     if fit:
         until = await _fitted_until(
-            session, guild_id, query, until, aliases, search_cap, DEFAULT_SPAN[chosen]
+            session,
+            guild_id,
+            query,
+            until,
+            aliases,
+            search_cap,
+            DEFAULT_SPAN[chosen],
+            watch=watch,
+            source=source,
         )
     since = since or until - DEFAULT_SPAN[chosen]
     if since > until:
@@ -106,8 +116,8 @@ async def chart_data(
         query=query,
         since=since,
         until=until,
-        watch=None,
-        source=None,
+        watch=watch,
+        source=source,
         aliases=aliases,
         search_cap=search_cap,
     )
@@ -184,6 +194,8 @@ async def _fitted_until(
     aliases: Mapping[str, str] | None,
     search_cap: int,
     span: timedelta,
+    watch: str | None = None,
+    source: str | None = None,
 ) -> datetime:
     """Return `until`, or the newest event's time when no event falls in the span before it."""
     conds, _ = await _conditions(
@@ -192,8 +204,8 @@ async def _fitted_until(
         query=query,
         since=None,
         until=until,
-        watch=None,
-        source=None,
+        watch=watch,
+        source=source,
         aliases=aliases,
         search_cap=search_cap,
     )
