@@ -113,6 +113,7 @@ async def run_all_in_one(
 ) -> None:
     """Poll feeds and run the Discord bot in one process until `stop` is set (or a signal)."""
     from discordbot.bot import make_bot
+    from webui.server import WebServer
 
     from .app import App
     from .httpserver import OpsServer
@@ -129,7 +130,10 @@ async def run_all_in_one(
 
         app.poller.on_outcome = wake_delivery
         checks = {"discord": lambda: bot.is_ready() and not bot.is_closed()}
-        async with OpsServer(settings.metrics, app.db, role="all-in-one", checks=checks):
+        async with (
+            OpsServer(settings.metrics, app.db, role="all-in-one", checks=checks),
+            WebServer(settings, app.db),
+        ):
             try:
                 # Poll only once the gateway is up, so the first alerts have somewhere to go.
                 await serve_discord(bot, token, stop, on_ready=app.start_scheduler)

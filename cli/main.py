@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "cli.chart",
     "cli.ops",
     "cli.story",
+    "cli.web",
 )
 
 
