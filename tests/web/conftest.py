@@ -26,7 +26,7 @@ from timeline.models import Entry, Event, EventNote, Feed, Storyline
 from webui.app import make_app
 from webui.links import member_link
 
-GUILD_A = 111111111111111111
+GUILD_A = 900_000_000_000_000_001  # the emulator's default guild: /web links name it
 GUILD_B = 222222222222222222
 SECRET = b"web-test-secret-0123456789abcdef-xyz"
 HOSTILE_TITLE = (

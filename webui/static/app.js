@@ -18,7 +18,13 @@
           var items = doc.querySelectorAll("#events > li");
           items.forEach(function (li) { list.appendChild(document.adoptNode(li)); });
           var next = doc.getElementById("more");
-          if (next) { link.href = next.href; busy = false; }
+          if (next) {
+            link.href = next.href;
+            busy = false;
+            // Observe afresh: if the link is still in view, that loads the next page too.
+            observer.unobserve(link);
+            observer.observe(link);
+          }
           else { observer.disconnect(); link.parentNode.remove(); }
         })
         .catch(function () { observer.disconnect(); });  // the plain link still works
