@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from timeline.config import WebSettings
 from timeline.db import Database
@@ -329,11 +330,10 @@ def _query_error(exc: BadQuery, query: str) -> dict[str, Any]:
     return {"message": str(exc), "column": column, "caret": caret}
 
 
-async def _choices(request: web.Request, guild_id: int) -> dict[str, Any]:
-    async with request.app[DB_KEY].session() as session:
-        watches = await list_watches(session, guild_id)
-        feeds = await list_feeds(session, guild_id)
-        stories = await list_storylines(session, guild_id, active_only=False, limit=200)
+async def _choices(session: AsyncSession, guild_id: int) -> dict[str, Any]:
+    watches = await list_watches(session, guild_id)
+    feeds = await list_feeds(session, guild_id)
+    stories = await list_storylines(session, guild_id, active_only=False, limit=200)
     return {
         "watches": sorted({w.name for w in watches}, key=str.casefold),
         "feeds": sorted({f.name for f in feeds}, key=str.casefold),
@@ -373,13 +373,11 @@ async def timeline_handler(request: web.Request) -> web.Response:
                     cursor=cursor,
                     limit=PAGE_SIZE,
                 )
-            except NotFound as exc:
+            except (NotFound, BadQuery) as exc:
                 filters.errors["filter"] = str(exc)
-            except BadQuery as exc:
-                filters.errors["filter"] = str(exc)
+        choices = await _choices(session, claims.guild_id)
     if query_error or filters.errors:
         status = 400
-    choices = await _choices(request, claims.guild_id)
     next_link = filters.link("/", cursor=page.next_cursor) if page and page.next_cursor else None
     exports = {fmt: filters.link(f"/export.{fmt}") for fmt in FORMATS}
     return _page(
