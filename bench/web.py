@@ -152,6 +152,12 @@ async def measure(path: Path, requests: int) -> None:
             current[0] = "warm-up"
             for _ in range(5):
                 await client.get("/")
+            from timeline.services import events as event_service
+
+            current[0] = "first page, dates not cached"
+            for _ in range(max(5, requests // 10)):
+                event_service._cached_dates.cache_clear()
+                await (await client.get("/")).read()
             current[0] = "first page"
             for _ in range(requests):
                 response = await client.get("/")

@@ -23,7 +23,7 @@ from timeline.config import WebSettings
 from timeline.db import Database
 from timeline.errors import BadQuery, NotFound, TimelineError
 from timeline.services.chart import chart_data, render_png
-from timeline.services.events import show_event
+from timeline.services.events import mentioned_dates, show_event
 from timeline.services.export import FORMATS, export_events
 from timeline.services.feeds import list_feeds
 from timeline.services.search import check_search
@@ -375,6 +375,7 @@ async def timeline_handler(request: web.Request) -> web.Response:
                 )
             except (NotFound, BadQuery) as exc:
                 filters.errors["filter"] = str(exc)
+        dates = await mentioned_dates(session, claims.guild_id, page.events) if page else {}
         choices = await _choices(session, claims.guild_id)
     if query_error or filters.errors:
         status = 400
@@ -387,6 +388,7 @@ async def timeline_handler(request: web.Request) -> web.Response:
         filters=filters,
         query_error=query_error,
         page=page,
+        dates=dates,
         next_link=next_link,
         first_page=cursor is None,
         exports=exports,
@@ -411,6 +413,7 @@ async def storyline_handler(request: web.Request) -> web.Response:
     claims = _claims(request)
     async with request.app[DB_KEY].session() as session:
         detail = await show_storyline(session, claims.guild_id, int(request.match_info["id"]))
+        dates = await mentioned_dates(session, claims.guild_id, detail.events)
     events = detail.events
     axis: list[dict[str, Any]] = []
     if events:
@@ -432,6 +435,7 @@ async def storyline_handler(request: web.Request) -> web.Response:
         story=detail.storyline,
         axis=axis,
         axis_width=AXIS_WIDTH,
+        dates=dates,
         exports=exports,
     )
 

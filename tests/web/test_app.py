@@ -267,3 +267,17 @@ async def test_refused_token_logs_one_line_without_the_token(
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("webui")]
     assert len(lines) == 1 and "refused" in lines[0]
     assert token not in caplog.text
+
+
+async def test_dates_mentioned_show_on_timeline_and_event_page(client: TestClient) -> None:
+    await login(client)
+    html = await (await client.get("/?q=communique")).text()
+    assert re.findall(r'<li class="event" id="event-(\d+)"', html).__len__() == 1
+    assert "NATO Summit Draft Communique" in html
+    assert (
+        '<p class="mentions">Mentions:\n<time datetime="2025-07-09" title="from July 9 to 11">'
+        "2025-07-09 – 2025-07-11</time>"
+    ) in html
+    event_id = re.search(r'href="/event/(\d+)"', html).group(1)  # type: ignore[union-attr]
+    page = await (await client.get(f"/event/{event_id}")).text()
+    assert "Dates mentioned" in page and "2025-07-09 – 2025-07-11" in page
