@@ -15,6 +15,7 @@ import sys
 import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -149,22 +150,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         metavar="ID",
         help="act as this Discord guild (default 0: the config-file scope)",
     )
-    scoped.add_argument("--actor", default=None, help="who is making the change (for the log)")
-    parents = [scoped]
+    # Read-only commands take no --actor: nothing they do is logged as someone's change.
+    scoped.set_defaults(actor=None)
+    acting = argparse.ArgumentParser(add_help=False)
+    acting.add_argument("--actor", default=None, help="who is making the change (for the log)")
+    read, write = [scoped], [scoped, acting]
 
-    _register_timeline(sub, parents)
-    _register_watch(sub, parents)
-    _register_feed(sub, parents)
-    _register_alias(sub, parents)
-    _register_event(sub, parents)
-    p = _add_parser(sub, "status", parents=parents, help="feeds, polling and alert health")
+    _register_timeline(sub, read, write)
+    _register_watch(sub, read, write)
+    _register_feed(sub, read, write)
+    _register_alias(sub, read, write)
+    _register_event(sub, read, write)
+    p = _add_parser(sub, "status", parents=read, help="feeds, polling and alert health")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run(cmd_status))
-    _register_config_export(sub, parents)
+    _register_config_export(sub, read)
 
 
-def _register_timeline(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    p = _add_parser(sub, "timeline", parents=parents, help="the stored timeline, newest first")
+def _register_timeline(
+    sub: Any, read: list[argparse.ArgumentParser], write: list[argparse.ArgumentParser]
+) -> None:
+    p = _add_parser(sub, "timeline", parents=read, help="the stored timeline, newest first")
     p.add_argument("--since", help="oldest event time: 2025-07-09, 7d, 24h, yesterday ...")
     p.add_argument("--until", help="newest event time (a date includes that whole day)")
     p.add_argument("--limit", type=int, default=20, help="events to show (default 20)")
@@ -177,13 +183,13 @@ def _register_timeline(sub: Any, parents: list[argparse.ArgumentParser]) -> None
     fmt.add_argument("--format", choices=["text", "md"], default="text", help="text or Markdown")
     p.set_defaults(func=_run(cmd_timeline))
 
-    p = _add_parser(sub, "add-event", parents=parents, help="record an event no feed carried")
+    p = _add_parser(sub, "add-event", parents=write, help="record an event no feed carried")
     p.add_argument("when", help="when it happened: 2025-07-09, 2025-07-09T14:00Z, yesterday ...")
     p.add_argument("title", help="what happened")
     p.add_argument("--url", help="a link about it")
     p.set_defaults(func=_run(cmd_add_event))
 
-    p = _add_parser(sub, "export", parents=parents, help="export the timeline as a file")
+    p = _add_parser(sub, "export", parents=read, help="export the timeline as a file")
     p.add_argument("--format", choices=FORMATS, required=True, help="file format")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
     p.add_argument("--query", help="only events matching this query")
@@ -192,20 +198,22 @@ def _register_timeline(sub: Any, parents: list[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_run(cmd_export))
 
 
-def _register_watch(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+def _register_watch(
+    sub: Any, read: list[argparse.ArgumentParser], write: list[argparse.ArgumentParser]
+) -> None:
     watch = sub.add_parser("watch", help="manage watches (saved queries that alert a channel)")
     w = watch.add_subparsers(dest="watch_command", metavar="ACTION", required=True)
-    p = w.add_parser("add", parents=parents, help="add a watch")
-    p.add_argument("name")
+    p = w.add_parser("add", parents=write, help="add a watch")
+    p.add_argument("name", help="the watch's name (unique in the guild)")
     p.add_argument("query", help='query, e.g. "NATO communique" or dual-use')
     p.add_argument("--channel", type=int, required=True, help="Discord channel id to alert")
     p.add_argument("--role", type=int, help="Discord role id to mention")
     p.set_defaults(func=_run(cmd_watch_add))
-    p = w.add_parser("edit", parents=parents, help="change a watch's query, channel or role")
-    p.add_argument("name")
-    p.add_argument("--query")
-    p.add_argument("--channel", type=int)
-    p.add_argument("--role", type=int)
+    p = w.add_parser("edit", parents=write, help="change a watch's query, channel or role")
+    p.add_argument("name", help="the watch to change")
+    p.add_argument("--query", help="its new query")
+    p.add_argument("--channel", type=int, help="the Discord channel id it alerts")
+    p.add_argument("--role", type=int, help="the Discord role id it mentions")
     p.add_argument("--clear-role", action="store_true", help="mention no role")
     p.set_defaults(func=_run(cmd_watch_edit))
     for action, help_text in (
@@ -213,33 +221,35 @@ def _register_watch(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         ("pause", "stop a watch alerting"),
         ("resume", "let a paused watch alert again"),
     ):
-        p = w.add_parser(action, parents=parents, help=help_text)
-        p.add_argument("name")
+        p = w.add_parser(action, parents=write, help=help_text)
+        p.add_argument("name", help="the watch's name")
         p.set_defaults(func=_run(cmd_watch_simple), action=action)
-    p = w.add_parser("list", parents=parents, help="list watches")
-    p.add_argument("--json", action="store_true")
+    p = w.add_parser("list", parents=read, help="list watches")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run(cmd_watch_list))
-    p = w.add_parser("test", parents=parents, help="what a query would have matched, unsaved")
-    p.add_argument("query")
+    p = w.add_parser("test", parents=read, help="what a query would have matched, unsaved")
+    p.add_argument("query", help="the query to try")
     p.add_argument("--days", type=int, default=7, help="look back this many days (default 7)")
     p.set_defaults(func=_run(cmd_watch_test))
 
 
-def _register_feed(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+def _register_feed(
+    sub: Any, read: list[argparse.ArgumentParser], write: list[argparse.ArgumentParser]
+) -> None:
     feed = sub.add_parser("feed", help="manage feeds")
     f = feed.add_subparsers(dest="feed_command", metavar="ACTION", required=True)
-    p = f.add_parser("add", parents=parents, help="fetch a feed once to check it, then follow it")
-    p.add_argument("url")
+    p = f.add_parser("add", parents=write, help="fetch a feed once to check it, then follow it")
+    p.add_argument("url", help="the feed's http(s) URL")
     p.add_argument("--name", help="display name (default: the feed's title)")
     p.add_argument("--interval", type=int, help="seconds between polls (default: config)")
     p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     p.set_defaults(func=_run(cmd_feed_add))
-    p = f.add_parser("remove", parents=parents, help="stop following a feed")
+    p = f.add_parser("remove", parents=write, help="stop following a feed")
     p.add_argument("name", help="feed name or URL")
     p.set_defaults(func=_run(cmd_feed_remove))
     p = f.add_parser(
         "purge",
-        parents=parents,
+        parents=write,
         help="delete a feed and its stored history for good (a retired or guild feed)",
     )
     p.add_argument("name", help="feed name or URL")
@@ -247,68 +257,109 @@ def _register_feed(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--yes", action="store_true", help="really delete: without it, only say what would go"
     )
     p.set_defaults(func=_run(cmd_feed_purge))
-    p = f.add_parser("list", parents=parents, help="list feeds")
-    p.add_argument("--json", action="store_true")
+    p = f.add_parser("list", parents=read, help="list feeds")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run(cmd_feed_list))
-    p = f.add_parser("status", parents=parents, help="polling health of one or every feed")
+    p = f.add_parser("status", parents=read, help="polling health of one or every feed")
     p.add_argument("name", nargs="?", help="feed name or URL (default: all)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run(cmd_feed_status))
-    p = f.add_parser("import", parents=parents, help="follow the feeds of an OPML file")
-    p.add_argument("file")
+    p = f.add_parser("import", parents=write, help="follow the feeds of an OPML file")
+    p.add_argument("file", help="the OPML file to read")
     p.set_defaults(func=_run(cmd_feed_import))
-    p = f.add_parser("export", parents=parents, help="write the feeds as OPML")
+    p = f.add_parser("export", parents=read, help="write the feeds as OPML")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
     p.set_defaults(func=_run(cmd_feed_export))
 
 
-def _register_alias(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+def _register_alias(
+    sub: Any, read: list[argparse.ArgumentParser], write: list[argparse.ArgumentParser]
+) -> None:
     alias = sub.add_parser("alias", help="manage query aliases (@name)")
     a = alias.add_subparsers(dest="alias_command", metavar="ACTION", required=True)
-    p = a.add_parser("set", parents=parents, help="create or change an alias")
-    p.add_argument("name")
-    p.add_argument("query")
+    p = a.add_parser("set", parents=write, help="create or change an alias")
+    p.add_argument("name", help="the alias, used as @name in queries")
+    p.add_argument("query", help="the query it stands for")
     p.set_defaults(func=_run(cmd_alias_set))
-    p = a.add_parser("remove", parents=parents, help="delete an alias")
-    p.add_argument("name")
+    p = a.add_parser("remove", parents=write, help="delete an alias")
+    p.add_argument("name", help="the alias to delete")
     p.set_defaults(func=_run(cmd_alias_remove))
-    p = a.add_parser("list", parents=parents, help="list aliases")
-    p.add_argument("--json", action="store_true")
+    p = a.add_parser("list", parents=read, help="list aliases")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run(cmd_alias_list))
 
 
-def _register_event(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+def _register_event(
+    sub: Any, read: list[argparse.ArgumentParser], write: list[argparse.ArgumentParser]
+) -> None:
     event = sub.add_parser("event", help="show, annotate, merge or split events")
     e = event.add_subparsers(dest="event_command", metavar="ACTION", required=True)
-    p = e.add_parser("show", parents=parents, help="an event with all its sources and notes")
-    p.add_argument("id", type=int)
-    p.add_argument("--json", action="store_true")
+    p = e.add_parser("show", parents=read, help="an event with all its sources and notes")
+    p.add_argument("id", type=int, help="the event id")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run(cmd_event_show))
-    p = e.add_parser("note", parents=parents, help="add a note to an event")
-    p.add_argument("id", type=int)
-    p.add_argument("text")
+    p = e.add_parser("note", parents=write, help="add a note to an event")
+    p.add_argument("id", type=int, help="the event id")
+    p.add_argument("text", help="the note")
     p.set_defaults(func=_run(cmd_event_note))
-    p = e.add_parser("merge", parents=parents, help="merge OTHER into KEEP")
-    p.add_argument("keep", type=int)
-    p.add_argument("other", type=int)
+    p = e.add_parser("merge", parents=write, help="merge OTHER into KEEP")
+    p.add_argument("keep", type=int, help="the event that stays")
+    p.add_argument("other", type=int, help="the event merged into it")
     p.set_defaults(func=_run(cmd_event_merge))
-    p = e.add_parser("split", parents=parents, help="move one source out into a new event")
+    p = e.add_parser("split", parents=write, help="move one source out into a new event")
     p.add_argument("id", type=int, help="the event")
     p.add_argument("entry", type=int, help="the source's entry id (see event show)")
     p.set_defaults(func=_run(cmd_event_split))
 
 
-def _register_config_export(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+def _register_config_export(sub: Any, read: list[argparse.ArgumentParser]) -> None:
     config = sub.choices.get("config")
     if config is None:
         config = sub.add_parser("config", help="check or export the configuration")
         config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     actions = [a for a in config._actions if isinstance(a, argparse._SubParsersAction)]
     p = actions[0].add_parser(
-        "export", parents=parents, help="feeds, watches and aliases as TOML the loader accepts"
+        "export", parents=read, help="feeds, watches and aliases as TOML the loader accepts"
     )
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
     p.set_defaults(func=_run(cmd_config_export))
+    p = actions[0].add_parser(
+        "init", help="write the example config (every setting, commented) to start from"
+    )
+    p.add_argument(
+        "path", nargs="?", help="file to write (default: the --config path or ./config.toml)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    p.set_defaults(func=cmd_config_init)
+
+
+def example_config() -> str:
+    """The shipped config.example.toml: in the `cli` package of a wheel, or at the top of a
+    source checkout (an editable install)."""
+    try:
+        return resources.files("cli").joinpath("config.example.toml").read_text("utf-8")
+    except (FileNotFoundError, OSError):
+        return (Path(__file__).resolve().parents[1] / "config.example.toml").read_text("utf-8")
+
+
+def cmd_config_init(args: argparse.Namespace) -> int:
+    """Write config.example.toml where the operator asked; never over a file unasked."""
+    path = Path(args.path or common.config_path(args))
+    if path.exists() and not args.force:
+        common.print_err(f"error: {path} exists; pass --force to overwrite it")
+        return 1
+    try:
+        text = example_config()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        common.print_err(f"error: cannot write {path}: {exc.strerror or exc}")
+        return 1
+    print(
+        f"wrote {path}: set the feeds, watches and channel ids, put the bot token in "
+        f"$DISCORD_TOKEN, then run `timeline-bot --config {path} config check`"
+    )
+    return 0
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -424,7 +475,10 @@ async def cmd_watch_list(
     session: AsyncSession, args: argparse.Namespace, settings: Settings
 ) -> int:
     """List watches."""
-    for w in await watch_svc.list_watches(session, args.guild):
+    watches = await watch_svc.list_watches(session, args.guild)
+    if not watches and not args.json:
+        print("no watches: add one to the config file or with `timeline-bot watch add`")
+    for w in watches:
         if args.json:
             _json_line(
                 {
@@ -461,17 +515,11 @@ async def cmd_watch_test(
 
 
 async def probe_feed(url: str, settings: Settings) -> feed_svc.FeedProbe:
-    """Fetch `url` once with the configured limits and describe what came back."""
+    """Fetch `url` once with the configured limits (the use case's probe, as in chat)."""
     from feeds.fetch import Fetcher, FetchSettings
-    from feeds.types import FetchState
 
-    polling = settings.polling
-    fetch_settings = FetchSettings.from_settings(polling)
-    async with Fetcher(fetch_settings) as fetcher:
-        result = await fetcher.fetch(FetchState(url=url))
-    if result.outcome == "error":
-        return feed_svc.FeedProbe(None, 0, error=result.error or "the fetch failed")
-    return feed_svc.FeedProbe(result.feed_title, len(result.items), final_url=result.permanent_url)
+    async with Fetcher(FetchSettings.from_settings(settings.polling)) as fetcher:
+        return await feed_svc.probe_feed(fetcher, url)
 
 
 async def cmd_feed_add(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> int:
@@ -492,8 +540,12 @@ async def cmd_feed_add(session: AsyncSession, args: argparse.Namespace, settings
         origin="cli",
         interval_bounds=bounds,
     )
+    again = " again, with its stored stories" if view.revived else ""
     print(
-        safe(f"added feed {view.name!r} ({probe.title or 'untitled'}, {probe.entry_count} entries)")
+        safe(
+            f"added feed {view.name!r}{again} ({probe.title or 'untitled'}, "
+            f"{probe.entry_count} entries)"
+        )
     )
     return common.EX_OK
 
@@ -503,7 +555,12 @@ async def cmd_feed_remove(
 ) -> int:
     """Stop following a feed."""
     view = await feed_svc.remove_feed(session, args.guild, args.name, _who(args))
-    print(safe(f"removed feed {view.name!r}"))
+    print(
+        safe(
+            f"stopped following feed {view.name!r} (retired: its stories stay on the timeline; "
+            "`feed purge` deletes them)"
+        )
+    )
     return common.EX_OK
 
 

@@ -9,13 +9,16 @@ import os
 import sys
 from datetime import datetime
 
-from timeline.config import Settings
+from timeline.config import ConfigProblems, Settings
 from timeline.config import load_settings as _load
 from timeline.db import Database
+from timeline.errors import ConfigError
 
 EX_OK = 0
 EX_USAGE = 2
 EX_CONFIG = 78  # sysexits.h EX_CONFIG, as Red-DiscordBot uses it
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "TIMELINE_BOT_CONFIG"
@@ -56,6 +59,22 @@ def open_database(settings: Settings) -> Database:
 def print_err(message: str) -> None:
     """Write one line to stderr."""
     print(message, file=sys.stderr)
+
+
+def report_config_error(exc: ConfigError) -> int:
+    """Print each problem as `FILE: KEY: REASON` on stderr, log one line; return EX_CONFIG."""
+    lines = exc.lines() if isinstance(exc, ConfigProblems) else [str(exc)]
+    log.error(
+        "config refused: %d problem(s) in %s; the first: %s: %s",
+        len(lines),
+        exc.path,
+        exc.key,
+        exc.message,
+        extra={"path": exc.path},
+    )
+    for line in lines:
+        print_err(line)
+    return EX_CONFIG
 
 
 def iso(value: datetime | None) -> str | None:

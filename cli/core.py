@@ -48,33 +48,50 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def config_check(args: argparse.Namespace) -> int:
-    """Validate the config and print a summary; exit 78 on a problem."""
+    """Validate the config and print what was checked; exit 78 listing every problem."""
     settings = common.load_settings(args)
     if args.token:
         settings.discord.token(settings.path)
         common.web_secret(settings)
     web = f", web timeline at {settings.web.public_url}" if settings.web.enabled else ""
-    print(
-        f"{settings.path}: OK: {len(settings.feeds)} feeds, {len(settings.watches)} watches, "
-        f"{len(settings.aliases)} aliases, {len(settings.discord.guild_ids)} guilds{web}"
-    )
+    print(f"{settings.path}: OK: {summary(settings)}{web}")
     return common.EX_OK
+
+
+def summary(settings: Settings) -> str:
+    """Say what the loader checked: how many feeds, watches, aliases, digests and guilds."""
+    parts = [
+        (len(settings.feeds), "feed", "feeds", " (names, URLs)"),
+        (len(settings.watches), "watch", "watches", " (queries, channel and role ids)"),
+        (len(settings.aliases), "alias", "aliases", " (queries, cycles)"),
+        (len(settings.alerts.digest_cron), "digest", "digests", " (cron, UTC)"),
+        (len(settings.discord.guild_ids), "guild", "guilds", ""),
+    ]
+    return ", ".join(
+        f"{n} {one if n == 1 else many}{what if n else ''}" for n, one, many, what in parts
+    )
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
-    """Upgrade the configured database to the target revision."""
+    """Upgrade the configured database to the target revision, then sync the config file.
+
+    Exit 78 when the sync refused an entry of the file (the rest is synced).
+    """
     settings = common.load_settings(args)
     upgrade(settings.database.url, args.revision)
     print(f"database upgraded to {args.revision}")
-    if args.revision == "head":
-        report = asyncio.run(_sync(settings, common.accept_config(args)))
-        print(
-            f"config synced: {len(report.added)} added, {len(report.updated)} updated, "
-            f"{len(report.retired)} retired, {len(report.revived)} revived"
-        )
-        for error in report.errors:
-            print(f"  refused: {error}")
-    return common.EX_OK
+    if args.revision != "head":
+        return common.EX_OK
+    report = asyncio.run(_sync(settings, common.accept_config(args)))
+    print(
+        f"config synced: {len(report.added)} added, {len(report.updated)} updated, "
+        f"{len(report.retired)} retired, {len(report.revived)} revived"
+    )
+    if not report.errors:
+        return common.EX_OK
+    for error in report.errors:
+        common.print_err(error)
+    return common.EX_CONFIG
 
 
 async def _sync(settings: Settings, accept_config: bool) -> SyncReport:

@@ -8,6 +8,7 @@ import importlib.metadata
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
@@ -39,39 +40,65 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every command group."""
-    parser = argparse.ArgumentParser(
-        prog="timeline-bot",
-        description="Poll news feeds, keep matching stories on a timeline, alert Discord.",
-    )
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes, before or after its name.
+
+    On the commands' own parsers they default to SUPPRESS, so that an option given before
+    the command name is not overwritten by the command's parser when it is absent after it.
+    """
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
     parser.add_argument(
         "-c",
         "--config",
+        default=default(None),
         help=f"path to the TOML config (default: ${common.CONFIG_ENV} or ./config.toml)",
     )
     parser.add_argument(
         "--log-level",
-        default="INFO",
+        default=default("INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="log verbosity on stderr (default: INFO)",
     )
     parser.add_argument(
         "--log-format",
-        default="text",
+        default=default("text"),
         choices=common.LOG_FORMATS,
         help="log lines as text (default) or one JSON object per line, for log collectors",
     )
     parser.add_argument(
         "--accept-config",
         action="store_true",
+        default=default(False),
         help="start even if the config file would retire more than half of the feeds or "
         "watches at once (run, poller, discord, poll, db upgrade refuse with exit 78 otherwise)",
     )
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser: it also takes the global options (`status --config x.toml`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if kwargs.get("add_help", True):
+            _global_options(self, defaults=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with every command group."""
+    parser = argparse.ArgumentParser(
+        prog="timeline-bot",
+        description="Poll news feeds, keep matching stories on a timeline, alert Discord.",
+    )
+    _global_options(parser, defaults=True)
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {_version()}", help="print the version"
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -92,8 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except ConfigError as exc:
-        common.print_err(f"config error: {exc}")
-        return common.EX_CONFIG
+        return common.report_config_error(exc)
     except TimelineError as exc:
         common.print_err(f"error: {exc}")
         return 1

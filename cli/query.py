@@ -93,8 +93,9 @@ def match_command(args: argparse.Namespace) -> int:
     try:
         aliases = _aliases(args)
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
-        return EX_CONFIG
+        from cli import common
+
+        return common.report_config_error(exc)
     summary = args.summary
     if summary is None:
         summary = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read(MAX_STDIN_CHARS)

@@ -80,14 +80,27 @@ class Poller:
             if due:
                 await self.store.begin_round(now)
                 semaphore = asyncio.Semaphore(self.concurrency)
+                # Feeds are fetched concurrently but their items are ingested in the order the
+                # feeds were claimed (due time, then id), whichever fetch finishes first:
+                # which event a story joins must not depend on network timing. turns[i] is
+                # set once feed i's items are in (or it brought none).
+                turns = [asyncio.Event() for _ in due]
 
-                async def one(feed: Due) -> None:
+                async def one(i: int, feed: Due) -> None:
                     async with semaphore:
                         result = await self._fetch_one(feed)
+                    before = turns[i - 1] if i else None
                     # Recording queues on the store (SQLite has one writer), not on a fetch
                     # slot: the next fetches start meanwhile, and fetches without items that
-                    # pile up there are committed together.
-                    outcome = await self._record_one(feed, result, now)
+                    # pile up there are committed together, out of turn (they ingest nothing).
+                    try:
+                        if result.outcome == "ok" and before is not None:
+                            await before.wait()
+                        outcome = await self._record_one(feed, result, now)
+                        if result.outcome != "ok" and before is not None:
+                            await before.wait()
+                    finally:
+                        turns[i].set()
                     if outcome is not None:
                         report.outcomes.append(outcome)
                         await self._announce(feed, outcome)
@@ -98,8 +111,8 @@ class Poller:
                 # meanwhile does not cancel them a second time, which could cut that clean-up
                 # short; gather re-cancels its children on every cancel.
                 async with asyncio.TaskGroup() as group:
-                    for feed in due:
-                        group.create_task(one(feed))
+                    for i, feed in enumerate(due):
+                        group.create_task(one(i, feed))
             report.seconds = time.perf_counter() - started
             if due:
                 log.info(

@@ -250,3 +250,13 @@ async def test_group_commit_hands_over_when_the_committer_is_cancelled(db: Datab
         leased = (await session.scalars(select(Feed).where(Feed.lease_owner.is_not(None)))).all()
     assert logged == {d.id for d in claimed[1:]}
     assert leased == []  # the cancelled one was handed back too
+
+
+def test_spread_bench_runs_the_three_ways_at_a_tiny_size() -> None:
+    from bench.spread import run as run_spread
+
+    result = asyncio.run(run_spread(feeds=6, per_feed=3, repeats=1))
+    events = result["events"]
+    assert set(events) == {"one round", "two rounds", "killed round"}  # type: ignore[arg-type]
+    assert all(0 < n[0] <= 18 for n in events.values())  # type: ignore[union-attr]
+    assert result["items"] == 18

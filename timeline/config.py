@@ -1,27 +1,35 @@
 """Load `config.toml` into typed, validated settings.
 
-Every problem is a `ConfigError` that names the file, the key and what is allowed; the entry
-point turns it into exit code 78 (EX_CONFIG). The Discord token never lives in the file: the
-file names the environment variable that holds it.
+Every problem is a `ConfigError` that names the file, the key and what is allowed; one load
+collects all of them (one per key) into a `ConfigProblems`, which the entry point prints one
+`FILE: KEY: REASON` line each before exiting with code 78 (EX_CONFIG). Beyond types and
+ranges the loader checks what the rest of the program would otherwise refuse later: queries
+and aliases with the query language's parser, digest crons with APScheduler's, Discord ids,
+header values. `check_settings` is that second half on its own; the start-up sync runs it too.
+The Discord token never lives in the file: the file names the environment variable that holds
+it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
+from .errors import BadQuery, ConfigError
 
 DEFAULT_USER_AGENT = "TimelineBot/0.1 (+https://github.com/timeline-bot/timeline-bot)"
 NAME_RE = re.compile(r"^[\w][\w .\-]{0,99}$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ALIAS_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,50}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,35 +168,189 @@ def redact_url(url: str) -> str:
     return re.sub(r"(//[^:/@]+:)[^@/]*@", r"\1***@", url)
 
 
-class _Reader:
-    """Pull typed values out of one TOML table, naming the full key in every error."""
+class ConfigProblems(ConfigError):
+    """Every problem found in one config file; `str()` gives one `FILE: KEY: REASON` line each.
 
-    def __init__(self, path: str, prefix: str, table: Mapping[str, Any]) -> None:
+    `path`, `key` and `message` are the first problem's, so code that handles one
+    ConfigError keeps working.
+    """
+
+    def __init__(self, problems: Sequence[ConfigError]) -> None:
+        flat: list[ConfigError] = []
+        for problem in problems:
+            flat.extend(problem.problems if isinstance(problem, ConfigProblems) else [problem])
+        if not flat:
+            raise ValueError("ConfigProblems needs at least one problem")
+        super().__init__(flat[0].path, flat[0].key, flat[0].message)
+        self.problems: tuple[ConfigError, ...] = tuple(flat)
+
+    def lines(self) -> list[str]:
+        """Return one `FILE: KEY: REASON` line per problem."""
+        return [f"{p.path}: {p.key}: {p.message}" for p in self.problems]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+
+class _Problems:
+    """Collect problems, one per key (the first reason found for a key is the one kept)."""
+
+    def __init__(self, path: str) -> None:
         self.path = path
+        self.found: dict[str, str] = {}
+
+    def add(self, key: str, message: str) -> None:
+        self.found.setdefault(key, message)
+
+    def errors(self) -> list[ConfigError]:
+        """Return the problems in the order of the file's sections and entries."""
+        keys = sorted(self.found, key=_key_order)
+        return [ConfigError(self.path, key, self.found[key]) for key in keys]
+
+    def raise_if_any(self) -> None:
+        if self.found:
+            raise ConfigProblems(self.errors())
+
+
+_SECTIONS = (
+    "database",
+    "polling",
+    "feeds",
+    "watches",
+    "aliases",
+    "discord",
+    "alerts",
+    "metrics",
+    "web",
+)
+_KEY_HEAD = re.compile(r"([^.\[]*)(?:\[(\d+)\])?")
+
+
+def _key_order(key: str) -> tuple[int, int]:
+    match = _KEY_HEAD.match(key)
+    section, index = (match.group(1), match.group(2)) if match else (key, None)
+    rank = _SECTIONS.index(section) if section in _SECTIONS else -1
+    return rank, int(index) if index is not None else -1
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+SNOWFLAKE_MAX = 2**63 - 1  # ids are stored as signed 64-bit integers (BigInteger)
+SNOWFLAKE_RULE = f"must be a Discord id: a positive integer of at most {SNOWFLAKE_MAX}"
+
+
+def _part(name: object) -> str:
+    """Return a key part as written in TOML: bare when it can be, else quoted and escaped.
+
+    Key names come from the file; quoting keeps each problem on one line whatever they hold.
+    """
+    text = str(name)
+    return text if _BARE_KEY.fullmatch(text) else json.dumps(text)
+
+
+def _show(value: str, limit: int = 80) -> str:
+    """Quote a value from the file for a message: escaped, on one line, shortened."""
+    return repr(value if len(value) <= limit else value[:limit] + "...")
+
+
+def parse_snowflake(value: object) -> int | None:
+    """Return `value` (an integer or a string of ASCII digits) as a Discord id, or None."""
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,20}", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= SNOWFLAKE_MAX:
+        return None
+    return value
+
+
+def url_problem(url: str) -> str | None:
+    """Return why `url` cannot be a feed URL, or None."""
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if parts.scheme not in ("http", "https") or not host:
+        return f"must be an http:// or https:// URL, got {_show(url)}"
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+        return f"must not contain spaces or control characters, got {_show(url)}"
+    return None
+
+
+def header_problem(value: str) -> str | None:
+    """Return why `value` cannot be sent as an HTTP header value, or None (RFC 9110 5.5)."""
+    if not value.strip():
+        return "must not be empty"
+    if "\r" in value or "\n" in value:
+        # A line break would end the header and let the rest of the value inject others.
+        return f"must not contain a line break (CR or LF), got {_show(value)}"
+    if any((ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F for ch in value):
+        return f"must not contain control characters, got {_show(value)}"
+    return None
+
+
+def query_problem(text: str, aliases: Mapping[str, str]) -> str | None:
+    """Return the query language's own error (with its column) for `text`, or None."""
+    from .query import parse_query  # the query package is heavier than the config loader
+
+    try:
+        parse_query(text, aliases)
+    except BadQuery as exc:
+        return f"{exc} in {_show(text)}"
+    return None
+
+
+def cron_problem(expression: str) -> str | None:
+    """Return why APScheduler would not schedule `expression` (UTC), or None.
+
+    The digest scheduler builds its trigger the same way (`CronTrigger.from_crontab`, UTC).
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+    except ValueError as exc:
+        return (
+            f'{exc}; must be a cron expression "<minute> <hour> <day> <month> <weekday>", '
+            f"got {_show(expression)}"
+        )
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        return f"never fires (no such date), got {_show(expression)}"
+    return None
+
+
+class _Reader:
+    """Pull typed values out of one TOML table, recording a problem naming the full key.
+
+    A bad or missing value is recorded and replaced by the default (or a placeholder the
+    later checks also refuse), so one run finds every problem of the file.
+    """
+
+    def __init__(self, problems: _Problems, prefix: str, table: Mapping[str, Any]) -> None:
+        self.problems = problems
         self.prefix = prefix
         self.table = table
         self.used: set[str] = set()
 
     def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
+        return f"{self.prefix}.{_part(name)}" if self.prefix else _part(name)
 
-    def fail(self, name: str, message: str) -> ConfigError:
-        return ConfigError(self.path, self.key(name), message)
+    def fail(self, name: str, message: str) -> None:
+        self.problems.add(self.key(name), message)
 
     def _get(self, name: str, default: Any, required: bool) -> Any:
         self.used.add(name)
         if name not in self.table:
             if required:
-                raise self.fail(name, "is required")
+                self.fail(name, "is required")
             return default
         return self.table[name]
 
     def string(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
         value = self._get(name, default, required)
         if value is None:
-            return None
+            return default
         if not isinstance(value, str):
-            raise self.fail(name, f"must be a string, got {type(value).__name__}")
+            self.fail(name, f"must be a string, got {type(value).__name__}")
+            return default
         return value
 
     def integer(
@@ -198,83 +360,82 @@ class _Reader:
         *,
         minimum: int | None = None,
         maximum: int | None = None,
-        required: bool = False,
     ) -> Any:
-        value = self._get(name, default, required)
+        value = self._get(name, default, False)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(name, f"must be an integer, got {type(value).__name__}")
+            self.fail(name, f"must be an integer, got {type(value).__name__}")
+            return default
         if minimum is not None and value < minimum:
-            raise self.fail(name, f"must be at least {minimum}, got {value}")
+            self.fail(name, f"must be at least {minimum}, got {value}")
+            return default
         if maximum is not None and value > maximum:
-            raise self.fail(name, f"must be at most {maximum}, got {value}")
+            self.fail(name, f"must be at most {maximum}, got {value}")
+            return default
         return value
 
     def number(self, name: str, default: float, *, minimum: float, maximum: float) -> float:
         value = self._get(name, default, False)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(name, f"must be a number, got {type(value).__name__}")
+            self.fail(name, f"must be a number, got {type(value).__name__}")
+            return default
         if not minimum <= value <= maximum:
-            raise self.fail(name, f"must be between {minimum} and {maximum}, got {value}")
+            self.fail(name, f"must be between {minimum} and {maximum}, got {value}")
+            return default
         return float(value)
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self._get(name, default, False)
         if not isinstance(value, bool):
-            raise self.fail(name, "must be true or false")
+            self.fail(name, "must be true or false")
+            return default
         return value
 
     def strings(self, name: str) -> tuple[str, ...]:
         value = self._get(name, [], False)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(name, "must be a list of strings")
+            self.fail(name, "must be a list of strings")
+            return ()
         return tuple(value)
 
     def snowflake(self, name: str, *, required: bool = False) -> Any:
-        """A Discord id: an integer or a string of digits (TOML integers are 64-bit signed)."""
+        """A Discord id: an integer or a string of digits; 0 (refused later) when bad."""
         value = self._get(name, None, required)
         if value is None:
-            return None
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**63:
-            raise self.fail(name, "must be a Discord id (a positive integer)")
-        return value
+            return 0 if required else None
+        parsed = parse_snowflake(value)
+        if parsed is None:
+            self.fail(name, f"{SNOWFLAKE_RULE}, got {_show(str(value))}")
+            return 0
+        return parsed
 
     def finish(self) -> None:
-        unknown = sorted(set(self.table) - self.used)
-        if unknown:
-            allowed = ", ".join(sorted(self.used))
-            raise self.fail(unknown[0], f"unknown key; allowed keys here: {allowed}")
+        allowed = ", ".join(sorted(self.used))
+        for unknown in sorted(set(self.table) - self.used):
+            self.fail(unknown, f"unknown key; allowed keys here: {allowed}")
 
 
-def _table(path: str, data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+def _table(problems: _Problems, data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
-        raise ConfigError(path, name, "must be a table ([" + name + "])")
+        problems.add(name, f"must be a table ([{name}])")
+        return {}
     return value
 
 
-def _check_url(reader: _Reader, name: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise reader.fail(name, f"must be an http:// or https:// URL, got {url!r}")
+def _list_of_tables(
+    problems: _Problems, data: Mapping[str, Any], name: str
+) -> list[Mapping[str, Any]]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        problems.add(name, f"must be an array of tables ([[{name}]])")
+        return []
+    return value
 
 
-def _check_allow(reader: _Reader, values: tuple[str, ...]) -> None:
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            if not re.fullmatch(r"[A-Za-z0-9.\-]+", value):
-                raise reader.fail(
-                    "allow_private", f"{value!r} is neither an IP address, a CIDR nor a host name"
-                ) from None
-
-
-def _polling(path: str, data: Mapping[str, Any]) -> PollingSettings:
-    r = _Reader(path, "polling", _table(path, data, "polling"))
+def _polling(problems: _Problems, data: Mapping[str, Any]) -> PollingSettings:
+    r = _Reader(problems, "polling", _table(problems, data, "polling"))
     d = PollingSettings()
     settings = PollingSettings(
         interval_seconds=r.integer("interval_seconds", d.interval_seconds, minimum=10),
@@ -304,75 +465,33 @@ def _polling(path: str, data: Mapping[str, Any]) -> PollingSettings:
         ),
     )
     r.finish()
-    if not settings.user_agent.strip():
-        raise r.fail("user_agent", "must not be empty")
-    if settings.min_interval_seconds > settings.max_interval_seconds:
-        raise r.fail("min_interval_seconds", "must not exceed polling.max_interval_seconds")
-    if not (
-        settings.min_interval_seconds <= settings.interval_seconds <= settings.max_interval_seconds
-    ):
-        raise r.fail(
-            "interval_seconds",
-            f"must be between min_interval_seconds ({settings.min_interval_seconds}) "
-            f"and max_interval_seconds ({settings.max_interval_seconds})",
-        )
-    _check_allow(r, settings.allow_private)
     return settings
 
 
-def _list_of_tables(path: str, data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
-    value = data.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        raise ConfigError(path, name, f"must be an array of tables ([[{name}]])")
-    return value
-
-
-def _name(r: _Reader, seen: set[str]) -> str:
-    name = r.string("name", required=True).strip()
-    if not NAME_RE.match(name):
-        raise r.fail("name", "must be 1-100 letters, digits, spaces, '.', '-' or '_'")
-    if name.casefold() in seen:
-        raise r.fail("name", f"{name!r} is used twice")
-    seen.add(name.casefold())
-    return name
-
-
-def _feeds(path: str, data: Mapping[str, Any], polling: PollingSettings) -> tuple[FeedConfig, ...]:
+def _feeds(problems: _Problems, data: Mapping[str, Any]) -> tuple[FeedConfig, ...]:
     feeds: list[FeedConfig] = []
-    names: set[str] = set()
-    urls: set[str] = set()
-    for i, table in enumerate(_list_of_tables(path, data, "feeds")):
-        r = _Reader(path, f"feeds[{i}]", table)
-        name = _name(r, names)
-        url = r.string("url", required=True).strip()
-        _check_url(r, "url", url)
-        if url in urls:
-            raise r.fail("url", f"{url!r} is listed twice")
-        urls.add(url)
-        interval = r.integer(
-            "interval_seconds",
-            None,
-            minimum=polling.min_interval_seconds,
-            maximum=polling.max_interval_seconds,
+    for i, table in enumerate(_list_of_tables(problems, data, "feeds")):
+        r = _Reader(problems, f"feeds[{i}]", table)
+        feeds.append(
+            FeedConfig(
+                name=r.string("name", "", required=True).strip(),
+                url=r.string("url", "", required=True).strip(),
+                interval_seconds=r.integer("interval_seconds", None, minimum=10),
+                tags=r.strings("tags"),
+            )
         )
-        feeds.append(FeedConfig(name, url, interval, r.strings("tags")))
         r.finish()
     return tuple(feeds)
 
 
-def _watches(path: str, data: Mapping[str, Any]) -> tuple[WatchConfig, ...]:
+def _watches(problems: _Problems, data: Mapping[str, Any]) -> tuple[WatchConfig, ...]:
     watches: list[WatchConfig] = []
-    names: set[str] = set()
-    for i, table in enumerate(_list_of_tables(path, data, "watches")):
-        r = _Reader(path, f"watches[{i}]", table)
-        name = _name(r, names)
-        query = r.string("query", required=True)
-        if not query.strip():
-            raise r.fail("query", "must not be empty")
+    for i, table in enumerate(_list_of_tables(problems, data, "watches")):
+        r = _Reader(problems, f"watches[{i}]", table)
         watches.append(
             WatchConfig(
-                name=name,
-                query=query,
+                name=r.string("name", "", required=True).strip(),
+                query=r.string("query", "", required=True),
                 channel_id=r.snowflake("channel_id", required=True),
                 role_id=r.snowflake("role_id"),
                 enabled=r.boolean("enabled", True),
@@ -382,37 +501,35 @@ def _watches(path: str, data: Mapping[str, Any]) -> tuple[WatchConfig, ...]:
     return tuple(watches)
 
 
-def _aliases(path: str, data: Mapping[str, Any]) -> dict[str, str]:
-    table = _table(path, data, "aliases")
+def _aliases(problems: _Problems, data: Mapping[str, Any]) -> dict[str, str]:
     aliases: dict[str, str] = {}
-    for name, value in table.items():
-        if not re.fullmatch(r"[A-Za-z0-9_\-]{1,50}", name):
-            raise ConfigError(
-                path, f"aliases.{name}", "alias names are 1-50 letters, digits, _ or -"
-            )
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(path, f"aliases.{name}", "must be a non-empty query string")
+    for name, value in _table(problems, data, "aliases").items():
+        if not isinstance(value, str):
+            problems.add(f"aliases.{_part(name)}", "must be a non-empty query string")
+            value = ""
         aliases[name] = value
     return aliases
 
 
-def _discord(path: str, data: Mapping[str, Any]) -> DiscordSettings:
-    r = _Reader(path, "discord", _table(path, data, "discord"))
+def _discord(problems: _Problems, data: Mapping[str, Any]) -> DiscordSettings:
+    r = _Reader(problems, "discord", _table(problems, data, "discord"))
     token_env = r.string("token_env", "DISCORD_TOKEN")
-    if not ENV_RE.match(token_env):
-        raise r.fail("token_env", "must be an environment variable name such as DISCORD_TOKEN")
+    if not ENV_RE.fullmatch(token_env):
+        r.fail("token_env", "must be an environment variable name such as DISCORD_TOKEN")
     if "token" in r.table:
-        raise r.fail("token", "do not put the token in the file; set token_env instead")
+        # Recorded before finish(), so this reason wins over "unknown key".
+        r.fail("token", "do not put the token in the file; set token_env instead")
     raw_guilds = r._get("guild_ids", [], False)
-    if not isinstance(raw_guilds, list):
-        raise r.fail("guild_ids", "must be a list of Discord guild ids")
     guild_ids: list[int] = []
-    for value in raw_guilds:
-        if isinstance(value, str) and value.isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise r.fail("guild_ids", f"{value!r} is not a Discord guild id")
-        guild_ids.append(value)
+    if not isinstance(raw_guilds, list):
+        r.fail("guild_ids", "must be a list of Discord guild ids")
+        raw_guilds = []
+    for i, value in enumerate(raw_guilds):
+        guild_id = parse_snowflake(value)
+        if guild_id is None:
+            problems.add(f"discord.guild_ids[{i}]", f"{SNOWFLAKE_RULE}, got {_show(str(value))}")
+        else:
+            guild_ids.append(guild_id)
     settings = DiscordSettings(
         token_env=token_env,
         guild_ids=tuple(guild_ids),
@@ -423,20 +540,25 @@ def _discord(path: str, data: Mapping[str, Any]) -> DiscordSettings:
     return settings
 
 
-def _alerts(path: str, data: Mapping[str, Any]) -> AlertSettings:
-    r = _Reader(path, "alerts", _table(path, data, "alerts"))
+def _alerts(problems: _Problems, data: Mapping[str, Any]) -> AlertSettings:
+    r = _Reader(problems, "alerts", _table(problems, data, "alerts"))
     d = AlertSettings()
     raw_cron = r._get("digest_cron", {}, False)
     if not isinstance(raw_cron, dict):
-        raise r.fail("digest_cron", 'must be a table of channel id = "cron expression"')
+        r.fail("digest_cron", 'must be a table of "<channel id>" = "<cron expression>"')
+        raw_cron = {}
     cron: dict[int, str] = {}
-    for channel, expr in raw_cron.items():
-        if not str(channel).isdigit() or not isinstance(expr, str) or len(expr.split()) != 5:
-            raise r.fail(
-                f"digest_cron.{channel}",
-                'must be a cron expression: "<minute> <hour> <day> <month> <weekday>"',
-            )
-        cron[int(channel)] = expr
+    for channel, expression in raw_cron.items():
+        key = f"alerts.digest_cron.{_part(channel)}"
+        channel_id = parse_snowflake(channel)
+        if channel_id is None:
+            problems.add(key, f"the key {SNOWFLAKE_RULE.removeprefix('must be ')}")
+        elif channel_id in cron:
+            problems.add(key, f"channel {channel_id} has a digest already")
+        elif not isinstance(expression, str):
+            problems.add(key, 'must be a cron expression "<minute> <hour> <day> <month> <weekday>"')
+        else:
+            cron[channel_id] = expression
     settings = AlertSettings(
         burst_threshold=r.integer("burst_threshold", d.burst_threshold, minimum=1, maximum=100),
         digest_cron=cron,
@@ -453,8 +575,8 @@ def _alerts(path: str, data: Mapping[str, Any]) -> AlertSettings:
     return settings
 
 
-def _metrics(path: str, data: Mapping[str, Any]) -> MetricsSettings:
-    r = _Reader(path, "metrics", _table(path, data, "metrics"))
+def _metrics(problems: _Problems, data: Mapping[str, Any]) -> MetricsSettings:
+    r = _Reader(problems, "metrics", _table(problems, data, "metrics"))
     d = MetricsSettings()
     settings = MetricsSettings(
         host=r.string("host", d.host).strip(),
@@ -462,12 +584,12 @@ def _metrics(path: str, data: Mapping[str, Any]) -> MetricsSettings:
     )
     r.finish()
     if not settings.host:
-        raise r.fail("host", "must be an address to listen on, such as 127.0.0.1")
+        r.fail("host", "must be an address to listen on, such as 127.0.0.1")
     return settings
 
 
-def _web(path: str, data: Mapping[str, Any]) -> WebSettings:
-    r = _Reader(path, "web", _table(path, data, "web"))
+def _web(problems: _Problems, data: Mapping[str, Any]) -> WebSettings:
+    r = _Reader(problems, "web", _table(problems, data, "web"))
     d = WebSettings()
     settings = WebSettings(
         enabled=r.boolean("enabled", d.enabled),
@@ -480,65 +602,190 @@ def _web(path: str, data: Mapping[str, Any]) -> WebSettings:
         secret_env=r.string("secret_env", d.secret_env).strip(),
     )
     if "secret" in r.table:
-        raise r.fail("secret", "do not put the secret in the file; set secret_env instead")
+        # Recorded before finish(): the first reason for a key is the one kept.
+        r.fail("secret", "do not put the secret in the file; set secret_env instead")
     r.finish()
     if not settings.host:
-        raise r.fail("host", "must be an address to listen on, such as 127.0.0.1")
+        r.fail("host", "must be an address to listen on, such as 127.0.0.1")
     if settings.base_url:
         parts = urlsplit(settings.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-            raise r.fail(
+            r.fail(
                 "base_url",
                 "must be the http:// or https:// address members open, such as "
-                f"https://timeline.example.org, got {settings.base_url!r}",
+                f"https://timeline.example.org, got {_show(settings.base_url)}",
             )
     if not ENV_RE.match(settings.secret_env):
-        raise r.fail(
-            "secret_env", "must be an environment variable name such as TIMELINE_WEB_SECRET"
-        )
+        r.fail("secret_env", "must be an environment variable name such as TIMELINE_WEB_SECRET")
     return settings
 
 
-TOP_LEVEL = {
-    "database",
-    "polling",
-    "feeds",
-    "watches",
-    "aliases",
-    "discord",
-    "alerts",
-    "metrics",
-    "web",
-}
+TOP_LEVEL = set(_SECTIONS)
+
+
+# --- checks shared by the loader and the start-up sync ------------------------------------------
+
+
+def check_settings(settings: Settings) -> list[ConfigError]:
+    """Return every problem of `settings` that the loader refuses, one ConfigError per key.
+
+    `parse_settings` runs exactly these checks on what it read, and `sync_config` runs them
+    on the Settings it is given, so `config check` and the sync cannot disagree.
+    """
+    problems = _Problems(settings.path)
+    _check(problems, settings)
+    return problems.errors()
+
+
+def _check(problems: _Problems, settings: Settings) -> None:
+    _check_polling(problems, settings.polling)
+    _check_feeds(problems, settings.feeds, settings.polling)
+    _check_aliases(problems, settings.aliases)
+    _check_watches(problems, settings.watches, settings.aliases)
+    _check_discord(problems, settings.discord)
+    for channel_id, expression in settings.alerts.digest_cron.items():
+        key = f"alerts.digest_cron.{_part(channel_id)}"
+        if parse_snowflake(channel_id) is None:
+            problems.add(key, f"the key {SNOWFLAKE_RULE.removeprefix('must be ')}")
+        reason = cron_problem(expression)
+        if reason:
+            problems.add(key, reason)
+
+
+def _check_polling(problems: _Problems, polling: PollingSettings) -> None:
+    reason = header_problem(polling.user_agent)
+    if reason:
+        problems.add("polling.user_agent", reason)
+    if polling.min_interval_seconds > polling.max_interval_seconds:
+        problems.add("polling.min_interval_seconds", "must not exceed polling.max_interval_seconds")
+    elif (
+        not polling.min_interval_seconds
+        <= polling.interval_seconds
+        <= (polling.max_interval_seconds)
+    ):
+        problems.add(
+            "polling.interval_seconds",
+            f"must be between min_interval_seconds ({polling.min_interval_seconds}) "
+            f"and max_interval_seconds ({polling.max_interval_seconds})",
+        )
+    for value in polling.allow_private:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            if not re.fullmatch(r"[A-Za-z0-9.\-]+", value):
+                problems.add(
+                    "polling.allow_private",
+                    f"{_show(value)} is neither an IP address, a CIDR nor a host name",
+                )
+
+
+def _name_problem(name: str, seen: set[str]) -> str | None:
+    if not NAME_RE.fullmatch(name):
+        return "must be 1-100 letters, digits, spaces, '.', '-' or '_'"
+    if name.casefold() in seen:
+        return f"{name!r} is used twice"
+    seen.add(name.casefold())
+    return None
+
+
+def _check_feeds(
+    problems: _Problems, feeds: tuple[FeedConfig, ...], polling: PollingSettings
+) -> None:
+    names: set[str] = set()
+    urls: set[str] = set()
+    for i, feed in enumerate(feeds):
+        reason = _name_problem(feed.name, names)
+        if reason:
+            problems.add(f"feeds[{i}].name", reason)
+        reason = url_problem(feed.url)
+        if reason is None and feed.url in urls:
+            reason = f"{_show(feed.url)} is listed twice"
+        if reason:
+            problems.add(f"feeds[{i}].url", reason)
+        urls.add(feed.url)
+        low, high = polling.min_interval_seconds, polling.max_interval_seconds
+        if feed.interval_seconds is not None and not low <= feed.interval_seconds <= high:
+            problems.add(
+                f"feeds[{i}].interval_seconds",
+                f"must be between polling.min_interval_seconds ({low}) and "
+                f"polling.max_interval_seconds ({high}), got {feed.interval_seconds}",
+            )
+
+
+def _check_aliases(problems: _Problems, aliases: Mapping[str, str]) -> None:
+    seen: set[str] = set()
+    for name, query in aliases.items():
+        key = f"aliases.{_part(name)}"
+        folded = name.casefold()
+        if not ALIAS_NAME_RE.fullmatch(name):
+            problems.add(key, "alias names are 1-50 letters, digits, _ or -")
+        elif folded in seen:
+            # @names are case-insensitive in queries: two such aliases would shadow each other.
+            problems.add(key, f"{name!r} is used twice (alias names ignore case)")
+        seen.add(folded)
+        if not query.strip():
+            problems.add(key, "must be a non-empty query string")
+        else:
+            # The query language expands @names recursively: unknown and cyclic aliases fail here.
+            reason = query_problem(query, aliases)
+            if reason:
+                problems.add(key, reason)
+
+
+def _check_watches(
+    problems: _Problems, watches: tuple[WatchConfig, ...], aliases: Mapping[str, str]
+) -> None:
+    names: set[str] = set()
+    for i, watch in enumerate(watches):
+        reason = _name_problem(watch.name, names)
+        if reason:
+            problems.add(f"watches[{i}].name", reason)
+        reason = "must not be empty" if not watch.query.strip() else None
+        reason = reason or query_problem(watch.query, aliases)
+        if reason:
+            problems.add(f"watches[{i}].query", reason)
+        if parse_snowflake(watch.channel_id) is None:
+            problems.add(f"watches[{i}].channel_id", SNOWFLAKE_RULE)
+        if watch.role_id is not None and parse_snowflake(watch.role_id) is None:
+            problems.add(f"watches[{i}].role_id", SNOWFLAKE_RULE)
+
+
+def _check_discord(problems: _Problems, discord: DiscordSettings) -> None:
+    for i, guild_id in enumerate(discord.guild_ids):
+        if parse_snowflake(guild_id) is None:
+            problems.add(f"discord.guild_ids[{i}]", SNOWFLAKE_RULE)
+    if discord.admin_role_id is not None and parse_snowflake(discord.admin_role_id) is None:
+        problems.add("discord.admin_role_id", SNOWFLAKE_RULE)
 
 
 def parse_settings(data: Mapping[str, Any], path: str = "<config>") -> Settings:
-    """Validate a decoded TOML document into Settings; raise ConfigError on the first problem."""
+    """Validate a decoded TOML document into Settings; raise ConfigProblems listing every problem."""
+    problems = _Problems(path)
     for key in data:
         if key not in TOP_LEVEL:
-            raise ConfigError(
-                path, key, f"unknown section; allowed: {', '.join(sorted(TOP_LEVEL))}"
-            )
-    db = _Reader(path, "database", _table(path, data, "database"))
+            problems.add(_part(key), f"unknown section; allowed: {', '.join(sorted(TOP_LEVEL))}")
+    db = _Reader(problems, "database", _table(problems, data, "database"))
     url = db.string("url", DatabaseSettings().url).strip()
     db.finish()
     if not re.match(r"^(sqlite|postgresql|postgres)(\+\w+)?://", url):
-        raise db.fail("url", "must be a sqlite:/// or postgresql:// URL")
+        db.fail("url", "must be a sqlite:/// or postgresql:// URL")
     base_dir = Path(path).resolve().parent if not path.startswith("<") else None
     url = _resolve_sqlite_path(url, base_dir)
-    polling = _polling(path, data)
-    return Settings(
+    settings = Settings(
         path=path,
         database=DatabaseSettings(url),
-        polling=polling,
-        feeds=_feeds(path, data, polling),
-        watches=_watches(path, data),
-        aliases=_aliases(path, data),
-        discord=_discord(path, data),
-        alerts=_alerts(path, data),
-        metrics=_metrics(path, data),
-        web=_web(path, data),
+        polling=_polling(problems, data),
+        feeds=_feeds(problems, data),
+        watches=_watches(problems, data),
+        aliases=_aliases(problems, data),
+        discord=_discord(problems, data),
+        alerts=_alerts(problems, data),
+        metrics=_metrics(problems, data),
+        web=_web(problems, data),
     )
+    _check(problems, settings)
+    problems.raise_if_any()
+    return settings
 
 
 def _resolve_sqlite_path(url: str, base_dir: Path | None) -> str:
@@ -556,7 +803,9 @@ def load_settings(path: str | os.PathLike[str]) -> Settings:
         raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(
-            name, "(file)", "not found; copy config.example.toml to config.toml"
+            name,
+            "(file)",
+            "not found; write one with `timeline-bot config init` (a copy of config.example.toml)",
         ) from None
     except OSError as exc:
         raise ConfigError(name, "(file)", f"cannot be read: {exc.strerror}") from None

@@ -11,8 +11,8 @@ from discord import app_commands
 from discordbot.autocomplete import alias_names
 from discordbot.bot import TimelineBot
 from timeline.services import aliases as alias_svc
-from timeline.services._common import MAX_QUERY
 from timeline.services.aliases import AliasView
+from timeline.services.limits import MAX_QUERY
 
 from ._admin import AdminGroupCog, actor, code, defer, embed, guild_of, lines_within, send, show
 

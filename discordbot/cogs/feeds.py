@@ -14,12 +14,11 @@ from discord.utils import format_dt
 from discordbot.autocomplete import feed_names
 from discordbot.bot import TimelineBot
 from feeds.fetch import Fetcher, FetchSettings
-from feeds.types import FetchState
 from timeline.errors import Conflict, NotFound, TimelineError
 from timeline.models import GLOBAL_SCOPE
 from timeline.services import feeds as feed_svc
-from timeline.services._common import MAX_URL, check_url
-from timeline.services.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedProbe, FeedStatus, FeedView
+from timeline.services.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedStatus, FeedView
+from timeline.services.limits import MAX_URL
 from timeline.services.opml import export_opml, import_opml
 
 from ._admin import (
@@ -48,14 +47,6 @@ def fetch_settings(bot: TimelineBot) -> FetchSettings:
     return FetchSettings.from_settings(polling)
 
 
-async def probe(fetcher: Fetcher, url: str) -> FeedProbe:
-    """Fetch `url` once and describe what came back: title and entries, or the reason."""
-    result = await fetcher.fetch(FetchState(url=url))
-    if result.outcome == "error":
-        return FeedProbe(None, 0, error=result.error or "the fetch failed")
-    return FeedProbe(result.feed_title, len(result.items), final_url=result.permanent_url)
-
-
 def _when(value: datetime | None) -> str:
     return f"{format_dt(value, 'f')} ({format_dt(value, 'R')})" if value else "never"
 
@@ -67,7 +58,7 @@ def _feed_line(feed: FeedView) -> str:
     if feed.status != "ok":
         extra.append(f"**{show(feed.status, 30)}**")
     if feed.retired_at is not None:
-        extra = ["**retired** (left the config file; history kept)"]
+        extra = ["**retired** (not polled; its stories stay on the timeline)"]
     elif not feed.enabled:
         extra.append("disabled")
     if feed.origin == "config":
@@ -147,12 +138,12 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
     ) -> None:
         """Follow a feed that answered with a title and entries; say why not otherwise."""
         guild_id = guild_of(interaction)
-        clean = check_url(url, "feed URL")
+        clean = feed_svc.check_url(url, "feed URL")
         polling = self.bot.settings.polling
         bounds = (polling.min_interval_seconds, polling.max_interval_seconds)
         feed_svc.check_interval(interval, *bounds)
         await defer(interaction)
-        result = await probe(self.fetcher, clean)
+        result = await feed_svc.probe_feed(self.fetcher, clean)
         async with self.bot.db.session() as session:
             view = await feed_svc.add_feed(
                 session,
@@ -167,9 +158,10 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
         title = feed_text(result.title, 200) or "untitled"
         entries = "entry" if result.entry_count == 1 else "entries"
         moved = f"\nIt moved permanently to <{show(view.url, 500)}>." if result.final_url else ""
+        again = " again, with the stories stored before" if view.revived else ""
         await send(
             interaction,
-            f"Following **{show(view.name, 100)}**: {title}, {result.entry_count} {entries} "
+            f"Following **{show(view.name, 100)}**{again}: {title}, {result.entry_count} {entries} "
             f"right now. New stories alert the watches from the next poll on.{moved}",
         )
 
@@ -179,7 +171,7 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
     async def remove(
         self, interaction: discord.Interaction[Any], name: app_commands.Range[str, 1, MAX_URL]
     ) -> None:
-        """Ask, then stop following a feed; its stories leave the timeline."""
+        """Ask, then stop following a feed (retired: its stories stay on the timeline)."""
         guild_id = guild_of(interaction)
         who = actor(interaction)
         await defer(interaction)
@@ -197,14 +189,19 @@ class FeedCog(AdminGroupCog, group_name="feed", group_description="Manage the ne
                 async with self.bot.db.session() as session:
                     view = await feed_svc.remove_feed(session, guild_id, feed.url, who)
             except NotFound:
-                return f"**{show(feed.name, 100)}** was removed meanwhile: nothing more to do."
-            return f"Stopped following **{show(view.name, 100)}**; its stories left the timeline."
+                return f"**{show(feed.name, 100)}** was purged meanwhile: nothing more to do."
+            except Conflict:
+                return f"**{show(feed.name, 100)}** was retired meanwhile: nothing more to do."
+            return (
+                f"Stopped following **{show(view.name, 100)}**; its stories stay on the "
+                "timeline. `/feed purge` deletes them for good."
+            )
 
         entries = "entry" if status.entry_count == 1 else "entries"
         question = (
-            f"Stop following **{show(feed.name, 100)}** (<{show(feed.url, 300)}>)? Its "
-            f"{status.entry_count} stored {entries} leave the timeline, with the events no "
-            "other feed carried. Alerts already posted stay."
+            f"Stop following **{show(feed.name, 100)}** (<{show(feed.url, 300)}>)? It is no "
+            f"longer polled; its {status.entry_count} stored {entries} stay on the timeline "
+            "and in search, and adding it again follows it with them."
         )
         confirm = Confirm(
             interaction.user.id,

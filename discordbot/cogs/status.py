@@ -67,7 +67,7 @@ def status_embed(view: StatusView) -> discord.Embed:
         lines = [f"feed **{cut(escape(name), 60)}**" for name in view.feeds_retired]
         lines += [f"watch **{cut(escape(name), 60)}**" for name in view.watches_retired]
         embed.add_field(
-            name="Retired (left the config file; history kept)",
+            name="Retired (not polled or alerting; history kept)",
             value=_listing(lines, "see /feed list"),
             inline=False,
         )

@@ -15,7 +15,7 @@ from discordbot.bot import TimelineBot
 from discordbot.render import DESCRIPTION_LIMIT, cut
 from timeline.errors import TimelineError
 from timeline.services import watches as watch_svc
-from timeline.services._common import MAX_QUERY
+from timeline.services.limits import MAX_QUERY
 from timeline.services.watches import MAX_TEST_DAYS, WatchView
 
 from ._admin import (

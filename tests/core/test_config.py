@@ -7,20 +7,27 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from cli.main import main
 from timeline.config import (
     AlertSettings,
+    ConfigProblems,
     DatabaseSettings,
     DiscordSettings,
     FeedConfig,
     MetricsSettings,
     PollingSettings,
+    Settings,
     WatchConfig,
+    check_settings,
     load_settings,
     parse_settings,
 )
+from timeline.db import Database
 from timeline.errors import ConfigError
+from timeline.models import Alias, Watch
+from timeline.services.config_io import sync_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,3 +168,44 @@ def test_commands_on_an_unmigrated_database_say_what_to_do(
     assert "timeline-bot db upgrade" in capsys.readouterr().err
     assert main(["--config", str(path), "db", "upgrade"]) == 0
     assert main(["--config", str(path), "timeline"]) == 0
+
+
+SYNC_CASES = [
+    # (a field of Settings built in code, the same value as TOML)
+    (
+        {"watches": (WatchConfig("x", "(NATO", 10),)},
+        "[[watches]]\nname = 'x'\nquery = '(NATO'\nchannel_id = 10\n",
+    ),
+    (
+        {"watches": (WatchConfig("x", "@nope", 10),)},
+        "[[watches]]\nname = 'x'\nquery = '@nope'\nchannel_id = 10\n",
+    ),
+    ({"aliases": {"a": "@b", "b": "@a"}}, "[aliases]\na = '@b'\nb = '@a'\n"),
+    (
+        {"alerts": AlertSettings(digest_cron={12: "61 * * * *"})},
+        "[alerts.digest_cron]\n'12' = '61 * * * *'\n",
+    ),
+    (
+        {"polling": PollingSettings(user_agent="bot\r\nX-Evil: 1")},
+        '[polling]\nuser_agent = "bot\\r\\nX-Evil: 1"\n',
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "toml"), SYNC_CASES)
+async def test_sync_refuses_exactly_what_the_loader_refuses(
+    fields: dict[str, object], toml: str, db: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigProblems) as loaded:
+        load_settings(path)
+    settings = Settings(path=str(path), **fields)  # type: ignore[arg-type]
+    assert [str(e) for e in check_settings(settings)] == loaded.value.lines()
+    async with db.session() as s:
+        with pytest.raises(ConfigProblems) as synced:
+            await sync_config(s, settings)
+        assert synced.value.lines() == loaded.value.lines()
+        # Refused before any change.
+        assert (await s.scalars(select(Watch))).all() == []
+        assert (await s.scalars(select(Alias))).all() == []

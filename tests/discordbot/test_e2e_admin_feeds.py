@@ -106,22 +106,28 @@ async def test_feed_add_list_status_remove(tmp_path: Path, feed_server: FeedServ
 
         remove = await h.emu.invoke("feed remove", {"name": "World News here"})
         question = await answered(h, remove)
-        assert question.startswith(f"Stop following **World News here** (<{url}>)? Its 2 stored")
+        assert question.startswith(f"Stop following **World News here** (<{url}>)? It is no")
+        assert "its 2 stored entries stay on the timeline" in question
         assert remove.original is not None
         buttons = {b["label"]: b["custom_id"] for b in remove.original.buttons()}
         assert sorted(buttons) == ["Cancel", "Stop following"]
         assert len(await feeds(h)) == 1  # nothing happens before the answer
         await h.emu.click(remove.original, buttons["Stop following"])
         done = await edited(h, remove.original)
-        assert (
-            done.content == "Stopped following **World News here**; its stories left the timeline."
+        assert done.content == (
+            "Stopped following **World News here**; its stories stay on the timeline. "
+            "`/feed purge` deletes them for good."
         )
         assert done.components == []
-        gone = await h.emu.invoke("feed status", {"name": "World News here"})
-        assert "no feed named" in await answered(h, gone)
-        empty = await h.emu.invoke("feed list")
-        assert "No feeds yet" in await answered(h, empty)
-        assert await feeds(h) == []
+        # Retired, not deleted: listed as such, its stories still counted.
+        kept = await h.emu.invoke("feed status", {"name": "World News here"})
+        await answered(h, kept)
+        assert kept.original is not None
+        fields = {f["name"]: f["value"] for f in kept.original.embeds[0]["fields"]}
+        assert fields["Stored entries"] == "2"
+        listed = await h.emu.invoke("feed list")
+        assert "**retired**" in await answered(h, listed)
+        assert len(await feeds(h)) == 1
 
 
 async def test_feed_import_opml_then_export_it(tmp_path: Path) -> None:
@@ -241,4 +247,4 @@ async def test_feed_remove_cancel_and_unanswered_change_nothing(
     assert missing_text == "no feed named 'nope' on this server (see the feed list)"
     assert config_text == "feed 'From file' comes from the config file: remove it there"
     assert config.original is not None and config.original.components == []
-    assert raced_msg.content == "**Wire** was removed meanwhile: nothing more to do."
+    assert raced_msg.content == "**Wire** was retired meanwhile: nothing more to do."

@@ -64,8 +64,11 @@ async def test_feed_purge_refuses_a_configured_feed_then_asks_and_deletes_a_reti
             assert await s.scalar(select(func.count()).select_from(Feed)) == 0
 
     assert "still in the config file: remove it from the config first" in refused
-    assert "**Old wire**" in listed and "**retired** (left the config file; history kept)" in listed
-    assert "Retired (left the config file; history kept)" in status
+    assert (
+        "**Old wire**" in listed
+        and "**retired** (not polled; its stories stay on the timeline)" in listed
+    )
+    assert "Retired (not polled or alerting; history kept)" in status
     assert "feed **Old wire**" in status
     assert "2 stored entries" in question and "cannot be undone" in question
     assert labels == ["Delete for good", "Cancel"]

@@ -66,22 +66,34 @@ async def test_add_feed_refuses_failed_probe_bad_input_and_duplicates(sdb: Datab
             await add_feed(s, 1, "https://shared.example/rss", None, None, "a", OK)
 
 
-async def test_remove_feed_drops_its_entries_and_orphan_events(sdb: Database) -> None:
+async def test_remove_feed_retires_it_and_keeps_its_history_until_revived(
+    sdb: Database,
+) -> None:
     async with sdb.session() as s:
         mine = await make_feed(s, "Mine", "https://mine.example/rss", guild_id=3, origin="discord")
         other = await make_feed(s, "Other", "https://o.example/rss", guild_id=3, origin="discord")
         alone = await make_story(s, [mine], "Only mine", hours_ago=1)
         both = await make_story(s, [mine, other], "Both", hours_ago=4, step_minutes=60)
     async with sdb.session() as s:
+        entries = await s.scalar(select(func.count(Entry.id)))
         with pytest.raises(NotFound):
             await remove_feed(s, 4, "Mine", "mallory")
-        await remove_feed(s, 3, "mine", "alice")
+        view = await remove_feed(s, 3, "mine", "alice")
+        assert view.retired_at is not None
     async with sdb.session() as s:
-        assert await s.get(Event, alone.id) is None
-        kept = await s.get(Event, both.id)
-        assert kept is not None
-        assert await s.scalar(select(func.count(Entry.id))) == 1
-        assert [f.name for f in await list_feeds(s, 3)] == ["Other"]
+        # Nothing of the record is gone: the stories and both events stay.
+        assert await s.get(Event, alone.id) is not None
+        assert await s.get(Event, both.id) is not None
+        assert await s.scalar(select(func.count(Entry.id))) == entries
+        listed = {f.name: f.retired_at is not None for f in await list_feeds(s, 3)}
+        assert listed == {"Mine": True, "Other": False}
+        with pytest.raises(Conflict, match="already retired"):
+            await remove_feed(s, 3, "Mine", "alice")
+    async with sdb.session() as s:
+        # Adding the URL again follows the same feed, with its history.
+        back = await add_feed(s, 3, "https://mine.example/rss", None, None, "alice", OK)
+        assert back.revived and back.id == mine.id and back.retired_at is None
+        assert await s.scalar(select(func.count(Entry.id)).where(Entry.feed_id == mine.id)) == 2
 
 
 async def test_config_feeds_cannot_be_removed_from_a_guild(sdb: Database) -> None:

@@ -8,6 +8,7 @@ import re
 import pytest
 from aiohttp.test_utils import TestClient
 
+from timeline.db import Database
 from webui.app import COOKIE
 
 from .conftest import B_TITLE, GUILD_A, GUILD_B, HOSTILE_TITLE, WebData, login, token_for
@@ -266,6 +267,32 @@ async def test_refused_token_logs_one_line_without_the_token(
     await client.get(f"/?token={token}x", allow_redirects=False)
     lines = [r.getMessage() for r in caplog.records if r.name.startswith("webui")]
     assert len(lines) == 1 and "refused" in lines[0]
+    assert token not in lines[0]
+
+
+async def test_web_server_keeps_no_access_log(
+    web_db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The test client's own server logs requests; the product's WebServer must not (a first
+    # visit's address carries the token).
+    import logging
+
+    import aiohttp
+
+    from timeline.config import Settings, WebSettings
+    from webui.server import WebServer
+
+    from .conftest import SECRET
+
+    caplog.set_level(logging.DEBUG)
+    settings = Settings(web=WebSettings(enabled=True, host="127.0.0.1", port=0))
+    token = token_for(GUILD_A)
+    async with WebServer(settings, web_db, secret=SECRET) as server:
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=jar) as session:
+            async with session.get(f"http://127.0.0.1:{server.port}/?token={token}") as response:
+                assert response.status == 200
+                assert "Customs seize" in await response.text()
     assert token not in caplog.text
 
 

@@ -33,12 +33,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..config import FeedConfig, Settings, WatchConfig
-from ..errors import BadQuery, ConfigError
+from ..config import ConfigProblems, FeedConfig, Settings, WatchConfig, check_settings
+from ..errors import ConfigError
 from ..models import GLOBAL_SCOPE, Alias, Feed, Watch
-from . import _query
 from ._common import scope
-from .aliases import find_cycle
 from .feeds import check_tags
 
 log = logging.getLogger(__name__)
@@ -46,7 +44,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class SyncReport:
-    """What `sync_config` changed, as "feed:Name"-style labels, plus queries it refused.
+    """What `sync_config` changed, as "feed:Name"-style labels, plus entries it refused.
+
+    `errors`: `FILE: KEY: REASON` lines for file entries the database would not take (a
+    Discord-made row holds the name); problems of the file itself raise before any change.
 
     `retired`: feeds and watches that left the file (history kept); `revived`: retired ones the
     file lists again; `removed`: aliases only (they hold no history).
@@ -199,9 +200,14 @@ async def sync_config(
 ) -> SyncReport:
     """Make the guild-0 config rows match the file: add, update, retire and revive.
 
-    With `accept=False`, refuse (ConfigRetiresTooMuch, nothing changed) a sync that would
-    retire more than half of the active config feeds or watches, and at least two.
+    Settings the loader would refuse raise ConfigProblems (the loader's own checks, so the
+    sync refuses exactly what `config check` refuses) and change nothing. With
+    `accept=False`, refuse (ConfigRetiresTooMuch, nothing changed) a sync that would retire
+    more than half of the active config feeds or watches, and at least two.
     """
+    problems = check_settings(settings)
+    if problems:
+        raise ConfigProblems(problems)
     now = now or datetime.now(UTC)
     report = SyncReport()
     feed_rows = list(
@@ -215,7 +221,9 @@ async def sync_config(
     if not accept:
         _check_valve(settings.path, feed_rows, feeds_out, watch_rows, watches_out)
     await _sync_aliases(session, settings, report)
-    await _sync_feeds(session, settings.feeds, feed_rows, feed_plan, feeds_out, report, now)
+    await _sync_feeds(
+        session, settings.path, settings.feeds, feed_rows, feed_plan, feeds_out, report, now
+    )
     await _sync_watches(session, settings, watch_rows, watch_plan, watches_out, report, now)
     await session.flush()
     log.info(
@@ -321,28 +329,27 @@ async def _sync_aliases(session: AsyncSession, settings: Settings, report: SyncR
             await session.delete(old_alias)
             report.removed.append(f"alias:{name}")
     for name, query in settings.aliases.items():
-        cycle = find_cycle(dict(settings.aliases), name)
-        if cycle:
-            report.errors.append(f"alias @{name}: cycle " + " -> ".join("@" + n for n in cycle))
-        else:
-            try:
-                _query.parse(query, settings.aliases)
-            except BadQuery as exc:
-                report.errors.append(f"alias @{name}: {exc}")
         row = rows.get(name)
         if row is None:
             session.add(Alias(guild_id=GLOBAL_SCOPE, name=name, query=query, origin="config"))
             report.added.append(f"alias:{name}")
         elif row.origin == "discord":
-            report.errors.append(f"alias @{name}: a Discord-made alias has that name; kept it")
+            report.errors.append(
+                _refused(settings.path, f"aliases.{name}", "a Discord-made alias has that name")
+            )
         elif row.query != query or row.origin != "config":
             row.query, row.origin = query, "config"
             report.updated.append(f"alias:{name}")
     await session.flush()
 
 
+def _refused(path: str, key: str, reason: str) -> str:
+    return f"{path}: {key}: {reason}; this entry was not synced, rename one of the two"
+
+
 async def _sync_feeds(
     session: AsyncSession,
+    path: str,
     confs: tuple[FeedConfig, ...],
     rows: list[Feed],
     plan: list[Feed | None],
@@ -359,7 +366,7 @@ async def _sync_feeds(
             extra={"feed_id": old_feed.id, "url": old_feed.url},
         )
     await session.flush()
-    for conf, row in zip(confs, plan, strict=True):
+    for i, (conf, row) in enumerate(zip(confs, plan, strict=True)):
         if row is None:
             _free_name(rows, None, conf.name)
             row = Feed(
@@ -377,7 +384,9 @@ async def _sync_feeds(
             await session.flush()
             continue
         if row.origin == "discord":
-            report.errors.append(f"feed {conf.name!r}: a Discord-made feed uses that name or URL")
+            report.errors.append(
+                _refused(path, f"feeds[{i}]", "a Discord-made feed uses that name or URL")
+            )
             continue
         if row.retired_at is not None:
             row.retired_at = None
@@ -420,12 +429,7 @@ async def _sync_watches(
             extra={"watch_id": old_watch.id},
         )
     await session.flush()
-    for conf, row in zip(settings.watches, plan, strict=True):
-        try:
-            _query.parse(conf.query, settings.aliases)
-        except BadQuery as exc:
-            report.errors.append(f"watch {conf.name!r}: {exc}")
-            continue
+    for i, (conf, row) in enumerate(zip(settings.watches, plan, strict=True)):
         if row is None:
             _free_name(rows, None, conf.name)
             row = Watch(
@@ -444,7 +448,9 @@ async def _sync_watches(
             await session.flush()
             continue
         if row.origin == "discord":
-            report.errors.append(f"watch {conf.name!r}: a Discord-made watch has that name")
+            report.errors.append(
+                _refused(settings.path, f"watches[{i}].name", "a Discord-made watch has that name")
+            )
             continue
         if row.retired_at is not None:
             row.retired_at = None

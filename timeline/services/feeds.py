@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from feeds.types import FetchResult, FetchState
+
 from ..errors import BadQuery, Conflict, FeedUnusable, NotFound
-from ..models import GLOBAL_SCOPE, Entry, Event, Feed
+from ..models import GLOBAL_SCOPE, Entry, Event, Feed, utcnow
 from ._common import (
     check_name,
     check_origin,
@@ -54,6 +57,8 @@ class FeedView:
     title: str | None
     guild_id: int
     retired_at: datetime | None = None
+    # add_feed followed a retired feed again (its stored history with it).
+    revived: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,24 @@ async def unique_feed_name(session: AsyncSession, guild_id: int, wanted: str) ->
     raise Conflict(f"too many feeds named like {wanted!r}")
 
 
+class FeedFetcher(Protocol):
+    """What fetches a feed once (feeds.fetch.Fetcher): injected, so the core imports no
+    HTTP client."""
+
+    async def fetch(self, state: FetchState) -> FetchResult: ...
+
+
+async def probe_feed(fetcher: FeedFetcher, url: str) -> FeedProbe:
+    """Fetch `url` once and describe what came back: title and entries, or the reason.
+
+    The one probe behind `/feed add` and `timeline-bot feed add`.
+    """
+    result = await fetcher.fetch(FetchState(url=url))
+    if result.outcome == "error":
+        return FeedProbe(None, 0, error=result.error or "the fetch failed")
+    return FeedProbe(result.feed_title, len(result.items), final_url=result.permanent_url)
+
+
 async def add_feed(
     session: AsyncSession,
     guild_id: int,
@@ -166,12 +189,19 @@ async def add_feed(
     if probe is not None and probe.error:
         raise FeedUnusable(f"{clean_url} cannot be used: {probe.error}")
     check_interval(interval, *interval_bounds)
+    visible = await _visible(session, guild_id)
+    retired = next(
+        (f for f in visible if f.url == clean_url and f.retired_at and f.guild_id == guild_id),
+        None,
+    )
+    if retired is not None:
+        return await _revive(session, retired, name, interval, actor, visible)
     if name and name.strip():
         clean_name = check_name(name, "feed")
     else:
         title = probe.title if probe is not None and probe.title else url_host(clean_url)
         clean_name = await unique_feed_name(session, guild_id, sanitise_name(title))
-    for feed in await _visible(session, guild_id):
+    for feed in visible:
         if feed.url == clean_url:
             raise Conflict(f"this server already follows {clean_url} as {feed.name!r}")
         if feed.name.casefold() == clean_name.casefold():
@@ -211,18 +241,56 @@ async def get_feed(session: AsyncSession, guild_id: int, name_or_url: str) -> Fe
     return found[0]
 
 
+async def _revive(
+    session: AsyncSession,
+    feed: Feed,
+    name: str | None,
+    interval: int | None,
+    actor: str,
+    visible: list[Feed],
+) -> FeedView:
+    """Follow a retired feed again: the same row, so its stored history is its own again."""
+    if name and name.strip():
+        clean_name = check_name(name, "feed")
+        for other in visible:
+            if other is not feed and other.name.casefold() == clean_name.casefold():
+                raise Conflict(f"a feed named {clean_name!r} already exists: give another name")
+        feed.name = clean_name
+    feed.retired_at = None
+    feed.enabled = True
+    if interval is not None:
+        feed.interval_seconds = interval
+    feed.next_check_at = utcnow()
+    await session.flush()
+    log.info(
+        "feed %r revived by %s, with its history",
+        feed.name,
+        actor,
+        extra={"feed_id": feed.id, "url": feed.url, "guild_id": feed.guild_id, "actor": actor},
+    )
+    return replace(_view(feed), revived=True)
+
+
 async def remove_feed(
     session: AsyncSession, guild_id: int, name_or_url: str, actor: str
 ) -> FeedView:
-    """Stop following a feed; its stories leave the timeline (events kept if other outlets had them)."""
+    """Stop following a feed: it is retired, and its stories stay on the timeline and in
+    search (the team's record). Adding its URL again follows it again, with that history;
+    `purge_feed` is the one way to delete it."""
     feed = await get_feed(session, guild_id, name_or_url)
     if feed.origin == "config" and guild_id != GLOBAL_SCOPE:
         raise Conflict(f"feed {feed.name!r} comes from the config file: remove it there")
-    view = _view(feed)
-    await delete_feed_rows(session, feed)
+    if feed.retired_at is not None:
+        raise Conflict(
+            f"feed {feed.name!r} is already retired (its history is kept; purge deletes it)"
+        )
+    feed.retired_at = utcnow()
+    feed.lease_owner = None
+    feed.lease_until = None
     await session.flush()
+    view = _view(feed)
     log.info(
-        "feed %r removed by %s",
+        "feed %r retired by %s (history kept)",
         view.name,
         actor,
         extra={"feed_id": view.id, "url": view.url, "guild_id": guild_id, "actor": actor},
