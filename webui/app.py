@@ -213,8 +213,7 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         except BadToken as exc:
             return _forbidden(request, f"link token {exc}")
         # Move the token into a cookie so it leaves the address bar (and the history).
-        query = [(k, v) for k, v in request.query.items() if k != "token"]
-        location = request.path + ("?" + urlencode(query) if query else "")
+        location = _same_site(request, [(k, v) for k, v in request.query.items() if k != "token"])
         response = web.HTTPSeeOther(location)
         secure = request.app[WEB_KEY].public_url.startswith("https://")
         response.set_cookie(
@@ -243,6 +242,16 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _same_site(request: web.Request, query: list[tuple[str, str]]) -> str:
+    """Return this request's path (still percent-encoded) with `query`, on this site only.
+
+    One leading slash and no backslash: `//host` or `/\\host` would send the browser to
+    another site (an open redirect that a valid link could carry).
+    """
+    path = "/" + request.rel_url.raw_path.lstrip("/\\").replace("\\", "%5C")
+    return path + ("?" + urlencode(query) if query else "")
 
 
 def _page(

@@ -308,3 +308,50 @@ async def test_dates_mentioned_show_on_timeline_and_event_page(client: TestClien
     event_id = re.search(r'href="/event/(\d+)"', html).group(1)  # type: ignore[union-attr]
     page = await (await client.get(f"/event/{event_id}")).text()
     assert "Dates mentioned" in page and "2025-07-09 – 2025-07-11" in page
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [
+        ("/\\evil.example/", "/%5Cevil.example/"),
+        ("/%0d%0aSet-Cookie:x=1", "/%0D%0ASet-Cookie:x=1"),
+        ("/event/5", "/event/5"),
+    ],
+)
+async def test_token_redirect_stays_on_this_site(
+    client: TestClient, path: str, location: str
+) -> None:
+    token = token_for(GUILD_A)
+    response = await client.get(f"{path}?token={token}&q=a%20b", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == f"{location}?q=a+b"
+    assert "Set-Cookie:x" not in str(response.headers.getall("Set-Cookie"))
+
+
+@pytest.mark.parametrize(
+    ("raw", "location"),
+    [
+        ("//evil.example/x", "/evil.example/x"),
+        ("/\\evil.example/x", "/evil.example/x"),
+        ("/a\\b", "/a%5Cb"),
+    ],
+)
+async def test_redirect_target_never_names_another_host(
+    client: TestClient, raw: str, location: str
+) -> None:
+    # Sent as raw bytes: an HTTP client library would read these paths as URLs of other hosts.
+    import asyncio
+
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        request = (
+            f"GET {raw}?token={token_for(GUILD_A)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        writer.write(request.encode())
+        await writer.drain()
+        head = (await reader.read()).split(b"\r\n\r\n", 1)[0].decode()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert head.startswith("HTTP/1.1 303")
+    assert f"\r\nLocation: {location}\r\n" in head
