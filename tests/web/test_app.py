@@ -355,3 +355,38 @@ async def test_redirect_target_never_names_another_host(
         await writer.wait_closed()
     assert head.startswith("HTTP/1.1 303")
     assert f"\r\nLocation: {location}\r\n" in head
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/?q=" + "a" * 5000,
+        "/?q=%00drone%00",
+        "/?q=((((((((((a",
+        '/?q="',
+        "/?q=-",
+        "/?cursor=garbage",
+        "/?cursor=" + "A" * 200,
+        "/?storyline=abc",
+        "/?storyline=99999999999999999999",
+        "/?since=2025-13-45",
+        "/?since=9999999d",
+        "/?until=1900-01-01&since=2100-01-01",
+        "/?watch=%E2%80%AE",
+        "/?order=sideways",
+        "/chart.png?bucket=month",
+        "/chart.png?since=1970-01-01",
+        "/chart?q=%22",
+        "/export.csv?q=(",
+        "/export.json?storyline=x",
+        "/storyline/0",
+        "/event/0",
+    ],
+)
+async def test_hostile_parameters_get_a_clear_page_not_a_crash(
+    client: TestClient, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await login(client)
+    response = await client.get(path)
+    assert response.status in (200, 400, 404), (path, response.status)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], path
