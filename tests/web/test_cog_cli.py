@@ -1,4 +1,4 @@
-"""`/web` through discord.py and the emulator, its CLI twin, and the page served by `run`."""
+"""`/web` through discord.py and the emulator, its CLI twin, and the page served by `run` and `discord`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ import re
 import socket
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from cli.core import run_all_in_one
 from cli.main import main
+from cli.ops import run_discord
 from tests.discord_emulator import DiscordEmulator
 from tests.discordbot.harness import GUILD, harness
 from tests.discordbot.member_harness import MemberBot
@@ -116,8 +118,9 @@ def _free_port() -> int:
         return port
 
 
-async def test_run_serves_the_web_timeline_in_the_same_process(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("runner", [run_all_in_one, run_discord], ids=["run", "discord"])
+async def test_run_and_discord_serve_the_web_timeline_in_the_same_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: Any
 ) -> None:
     monkeypatch.setenv(SECRET_ENV, SECRET)
     port = _free_port()
@@ -131,9 +134,7 @@ async def test_run_serves_the_web_timeline_in_the_same_process(
     async with DiscordEmulator([GUILD]) as emu:
         with emu.patch_discord():
             task = asyncio.create_task(
-                run_all_in_one(
-                    config, emu.token, stop=stop, bot_options={"guild_ready_timeout": 0.05}
-                )
+                runner(config, emu.token, stop=stop, bot_options={"guild_ready_timeout": 0.05})
             )
             try:
                 await emu.wait_for(
