@@ -159,7 +159,7 @@ async def web_db(web_data: WebData) -> AsyncIterator[Database]:
 WEB = WebSettings(enabled=True, host="127.0.0.1", port=0, token_lifetime_seconds=3600)
 
 
-def token_for(guild_id: int, member: str = "alice", **kw: object) -> str:
+def token_for(guild_id: int, member: str = "alice") -> str:
     """Return the bare token of a fresh link (what /web hands out)."""
     url, _ = member_link(WEB, SECRET, guild_id, member)
     return url.split("token=", 1)[1]
