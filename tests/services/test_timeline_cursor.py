@@ -80,3 +80,19 @@ async def test_bad_cursor_and_limit_are_bad_queries(sdb: Database) -> None:
             await timeline_page(s, 7, cursor="not-a-cursor")
         with pytest.raises(BadQuery, match="limit"):
             await timeline_page(s, 7, limit=0)
+
+
+async def test_mentioned_dates_only_for_the_guilds_events(sdb: Database) -> None:
+    from timeline.services.events import mentioned_dates
+    from timeline.services.timeline import event_views
+
+    async with sdb.session() as s:
+        mine = await make_feed(s, "Mine", "https://mine.example/rss", guild_id=7)
+        theirs = await make_feed(s, "Theirs", "https://theirs.example/rss", guild_id=8)
+        a = await make_story(s, [mine], "Summit", summary="Leaders meet on July 11, 2025.")
+        b = await make_story(s, [theirs], "Other", summary="Talks on July 12, 2025.")
+    async with sdb.session() as s:
+        views = await event_views(s, 8, [b]) + await event_views(s, 7, [a])
+        found = await mentioned_dates(s, 7, views)
+    assert set(found) == {a.id}
+    assert [d.start.isoformat() for d in found[a.id]] == ["2025-07-11"]

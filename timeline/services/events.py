@@ -83,20 +83,30 @@ async def mentioned_dates(
         from ..dates import extract_dates
     except ImportError:  # the date extractor is optional
         return {}
-    ids = [event.id for event in events]
+    # The guild check is made on the ids, not joined into the entries query: with the join,
+    # SQLite walks the guild's whole event index (a million rows) instead of 25 keys.
+    visible = set(scope(guild_id))
+    ids = [
+        row.id
+        for row in await session.execute(
+            select(Event.id, Event.guild_id).where(Event.id.in_([e.id for e in events]))
+        )
+        if row.guild_id in visible
+    ]
     if not ids:
         return {}
     texts: dict[int, list[tuple[str, datetime]]] = {i: [] for i in ids}
     rows = await session.execute(
         select(Entry.event_id, Entry.title, Entry.summary, Entry.published_at)
-        .join(Event, Event.id == Entry.event_id)
-        .where(Entry.event_id.in_(ids), Event.guild_id.in_(scope(guild_id)))
+        .where(Entry.event_id.in_(ids))
         .order_by(Entry.published_at, Entry.id)
     )
     for event_id, title, summary, published in rows:
         texts[event_id].append((f"{title}. {summary}", published))
     found = {}
     for event in events:
+        if event.id not in texts:
+            continue  # another guild's event
         # No sources (a manual event): its title is what it says, as in `_dates`.
         own = texts[event.id] or [(event.title, event.occurred_at)]
         found[event.id] = _extract(extract_dates, event.id, own)
