@@ -1,9 +1,9 @@
-"""Build the one compiled module and ship the example config; the rest is in pyproject.toml."""
+"""Ship the example config in the wheel; everything else is declared in pyproject.toml."""
 
 import shutil
 from pathlib import Path
 
-from setuptools import Extension, setup
+from setuptools import setup
 from setuptools.command.build_py import build_py
 
 
@@ -18,16 +18,4 @@ class BuildPy(build_py):
         shutil.copyfile(Path(__file__).parent / "config.example.toml", target)
 
 
-setup(
-    cmdclass={"build_py": BuildPy},
-    ext_modules=[
-        # The query tokeniser's fast path (timeline/query/_scan.c). Optional: without a C
-        # compiler the install goes on, and normalise.py uses its pure-Python reference path.
-        Extension(
-            "timeline.query._scan",
-            sources=["timeline/query/_scan.c"],
-            optional=True,
-            extra_compile_args=["-O2"],
-        ),
-    ],
-)
+setup(cmdclass={"build_py": BuildPy})

@@ -33,8 +33,8 @@ from timeline.config import WebSettings
 from timeline.db import Database
 from timeline.migrate import upgrade
 from timeline.query import sync_search_index
+from timeline.tokens import sign_token
 from webui.app import make_app
-from webui.tokens import sign_token
 
 GUILD = 42
 SECRET = b"bench-secret-bench-secret-bench-secret"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from webui.links import member_link
+from timeline.services.web import member_link
 
 from . import common
 

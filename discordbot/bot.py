@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 
 COGS_PACKAGE = "discordbot.cogs"
 
+# What the bot needs in its alert channels: see the channel, post, embed, attach (exports
+# and charts), and mention the roles of watches that are not "mentionable by everyone".
+# The README's invite URL carries exactly this value (tests/discordbot/test_invite.py).
+REQUIRED_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    embed_links=True,
+    attach_files=True,
+    mention_everyone=True,
+)
+
 
 def _version() -> str:
     try:

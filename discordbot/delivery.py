@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import aiohttp
 import discord
 
-from timeline import outbox
+from timeline import notices, outbox
 from timeline.config import AlertSettings
 from timeline.db import Database
 from timeline.models import utcnow
@@ -46,6 +46,7 @@ class DrainReport:
     edited: int = 0
     retried: int = 0
     failed: int = 0
+    notices: int = 0
 
 
 def _host() -> str:
@@ -252,6 +253,7 @@ class AlertDelivery:
                 by_message.setdefault(view.message_id, []).append(view)
         for group in by_message.values():
             await self._edit(group, report, now)
+        await self._notices(report, now)
         if report.claimed or report.edited:
             log.info(
                 "outbox drain: %d messages (%d alerts, %d digests), %d edits, %d retries, "
@@ -264,6 +266,51 @@ class AlertDelivery:
                 report.failed,
             )
         return report
+
+    async def _notices(self, report: DrainReport, now: datetime) -> None:
+        """Post the feed health notices to the ops channel, each once (see timeline.notices)."""
+        channel_id = self.settings.ops_channel_id
+        if channel_id is None:
+            return
+        claimed = await notices.claim(
+            self.db, self.owner, limit=self.batch_size, lease_seconds=self.lease_seconds, now=now
+        )
+        channel = self.client.get_partial_messageable(channel_id)
+        for notice in claimed:
+            message = render.notice_message(notice)
+            try:
+                async with asyncio.timeout(self.request_timeout):
+                    sent = await channel.send(
+                        embed=message.embed,
+                        allowed_mentions=message.allowed_mentions,
+                        nonce=notice.nonce,
+                    )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                problem = _classify(exc, channel_id)
+                attempts = notice.attempts + 1
+                if isinstance(problem, _Permanent) or attempts >= self.settings.max_attempts:
+                    await notices.mark_failed(self.db, notice.id, str(problem))
+                    log.warning(
+                        "feed notice for %r could not be posted to channel %s: %s",
+                        notice.feed_name,
+                        channel_id,
+                        problem,
+                    )
+                else:
+                    delay = min(
+                        self.settings.retry_base_seconds * 2 ** (attempts - 1), MAX_BACKOFF_SECONDS
+                    )
+                    await notices.mark_retry(
+                        self.db, notice.id, str(problem), now + timedelta(seconds=delay)
+                    )
+                continue
+            await notices.mark_sent(self.db, notice.id, sent.id)
+            report.notices += 1
+            log.info(
+                "feed %r %s: notice posted to channel %s", notice.feed_name, notice.kind, channel_id
+            )
 
     def _render(self, group: Sequence[AlertView]) -> render.RenderedMessage:
         if group[0].is_digest:

@@ -20,6 +20,7 @@ import discord
 from discord.utils import format_dt
 
 from timeline.markup import escape_markdown
+from timeline.notices import FAILING, NoticeView
 from timeline.outbox import AlertView, DigestLine, SourceView, StorylineRef
 from timeline.query.normalise import stems, words
 
@@ -386,4 +387,41 @@ def daily_digest_message(
             inline=False,
         )
     embed.set_footer(text=f"{total} events")
+    return RenderedMessage(None, fit_embed(embed), no_pings())
+
+
+FAILING_COLOUR = discord.Colour.red()
+RECOVERED_COLOUR = discord.Colour.green()
+
+
+def notice_message(notice: NoticeView) -> RenderedMessage:
+    """Render a feed health notice for the ops channel (pings no one)."""
+    name = cut(escape(notice.feed_name) or "?", 200)
+    url = safe_url(notice.feed_url)
+    if notice.kind == FAILING:
+        embed = discord.Embed(
+            title=cut(f"Feed failing: {clean_text(notice.feed_name) or '?'}", TITLE_LIMIT),
+            url=url,
+            description=cut(
+                f"**{name}** failed {notice.error_count} times in a row; the last error: "
+                f"{escape(notice.detail) or 'unknown'}. It is retried with backoff and listed "
+                "in `/status`; its stories so far stay on the timeline.",
+                DESCRIPTION_LIMIT,
+            ),
+            colour=FAILING_COLOUR,
+            timestamp=notice.created_at,
+        )
+    else:
+        embed = discord.Embed(
+            title=cut(f"Feed recovered: {clean_text(notice.feed_name) or '?'}", TITLE_LIMIT),
+            url=url,
+            description=cut(
+                f"**{name}** answers again after {notice.error_count} failed polls; its new "
+                "stories alert the watches as usual.",
+                DESCRIPTION_LIMIT,
+            ),
+            colour=RECOVERED_COLOUR,
+            timestamp=notice.created_at,
+        )
+    embed.set_footer(text="Feed health · one notice per change")
     return RenderedMessage(None, fit_embed(embed), no_pings())

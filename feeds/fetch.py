@@ -16,10 +16,10 @@ import time
 import zlib
 from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self, TypeGuard
+from typing import TYPE_CHECKING, Self, TypeGuard
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -31,13 +31,17 @@ from feeds.types import FetchResult, FetchState
 from feeds.urls import BadURL, check_http_url
 from feeds.workers import ParseWorkerPool, PoolClosed
 
+if TYPE_CHECKING:
+    from timeline.config import PollingSettings
+
 log = logging.getLogger(__name__)
 
 ERROR_KINDS = frozenset(
     {
         "bad_url",  # not an absolute http(s) URL
         "unreachable",  # DNS failure, connection refused/reset, TLS failure
-        "timeout",  # the whole fetch took longer than timeout_seconds
+        "timeout",  # the fetch took longer than timeout_seconds, or the parse (in a worker
+        # process) longer than parse_timeout_seconds
         "http",  # an HTTP error status or an invalid HTTP response
         "rate_limited",  # 429 (see retry_after)
         "not_feed",  # HTML page, JSON, empty body...
@@ -72,14 +76,26 @@ class FetchSettings:
     # Parse in this many worker processes (feeds/workers.py; feedparser is CPU-bound); 0 parses
     # in a thread.
     parse_workers: int = 0
+    # A parse in a worker process that takes longer is stopped (the worker killed) and the
+    # feed gets a "timeout" error. (A parse in a thread cannot be stopped: there, the limits
+    # feeds.parse checks before feedparser are the bound.)
+    parse_timeout_seconds: float = 60.0
     # Parse only the items that were not in this feed's previous body (see `_SeenBody`).
     skip_seen_items: bool = False
 
     @classmethod
-    def from_settings(cls, settings: object) -> FetchSettings:
-        """Build from any settings object whose fields share these names (config [polling])."""
+    def from_settings(cls, polling: PollingSettings) -> FetchSettings:
+        """Build from the config's [polling] settings, field by field: a renamed setting is
+        a type error here, never a silent fall back to a default."""
         return cls(
-            **{f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+            timeout_seconds=polling.timeout_seconds,
+            max_body_bytes=polling.max_body_bytes,
+            user_agent=polling.user_agent,
+            per_host_concurrency=polling.per_host_concurrency,
+            max_redirects=polling.max_redirects,
+            allow_private=tuple(polling.allow_private),
+            parse_workers=polling.parse_workers,
+            skip_seen_items=polling.skip_seen_items,
         )
 
 
@@ -262,7 +278,9 @@ class Fetcher:
             cookie_jar=aiohttp.DummyCookieJar(),
         )
         if self.settings.parse_workers > 0:
-            self._pool = ParseWorkerPool(self.settings.parse_workers)  # started on first use
+            self._pool = ParseWorkerPool(  # started on first use
+                self.settings.parse_workers, deadline=self.settings.parse_timeout_seconds
+            )
 
     async def close(self) -> None:
         """Close the shared session and its connections, and stop the parse workers."""
@@ -289,6 +307,8 @@ class Fetcher:
                 result.error,
             )
         else:
+            for warning in result.warnings:
+                log.warning("feed repaired url=%s: %s", state.url, warning)
             log.debug(
                 "feed fetched url=%s outcome=%s items=%d bytes=%d ms=%.0f",
                 state.url,
@@ -368,6 +388,7 @@ class Fetcher:
         result.state = new_state
         result.items = parsed.items
         result.feed_title = parsed.title
+        result.warnings = parsed.warnings
         return result
 
     def _without_seen_items(self, state: FetchState, data: bytes, body_hash: str) -> bytes | None:

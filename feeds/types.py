@@ -50,3 +50,5 @@ class FetchResult:
     retry_after: float | None = None
     bytes_read: int = 0
     duration_ms: float = 0.0
+    # Problems repaired while parsing (the items are stored): one line each.
+    warnings: list[str] = field(default_factory=list)

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 WORKER_DIED = ("internal", "the feed parser process died while parsing this feed")
 POOL_STOPPED = ("internal", "the feed parser process was stopped while parsing this feed")
+# How long one parse may take before its worker is killed. A 5 MB feed parses in a few seconds;
+# feedparser's cost on some shapes grows with their square (feeds.parse checks the known
+# ones before it starts): the deadline bounds the ones nobody has found yet.
+PARSE_DEADLINE_SECONDS = 60.0
 # Replace a worker after this many jobs: feedparser and the allocator hold on to memory.
 MAX_JOBS_PER_WORKER = 1000
 # How long a worker may take to exit once its stdin is closed (it finishes its current job).
@@ -102,12 +106,20 @@ class ParseWorkerPool:
     """Parse feed bodies in up to `size` worker processes; `await close()` when done."""
 
     def __init__(
-        self, size: int, *, max_jobs: int = MAX_JOBS_PER_WORKER, test_hooks: bool = False
+        self,
+        size: int,
+        *,
+        max_jobs: int = MAX_JOBS_PER_WORKER,
+        deadline: float = PARSE_DEADLINE_SECONDS,
+        test_hooks: bool = False,
     ) -> None:
         if size < 1:
             raise ValueError("a parse worker pool needs at least one worker")
+        if deadline <= 0:
+            raise ValueError("a parse deadline must be positive")
         self.size = size
         self.max_jobs = max_jobs
+        self.deadline = deadline
         self._test_hooks = test_hooks
         self._slots = asyncio.Semaphore(size)
         self._idle: list[_Worker] = []
@@ -124,7 +136,9 @@ class ParseWorkerPool:
     ) -> ParsedFeed | tuple[str, str]:
         """What `feeds.parse.parse_job` returns, computed in a worker process.
 
-        Raises PoolClosed once `close()` was called, ParseWorkerError if the parse raised.
+        A parse that takes longer than `deadline` seconds gets ("timeout", message) and its
+        worker is killed. Raises PoolClosed once `close()` was called, ParseWorkerError if
+        the parse raised.
         """
         result = await self._run((body, dict(headers), url, now), url)
         return cast("ParsedFeed | tuple[str, str]", result)
@@ -143,7 +157,23 @@ class ParseWorkerPool:
             worker = await self._take()
             worker.busy = True
             try:
-                status, payload = await worker.exchange(frame)
+                async with asyncio.timeout(self.deadline):
+                    status, payload = await worker.exchange(frame)
+            except TimeoutError:
+                pid = worker.proc.pid
+                await self._retire(worker, grace=0.0)  # killed: it may be stuck for minutes
+                # (The fetcher logs the feed's failure: this line only names the process.)
+                log.info(
+                    "feed parse worker pid=%d killed: parsing url=%s took longer than %.0f s",
+                    pid,
+                    url,
+                    self.deadline,
+                )
+                return (
+                    "timeout",
+                    f"parsing took longer than {self.deadline:g} s: the document is too "
+                    "complex (stopped)",
+                )
             except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 pid = worker.proc.pid
                 # A short grace: a worker that closed its stdout is exiting; its exit status

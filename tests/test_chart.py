@@ -6,6 +6,7 @@ import struct
 import zlib
 from datetime import date, timedelta
 
+import numpy
 import pytest
 
 from timeline.chart import MAX_BUCKETS, render_chart
@@ -65,6 +66,13 @@ def test_week_buckets_sum_days_and_fill_gaps() -> None:
 def test_single_point_and_many_series() -> None:
     series = {f"watch {i}": [(date(2024, 5, 1), i)] for i in range(20)}
     png_size(render_chart(series, bucket="day", labels=[(date(2024, 5, 1), "one day")]))
+
+
+def test_a_blank_series_name_still_has_a_legend_entry() -> None:
+    from timeline.chart import build_figure
+
+    fig = build_figure({"\x00\n\t ": [(START, 1)], "b": [(START, 2)]}, bucket="day")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["(no name)", "b"]
 
 
 def test_hostile_text_is_drawn_not_parsed() -> None:
@@ -145,3 +153,178 @@ def test_labels_stay_inside_the_picture() -> None:
         box = text.get_window_extent(renderer)
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1, (text.get_text(), box, frame)
         assert frame.y0 <= box.y0 and box.y1 <= frame.y1, (text.get_text(), box, frame)
+
+
+# Hostile shapes for the layout: 100-character names, 20 series, a one-day and a 365-day
+# window, a single event, week buckets, and labels and a title far longer than the picture.
+LONG = "N" * 60 + " watch about the summit communique and dual-use exports"[:40]
+START = date(2025, 1, 6)
+HEADLINES = [
+    (START + timedelta(days=d), f"W{d} " + "Headline that goes on and on " * 6) for d in range(8)
+]
+TITLE = "Timeline: " + "(NATO OR Ukraine) AND drone " * 10 + "(2025-01-06 to 2026-01-05)"
+
+
+def _days(n: int, mult: int, mod: int, every: int = 1) -> list[tuple[date, int]]:
+    return [(START + timedelta(days=i), (i * mult) % mod + 1) for i in range(0, n, every)]
+
+
+LAYOUTS: dict[str, dict[str, object]] = {
+    "twenty-long-names": {
+        "series": {f"{LONG[:96]} {i:02d}": _days(30, i + 1, 4, 3) for i in range(20)},
+    },
+    "one-day-window": {
+        "series": {LONG: [(START, 3)], "b": [(START, 2)]},
+        "window": (START, START),
+    },
+    "single-event": {"series": {"NATO": [(START, 1)]}},
+    "year-by-day": {"series": {"NATO": _days(365, 13, 7), LONG: _days(365, 1, 1, 11)}},
+    "year-by-week": {
+        "series": {"NATO": _days(365, 13, 7), "b": _days(365, 3, 2)},
+        "bucket": "week",
+    },
+    "given-window": {
+        "series": {"NATO": [(START + timedelta(days=20), 2)]},
+        "window": (START, START + timedelta(days=29)),
+    },
+}
+
+
+def _figure(case: dict[str, object]):  # type: ignore[no-untyped-def]
+    from timeline.chart import build_figure
+
+    fig = build_figure(
+        case["series"],  # type: ignore[arg-type]
+        bucket=case.get("bucket", "day"),  # type: ignore[arg-type]
+        labels=HEADLINES,
+        title=TITLE,
+        window=case.get("window"),  # type: ignore[arg-type]
+    )
+    fig.canvas.draw()  # type: ignore[no-untyped-call]
+    return fig, fig.canvas.get_renderer()  # type: ignore[attr-defined]
+
+
+def _legends(fig):  # type: ignore[no-untyped-def]
+    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
+    from matplotlib.text import Text
+
+    fig, renderer = _figure(LAYOUTS[name])
+    frame = fig.bbox
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    bottom, top = ax.get_ylim()
+    ticks = [t for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+    yticks = [t for t in ax.get_yticklabels() if bottom <= t.get_position()[1] <= top]
+    # Tick labels outside the view limits are not drawn: check only the drawn ones.
+    undrawn = {*ax.get_xticklabels(), *ax.get_yticklabels()} - {*ticks, *yticks}
+    texts = [
+        t
+        for t in fig.findobj(Text)
+        if t.get_visible() and t.get_text().strip() and t not in undrawn
+    ]
+    titles = [t for t in texts if t.get_text().startswith("Timeline:")]
+    assert len(titles) == 1 and titles[0].get_text().endswith("…")
+    assert len(ax.texts) >= 1 and ticks
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        inside = (
+            frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 <= box.y1 <= frame.y1
+        )
+        assert inside, (text.get_text(), box, frame)
+    # The event labels and the x tick labels never cover one another.
+    label_boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts]  # type: ignore[union-attr]
+    for boxes in (label_boxes, [t.get_window_extent(renderer) for t in ticks]):
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (a, b)
+    # Each legend entry is shortened to its column, so the entries do not overlap either.
+    (legend,) = _legends(fig)
+    entries = [t.get_window_extent(renderer) for t in legend.get_texts()]
+    assert all(not a.overlaps(b) for i, a in enumerate(entries) for b in entries[i + 1 :])
+    # The picture is the figure: nothing is cropped off or grows it (no "tight" bounding box).
+    data = render_chart(
+        LAYOUTS[name]["series"],  # type: ignore[arg-type]
+        bucket=LAYOUTS[name].get("bucket", "day"),  # type: ignore[arg-type]
+        labels=HEADLINES,
+        title=TITLE,
+        window=LAYOUTS[name].get("window"),  # type: ignore[arg-type]
+    )
+    assert png_size(data) == (round(frame.width), round(frame.height))
+
+
+@pytest.mark.parametrize("name", ["twenty-long-names", "year-by-day", "one-day-window"])
+def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
+    fig, _ = _figure(LAYOUTS[name])
+    ax = fig.axes[0]
+    pixels = numpy.asarray(fig.canvas.buffer_rgba())  # type: ignore[attr-defined]
+    height = pixels.shape[0]
+    lo, hi = ax.get_xlim()
+    top = ax.get_ylim()[1]
+    names = [t.get_text() for t in _legends(fig)[0].get_texts()]
+    drawn = _series_segments(ax)
+    assert len(drawn) == len(names) == min(8, len(LAYOUTS[name]["series"]))  # type: ignore[arg-type]
+    assert len({colour for colour, _ in drawn}) == len(drawn)  # no two series share a colour
+    for colour, segments in drawn:
+        assert segments, colour
+        # Its tallest segment lies inside the plot and shows its colour: nothing covers it.
+        x0, y0, x1, y1 = max(segments, key=lambda seg: seg[3] - seg[1])
+        assert lo <= x0 and x1 <= hi and y1 <= top
+        (px0, py0), (px1, py1) = ax.transData.transform([(x0, y0), (x1, y1)])
+        region = pixels[height - int(py1) : height - int(py0), int(px0) : int(px1) + 1, :3]
+        want = numpy.array([round(c * 255) for c in colour[:3]])
+        assert (abs(region.astype(int) - want).max(axis=-1) <= 2).any(), colour
+
+
+def _series_segments(ax):  # type: ignore[no-untyped-def]
+    """Return (colour, [(x0, y0, x1, y1) of each non-empty bar]) per series drawn."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.patches import StepPatch
+
+    out = []
+    for container in ax.containers:  # bars with gaps
+        bars = [b for b in container if b.get_height() > 0]
+        out.append(
+            (
+                to_rgba(container[0].get_facecolor()),
+                [
+                    (b.get_x(), b.get_y(), b.get_x() + b.get_width(), b.get_y() + b.get_height())
+                    for b in bars
+                ],
+            )
+        )
+    for patch in ax.patches:  # touching bars, one stepped outline per series
+        if isinstance(patch, StepPatch):
+            values, edges, baseline = patch.get_data()
+            out.append(
+                (
+                    to_rgba(patch.get_facecolor()),
+                    [
+                        (edges[i], baseline[i], edges[i + 1], values[i])
+                        for i in range(len(values))
+                        if values[i] > baseline[i]
+                    ],
+                )
+            )
+    return out
+
+
+def test_a_given_window_is_drawn_as_given_and_no_window_fits_the_data() -> None:
+    import matplotlib.dates as mdates
+
+    from timeline.chart import build_figure
+
+    sparse = {"NATO": [(START + timedelta(days=20), 2), (START + timedelta(days=22), 1)]}
+    given = build_figure(sparse, bucket="day", window=(START, START + timedelta(days=29)))
+    lo, hi = (mdates.num2date(x).date() for x in given.axes[0].get_xlim())
+    assert lo == START - timedelta(days=1) and hi == START + timedelta(days=29)
+    fitted = build_figure(sparse, bucket="day")
+    lo, hi = (mdates.num2date(x).date() for x in fitted.axes[0].get_xlim())
+    # Three days of data padded to a week of context before the newest (not after: the future).
+    assert (lo, hi) == (START + timedelta(days=15), START + timedelta(days=22))
+    for fig in (given, fitted):
+        ticks = fig.axes[0].get_xticks()
+        assert all(float(t).is_integer() for t in ticks)  # whole days, never hours

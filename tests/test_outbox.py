@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from tests.discordbot import outbox_seed as seed_mod
 from tests.discordbot.outbox_seed import T0, Seed, add_source, alert, alert_rows, event, watch
+from tests.helpers import postgres_unreachable
 from timeline import outbox
 from timeline.db import Database
 from timeline.migrate import upgrade_async
@@ -272,7 +273,7 @@ async def pg_db() -> AsyncIterator[Database]:
     try:
         conn = await asyncpg.connect(PG_ADMIN)
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+        postgres_unreachable(exc)
     try:
         await conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
         await conn.execute(f"CREATE DATABASE {PG_DB}")

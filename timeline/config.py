@@ -108,6 +108,8 @@ class AlertSettings:
     retry_base_seconds: float = 2.0
     snippet_chars: int = 300
     delivery_interval_seconds: float = 5.0
+    # Where a feed turning failing, and recovering, is announced (one notice per change).
+    ops_channel_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,6 +572,7 @@ def _alerts(problems: _Problems, data: Mapping[str, Any]) -> AlertSettings:
         delivery_interval_seconds=r.number(
             "delivery_interval_seconds", d.delivery_interval_seconds, minimum=0.05, maximum=3600
         ),
+        ops_channel_id=r.snowflake("ops_channel_id"),
     )
     r.finish()
     return settings

@@ -237,6 +237,35 @@ class Alert(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class FeedNotice(Base):
+    """A feed turned failing or recovered: one notice for the ops channel, per change.
+
+    Written in the transaction that changes the feed's status, so a state change gets
+    exactly one row; delivered like alerts (claimed with a lease, sent with a nonce).
+    """
+
+    __tablename__ = "feed_notices"
+    __table_args__ = (Index("ix_feed_notices_status_created", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    # failing | recovered
+    kind: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None] = mapped_column(Text)
+    error_count: Mapped[int] = mapped_column(Integer, default=0)
+    # pending -> sending -> sent | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    nonce: Mapped[str | None] = mapped_column(String(25))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class FetchLog(Base):
     """One row per fetch attempt: what happened, how long, how much."""
 

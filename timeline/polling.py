@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from feeds.types import FetchResult, FetchState
 
-from . import metrics
+from . import metrics, notices
 from .clustering import EventIndex
 from .config import PollingSettings
 from .db import Database
@@ -305,7 +305,7 @@ class PollStore:
             feed.lease_owner = None
             feed.lease_until = None
         if result.outcome == "error":
-            self._record_error(feed, result, now)
+            self._record_error(session, feed, result, now)
             outcome.error = result.error
             outcome.error_kind = result.error_kind
         else:
@@ -323,7 +323,8 @@ class PollStore:
                 started_at=now,
                 outcome=result.outcome,
                 status_code=result.status,
-                error=result.error,
+                # An ok fetch keeps what its parse repaired (one line each, see feeds.parse).
+                error=result.error or ("\n".join(result.warnings) or None),
                 error_kind=result.error_kind,
                 new_entries=report.new_entries,
                 bytes_read=result.bytes_read,
@@ -446,6 +447,9 @@ class PollStore:
     def _record_success(
         self, session: AsyncSession, feed: Feed, result: FetchResult, now: datetime
     ) -> None:
+        if feed.status == "failing":
+            log.info("feed %r recovered after %d errors", feed.name, feed.error_count)
+            notices.record(session, feed, notices.RECOVERED, now)
         feed.error_count = 0
         feed.last_error = None
         feed.status = "ok"
@@ -460,7 +464,9 @@ class PollStore:
             feed.url = result.permanent_url
         feed.next_check_at = now + timedelta(seconds=self._interval(feed))
 
-    def _record_error(self, feed: Feed, result: FetchResult, now: datetime) -> None:
+    def _record_error(
+        self, session: AsyncSession, feed: Feed, result: FetchResult, now: datetime
+    ) -> None:
         feed.error_count += 1
         feed.last_error = (result.error or "unknown error")[:2000]
         if feed.error_count >= self.settings.failing_after:
@@ -471,6 +477,7 @@ class PollStore:
                     feed.error_count,
                     feed.last_error,
                 )
+                notices.record(session, feed, notices.FAILING, now)
             feed.status = "failing"
         # Exponential backoff, capped; a server's Retry-After is honoured when it asks for more.
         delay = min(

@@ -1,6 +1,6 @@
 """The web timeline: an aiohttp.web application over the same use cases as the cogs.
 
-Every page needs a valid token (see :mod:`webui.tokens`): from `?token=` on the first visit,
+Every page needs a valid token (see :mod:`timeline.tokens`): from `?token=` on the first visit,
 which is moved into a cookie by a redirect so it does not stay in the address bar, then from
 the cookie. The token's guild is the only guild any handler reads. No SQL here: the handlers
 call `timeline.services` and render Jinja2 templates with autoescaping on.
@@ -36,8 +36,7 @@ from timeline.services.storylines import (
 from timeline.services.timeline import timeline_page
 from timeline.services.watches import list_watches
 from timeline.timeparse import parse_when
-
-from .tokens import BadToken, Claims, verify_token
+from timeline.tokens import BadToken, Claims, verify_token
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,8 @@ class ChartCog(commands.Cog, name="Chart"):
     @app_commands.describe(
         query="Only events whose stories match this query",
         since="Oldest event: 2025-07-09, 30d, 24h (default: fits the data, at most 30d or 26w)",
-        until="Newest event time (a date includes that whole day; default: now)",
+        until="Newest event time (a date includes that whole day; default: now, "
+        "or the newest event if no since)",
         bucket="Count per day or per week",
     )
     @app_commands.guild_only()

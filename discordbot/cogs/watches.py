@@ -175,7 +175,11 @@ class WatchCog(
             view = await watch_svc.remove_watch(
                 session, guild_of(interaction), name, actor(interaction)
             )
-        await send(interaction, f"Removed watch **{show(view.name, 100)}**.")
+        await send(
+            interaction,
+            f"Removed watch **{show(view.name, 100)}**: it alerts no more; the events it "
+            "posted keep it in their history, and adding it again brings it back.",
+        )
 
     @app_commands.command(name="pause", description="Stop a watch alerting until it is resumed")
     @app_commands.describe(name="The watch to pause")

@@ -13,7 +13,7 @@ from discord.utils import format_dt
 from discordbot.render import no_pings
 from discordbot.views import actor, guild_of
 from timeline.errors import ConfigError, TimelineError
-from webui.links import member_link
+from timeline.services.web import member_link
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

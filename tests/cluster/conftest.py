@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.helpers import postgres_unreachable
 from timeline.migrate import upgrade
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -34,7 +35,7 @@ def make_pg_database(name: str, *, migrate: bool = True) -> Iterator[str]:
         asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, ImportError) as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+        postgres_unreachable(exc)
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
         if migrate:

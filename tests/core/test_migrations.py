@@ -62,3 +62,20 @@ async def test_postgres_upgrade_matches_models(pg_url: str) -> None:
     await downgrade_async(pg_url, "base")
     await upgrade_async(pg_url)
     assert await schema_diff(pg_url) == []
+
+
+def test_the_alembic_command_migrates_the_configured_database_and_sees_no_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`alembic upgrade head` / `alembic check` with the repository's alembic.ini, as a
+    developer writing a migration runs them (the URL from $TIMELINE_BOT_DATABASE_URL)."""
+    from alembic import command
+    from alembic.config import Config
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.setenv("TIMELINE_BOT_DATABASE_URL", f"sqlite:///{tmp_path / 'dev.db'}")
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.attributes["configure_logger"] = False
+    command.upgrade(cfg, "head")
+    command.check(cfg)  # raises when the models and the migrations disagree
+    assert (tmp_path / "dev.db").exists()

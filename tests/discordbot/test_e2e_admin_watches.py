@@ -134,10 +134,15 @@ async def test_watch_lifecycle_edit_pause_resume_remove(tmp_path: Path) -> None:
         remove = await h.emu.invoke("watch remove", {"name": "dual-use"})
         assert "Removed watch **dual-use**" in await answered(h, remove)
         again = await h.emu.invoke("watch remove", {"name": "dual-use"})
-        assert "no watch named" in await answered(h, again)
-        empty = await h.emu.invoke("watch list")
-        assert "No watches yet" in await answered(h, empty)
-        assert await watches(h) == []
+        assert "is already retired" in await answered(h, again)
+        listed = await h.emu.invoke("watch list")
+        assert "**retired**" in await answered(h, listed)
+        (kept,) = await watches(h)
+        assert kept.retired_at is not None
+        back = await h.emu.invoke("watch add", {"name": "dual-use", "query": "dual-use"})
+        assert "dual-use" in await answered(h, back)
+        (revived,) = await watches(h)
+        assert revived.id == kept.id and revived.retired_at is None
 
 
 async def test_watch_refuses_everyone_role_and_non_text_current_channel(tmp_path: Path) -> None:

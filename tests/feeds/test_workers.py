@@ -228,3 +228,22 @@ def test_the_worker_environment_puts_the_source_first(monkeypatch: pytest.Monkey
     assert worker_environment(installed)["PYTHONPATH"] == "/elsewhere"
     monkeypatch.delenv("PYTHONPATH")
     assert "PYTHONPATH" not in worker_environment(installed)
+
+
+async def test_a_parse_past_its_deadline_is_stopped_and_its_worker_killed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pool = ParseWorkerPool(1, test_hooks=True)
+    try:
+        pid = await warm(pool)  # (the worker's start-up, its imports, under the default)
+        pool.deadline = 0.2  # the "block" hook never answers: any deadline is passed
+        with caplog.at_level(logging.INFO, logger="feeds.workers"):
+            kind, message = await pool.run_test_hook("block")  # type: ignore[misc]
+        assert kind == "timeout" and "took longer than" in message
+        [line] = [r.getMessage() for r in caplog.records if r.name == "feeds.workers"]
+        assert f"pid={pid} killed" in line and "url=test-hook:block" in line
+        assert pool.pids == [] and not alive(pid), "killed and reaped"
+        pool.deadline = 60.0
+        assert await warm(pool) != pid  # the next job gets a fresh worker
+    finally:
+        await pool.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.helpers import postgres_unreachable
 from timeline.db import Database
 from timeline.migrate import upgrade
 
@@ -47,7 +48,7 @@ def pg_url() -> Iterator[str]:
         asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
     except (OSError, ImportError) as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+        postgres_unreachable(exc)
     url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     try:
         upgrade(url)

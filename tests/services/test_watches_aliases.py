@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from timeline.db import Database
 from timeline.errors import BadQuery, Conflict, NotFound
-from timeline.models import Alias, Watch
+from timeline.models import Alert, Alias, Watch
 from timeline.services.aliases import list_aliases, remove_alias, set_alias
 from timeline.services.timeline import list_timeline
 from timeline.services.watches import (
@@ -69,8 +69,15 @@ async def test_edit_pause_resume_remove(sdb: Database) -> None:
         assert (await resume_watch(s, 1, "Drones", "alice")).enabled is True
         with pytest.raises(NotFound):
             await pause_watch(s, 2, "Drones", "mallory")
-        await remove_watch(s, 1, "Drones", "alice")
-        assert await list_watches(s, 1) == []
+        removed = await remove_watch(s, 1, "Drones", "alice")
+        assert removed.retired_at is not None
+        assert [(w.name, w.retired_at is not None) for w in await list_watches(s, 1)] == [
+            ("Drones", True)
+        ]
+        with pytest.raises(Conflict, match="already retired"):
+            await remove_watch(s, 1, "Drones", "alice")
+        back = await add_watch(s, 1, "drones", "drone", 102, "alice")
+        assert (back.id, back.retired_at, back.channel_id) == (removed.id, None, 102)
 
 
 async def test_config_watches_can_be_paused_but_not_removed_from_a_guild(sdb: Database) -> None:
@@ -171,3 +178,32 @@ async def test_timeline_query_uses_the_query_language(sdb: Database) -> None:
         assert (await list_timeline(s, 1, query="NATO", source="bloomberg")).total == 1
         with pytest.raises(BadQuery):
             await list_timeline(s, 1, query="NATO NEAR/")
+
+
+async def test_removing_a_watch_keeps_what_it_posted_and_drops_what_it_had_not(
+    sdb: Database,
+) -> None:
+    """Issue 19: no ordinary action erases the record. A removed watch keeps the alert rows
+    of what it posted (so a re-added watch does not post those events again); the alerts it
+    had queued are dropped, so it posts nothing after its removal."""
+    async with sdb.session() as s:
+        feed = await make_feed(s, "Wire", "https://wire.example/rss", guild_id=1, origin="discord")
+        posted = await make_story(s, [feed], "Posted story", hours_ago=2)
+        queued = await make_story(s, [feed], "Queued story", hours_ago=1)
+        view = await add_watch(s, 1, "Stories", "story", 100, "alice")
+        s.add(
+            Alert(
+                watch_id=view.id, event_id=posted.id, channel_id=100, status="sent", message_id=555
+            )
+        )
+        s.add(Alert(watch_id=view.id, event_id=queued.id, channel_id=100, status="pending"))
+    async with sdb.session() as s:
+        await remove_watch(s, 1, "Stories", "alice")
+    async with sdb.session() as s:
+        rows = (await s.execute(select(Alert.event_id, Alert.status))).all()
+        assert rows == [(posted.id, "sent")]
+        timeline = await list_timeline(s, 1)
+        assert {e.id: e.watches for e in timeline.events}[posted.id] == ["Stories"]
+        back = await add_watch(s, 1, "Stories", "story", 100, "alice")
+        assert back.id == view.id
+        assert await s.scalar(select(func.count(Alert.id))) == 1

@@ -23,8 +23,8 @@ from cli.demo import run_demo
 from timeline.config import WebSettings
 from timeline.db import Database
 from timeline.models import Entry, Event, EventNote, Feed, Storyline
+from timeline.services.web import member_link
 from webui.app import make_app
-from webui.links import member_link
 
 GUILD_A = 900_000_000_000_000_001  # the emulator's default guild: /web links name it
 GUILD_B = 222222222222222222

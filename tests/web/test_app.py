@@ -46,7 +46,7 @@ async def test_tampered_and_expired_tokens_are_403(client: TestClient) -> None:
     assert (await client.get("/")).status == 403
     from datetime import UTC, datetime, timedelta
 
-    from webui.tokens import sign_token
+    from timeline.tokens import sign_token
 
     from .conftest import SECRET
 

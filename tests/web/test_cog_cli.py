@@ -20,7 +20,7 @@ from tests.discord_emulator import DiscordEmulator
 from tests.discordbot.harness import GUILD, harness
 from tests.discordbot.member_harness import MemberBot
 from timeline.config import DatabaseSettings, DiscordSettings, Settings, WebSettings
-from webui.tokens import verify_token
+from timeline.tokens import verify_token
 
 SECRET_ENV = "TLBOT_TEST_WEB_SECRET"
 SECRET = "a-test-secret-that-is-long-enough-0123"

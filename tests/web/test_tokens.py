@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from webui.tokens import BadToken, sign_token, verify_token
+from timeline.tokens import BadToken, sign_token, verify_token
 
 SECRET = b"s3cret-for-tests-only-0123456789"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

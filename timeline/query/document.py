@@ -6,7 +6,7 @@ import bisect
 from collections.abc import Set
 from urllib.parse import urlsplit
 
-from .normalise import Spans, as_spans, locate, scan, starting, stems_at, word_spans, words_at
+from .normalise import locate, starting, tokens, word_spans
 
 # Fields a query term can be restricted to. ANY means title or summary.
 ANY = "any"
@@ -26,19 +26,13 @@ class Segment:
     __slots__ = (
         "_low",
         "_positions",
-        "_raw_spans",
         "_set",
         "_sorted",
-        "_spans",
         "_stems",
         "_words",
         "field",
-        "found",
-        "prefixes",
         "rank",
         "text",
-        "wanted",
-        "wanted_prefixes",
     )
 
     def __init__(self, field: str, text: str) -> None:
@@ -46,79 +40,32 @@ class Segment:
         # Matched terms are listed title first, then summary, then anything else.
         self.rank = _RANK.get(field, 2)
         self.text = text
-        # spans: where each word is in `text`, when known (the words are then made on first
-        # use). found and prefixes: the stems of `wanted` present, with their positions, and
-        # the 3-letter prefixes of `wanted_prefixes` present; the wanted sets are None when
-        # they are not known (normalise.scan).
-        (
-            self._words,
-            self._stems,
-            self._raw_spans,
-            self.found,
-            self.prefixes,
-            self.wanted,
-            self.wanted_prefixes,
-        ) = scan(text)
-        self._spans: Spans | None = None
+        self._words, self._stems = tokens(text)
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
         self._set: set[str] | None = None
         self._low: str | None = None
 
     @property
-    def spans(self) -> Spans | None:
-        """Return where each word is in `text` (start, end, start, end, ...), when known."""
-        got = self._spans
-        if got is None and self._raw_spans is not None:
-            got = self._spans = as_spans(self._raw_spans)
-        return got
-
-    @property
     def stems(self) -> list[str]:
-        """Return the stem of each word (made on first use)."""
-        got = self._stems
-        if got is None:
-            assert self._raw_spans is not None
-            got = self._stems = stems_at(self.text, self._raw_spans)
-        return got
+        """Return the stem of each word."""
+        return self._stems
 
     def has(self, stem: str) -> bool:
         """Tell whether some word of this segment has stem `stem`."""
-        wanted = self.wanted
-        if wanted is not None and stem in wanted:
-            return self.found is not None and stem in self.found
         return stem in self.stem_set
 
     def followed_by(self, position: int, rest: list[str]) -> bool:
         """Tell whether the stems right after `position` are `rest`."""
-        wanted = self.wanted
-        if self._stems is None and wanted is not None and all(s in wanted for s in rest):
-            # (The scan found every position of the wanted stems: no need for all stems.)
-            found = self.found
-            if found is None:
-                return False
-            for at, stem in enumerate(rest, position + 1):
-                where = found.get(stem)
-                if where is None or at not in where:
-                    return False
-            return True
-        return self.stems[position + 1 : position + 1 + len(rest)] == rest
+        return self._stems[position + 1 : position + 1 + len(rest)] == rest
 
     @property
     def words(self) -> list[str]:
-        """Return the normalised, unstemmed words (made on first use)."""
-        got = self._words
-        if got is None:
-            assert self._raw_spans is not None
-            got = self._words = words_at(self.text, self._raw_spans)
-        return got
+        """Return the normalised, unstemmed words."""
+        return self._words
 
     def word(self, i: int) -> str:
-        """Return word `i` (without making every word)."""
-        if self._words is None:
-            spans = self.spans
-            assert spans is not None
-            return self.text[spans[2 * i] : spans[2 * i + 1]].lower()
+        """Return word `i`."""
         return self._words[i]
 
     @property
@@ -132,23 +79,18 @@ class Segment:
     def stem_set(self) -> set[str]:
         """Return the set of stems in this segment."""
         if self._set is None:
-            self._set = set(self.stems)
+            self._set = set(self._stems)
         return self._set
 
     def positions(self, stem: str) -> list[int]:
         """Return the token positions whose stem is `stem`."""
-        if self.wanted is not None and stem in self.wanted:
-            # (The scan found every position of the wanted stems.)
-            if self.found is None:
-                return []
-            return self.found.get(stem) or []
         if self._positions is None:
             self._positions = {}
         found = self._positions.get(stem)
         if found is None:
             # list.count and list.index scan in C: cheaper than building a set or a table of
             # every token when only a few stems are looked up (and no ValueError to raise).
-            seq = self.stems
+            seq = self._stems
             found = []
             i = -1
             for _ in range(seq.count(stem)):
@@ -165,27 +107,19 @@ class Segment:
         known = self._positions
         if known is None:
             known = self._positions = {}
-        found = locate(self.stems, wanted)
+        found = locate(self._stems, wanted)
         for stem in wanted:
             if stem not in known:
                 known[stem] = found.get(stem) or []
 
     def prefix_positions(self, prefix: str) -> list[int]:
         """Return the token positions whose (unstemmed) word starts with `prefix`."""
-        return starting(self.words, prefix)
+        return starting(self._words, prefix)
 
     def has_prefix(self, prefix: str) -> bool:
         """Tell whether some (unstemmed) word of this segment starts with `prefix`."""
-        wanted = self.wanted_prefixes
-        if wanted is not None and prefix[:3] in wanted:
-            # (The scan found which wanted 3-letter prefixes are here: most prefixes are not.)
-            found = self.prefixes
-            if found is None or prefix[:3] not in found:
-                return False
-            if len(prefix) == 3:
-                return True
         if self._sorted is None:
-            self._sorted = sorted(set(self.words))
+            self._sorted = sorted(set(self._words))
         i = bisect.bisect_left(self._sorted, prefix)
         return i < len(self._sorted) and self._sorted[i].startswith(prefix)
 
@@ -325,10 +259,6 @@ class Document:
         return got
 
     def _surface(self, segment: Segment, start: int, end: int) -> str:
-        spans = segment.spans
-        if spans is not None:
-            # Folding kept every offset: the words' own span of the original text.
-            return segment.text[spans[2 * start] : spans[2 * end - 1]]
         if segment.text.isascii():
             # Fast path: folded ASCII is the lower-cased text, so finding the words in it
             # gives their first spelling without locating every token.

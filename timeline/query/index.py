@@ -8,12 +8,11 @@ from itertools import chain
 
 from .document import Document
 from .nodes import ANY, And, MatchResult, Term, matched_terms
-from .normalise import add_first3, set_interest
+from .normalise import add_first3
 from .parser import Query
 
 log = logging.getLogger(__name__)
 # Whether the missing compiled tokeniser was logged (once a process).
-_WARNED = False
 
 # Up to this many stems in the watches' vocabulary, an item's stems are looked up in it (a
 # small set stays in the CPU cache); beyond it, making the item's own stem set and probing
@@ -32,12 +31,6 @@ class WatchIndex:
     their stems: the index only looks for the stems its watches use (anchors, and every
     title-or-summary word of every query), and evaluates its watches on the item restricted
     to those (Document.restricted), which answers the same for them.
-
-    With the compiled tokeniser, making an index also sets the process's tokeniser interest
-    (normalise.set_interest; the latest index wins): documents made afterwards come with the
-    stems and prefixes its watches look for already found, so matching them reads no other
-    word. A document made under another interest is matched the slower way, with the same
-    results.
     """
 
     def __init__(self, watches: Iterable[tuple[int, Query]]) -> None:
@@ -77,19 +70,6 @@ class WatchIndex:
         # words included) and the words of each query.
         vocabulary |= self._stems
         self._vocabulary = frozenset(vocabulary) if len(vocabulary) <= _SMALL_VOCABULARY else None
-        # With the compiled tokeniser, documents made from now on come with the stems and
-        # prefixes these watches look for already found (normalise.set_interest), and the
-        # positions of every stem spelling a match looks up.
-        interest = frozenset(vocabulary.union(*self._spelled))
-        prefixes = self._prefixes.union(*(q.root.prefixes_used() for _, q in self._watches))
-        self._interest = interest if set_interest(interest, prefixes) else None
-        global _WARNED
-        if self._interest is None and not _WARNED:
-            _WARNED = True
-            log.warning(
-                "watch matching runs without its compiled tokeniser (timeline/query/_scan.c "
-                "not built, or TIMELINE_BOT_NO_SPEEDUPS set): same results, 2 to 3.5 times slower"
-            )
 
     def __len__(self) -> int:
         return len(self._watches)
@@ -100,41 +80,16 @@ class WatchIndex:
             return doc.any_stems
         return self._vocabulary.intersection(doc.title.stems + doc.summary.stems)
 
-    def _scanned(self, doc: Document) -> tuple[Set[str], Set[str]] | None:
-        """Return the watched stems and prefixes of `doc` that its scan found, if it did."""
-        title, summary = doc.title, doc.summary
-        interest = self._interest
-        if interest is None or title.wanted is not interest or summary.wanted is not interest:
-            return None
-        present: set[str] = set()
-        if title.found is not None:
-            present.update(title.found)
-        if summary.found is not None:
-            present.update(summary.found)
-        prefixes: set[str] = set()
-        if title.prefixes is not None:
-            prefixes |= title.prefixes
-        if summary.prefixes is not None:
-            prefixes |= summary.prefixes
-        return present, prefixes
-
     def candidates(self, doc: Document) -> list[int]:
         """Return the slots of the watches worth evaluating on `doc`, in insertion order."""
         return self._lookup(doc)[1]
 
-    def _lookup(self, doc: Document) -> tuple[Set[str], list[int], bool]:
-        """Return the watched stems of `doc`, its candidate slots, and whether its scan
-        found them (else they were looked up in its stems)."""
-        scanned = self._scanned(doc)
-        if scanned is not None:
-            present, prefixes = scanned
-            return present, self._candidates(doc, present, prefixes), True
+    def _lookup(self, doc: Document) -> tuple[Set[str], list[int]]:
+        """Return the watched stems of `doc` and its candidate slots."""
         present = self._present(doc)
-        return present, self._candidates(doc, present), False
+        return present, self._candidates(doc, present)
 
-    def _candidates(
-        self, doc: Document, present: Set[str], prefixes: Set[str] | None = None
-    ) -> list[int]:
+    def _candidates(self, doc: Document, present: Set[str]) -> list[int]:
         # (In C: one set of ints, no call per anchor.)
         slots = set(
             chain.from_iterable(map(self._by_stem_t.__getitem__, self._stems.intersection(present)))
@@ -145,21 +100,19 @@ class WatchIndex:
             for key in self._sources.intersection(doc.source_stems):
                 slots.update(self._by_source[key])
         if self._prefixes:
-            if prefixes is None:
-                seen: set[str] = set()
-                add_first3(doc.title.words, seen)
-                add_first3(doc.summary.words, seen)
-                prefixes = seen
+            prefixes: set[str] = set()
+            add_first3(doc.title.words, prefixes)
+            add_first3(doc.summary.words, prefixes)
             for key in self._prefixes.intersection(prefixes):
                 slots.update(self._by_prefix[key])
         return sorted(slots)
 
-    def verdicts(self, doc: Document) -> tuple[Document, list[int], bool]:
-        """Return `doc` as the watches see it, the slots of those it satisfies, and whether
-        its scan found what they look for (match() without spelling the matches)."""
-        present, slots, scanned = self._lookup(doc)
+    def verdicts(self, doc: Document) -> tuple[Document, list[int]]:
+        """Return `doc` as the watches see it and the slots of those it satisfies (match()
+        without spelling the matches)."""
+        present, slots = self._lookup(doc)
         if not slots:
-            return doc, [], scanned
+            return doc, []
         # (Also when `present` is every stem: the copy's any_stems is faster to read.)
         doc = doc.restricted(present)
         watches = self._watches
@@ -169,16 +122,16 @@ class WatchIndex:
             for slot in slots
             if required[slot] <= present and watches[slot][1].root.matches(doc)
         ]
-        return doc, matched, scanned
+        return doc, matched
 
     def match(self, doc: Document) -> list[tuple[int, MatchResult]]:
         """Return (watch id, match) for every watch that `doc` satisfies."""
-        doc, matched, scanned = self.verdicts(doc)
+        doc, matched = self.verdicts(doc)
         if not matched:
             return []
         watches = self._watches
         spelled = self._spelled
-        if len(matched) > 1 and not scanned:
+        if len(matched) > 1:
             # Spelling the matches looks up where their words are: find them all in one pass.
             wanted = frozenset().union(*[spelled[slot] for slot in matched])
             doc.title.locate(wanted)

@@ -520,14 +520,6 @@ def matched_terms(root: Node, doc: Document) -> tuple[str, ...]:
     # One spelling per normalised form (the first): highlight() bolds every spelling anyway.
     seen: dict[str, str] = {}
     for segment, start, end in found:
-        spans = segment.spans
-        if spans is not None and end == start + 1:
-            # (Fast path: an ASCII word of known place; its spelling, lower-cased, is itself.)
-            spelling = segment.text[spans[2 * start] : spans[2 * start + 1]]
-            key = spelling.lower()
-            if key not in seen:
-                seen[key] = spelling
-            continue
         if end == start + 1:
             key = segment.word(start)
         else:

@@ -84,7 +84,9 @@ async def set_alias(
     _query.parse(text, merged)
     # Every watch that uses aliases must still parse with the new value.
     for watch in (
-        await session.scalars(select(Watch).where(Watch.guild_id.in_(scope(guild_id))))
+        await session.scalars(
+            select(Watch).where(Watch.guild_id.in_(scope(guild_id)), Watch.retired_at.is_(None))
+        )
     ).all():
         if clean_name in references(watch.query):
             try:
@@ -134,7 +136,11 @@ async def remove_alias(session: AsyncSession, guild_id: int, name: str, actor: s
         users = [
             f"watch {w.name!r}"
             for w in (
-                await session.scalars(select(Watch).where(_users(Watch.guild_id, guild_id)))
+                await session.scalars(
+                    select(Watch).where(
+                        _users(Watch.guild_id, guild_id), Watch.retired_at.is_(None)
+                    )
+                )
             ).all()
             if clean_name in references(w.query)
         ]

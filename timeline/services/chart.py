@@ -28,8 +28,8 @@ BUCKETS: tuple[Bucket, ...] = ("day", "week")
 NO_WATCH = "no watch"
 MAX_CHART_EVENTS = 20_000
 MAX_LABELS = 5
-# Without `since`, a chart shows at most this much history (ending at the newest event when
-# nothing happened that recently), narrowed to the days that have events.
+# Without `since`, a chart shows at most this much history, ending at the newest event (or at
+# `until` when given), narrowed to the days that have events.
 DEFAULT_SPAN = {"day": timedelta(days=30), "week": timedelta(weeks=26)}
 
 
@@ -54,6 +54,9 @@ class ChartData:
     labels: list[ChartLabel] = field(default_factory=list)
     events: int = 0
     capped: bool = False  # more events matched than MAX_CHART_EVENTS (or the search cap)
+    # The period was chosen to fit the events (no since/until given), not asked for: the
+    # picture then spans the data, padded, rather than exactly since..until.
+    fitted: bool = True
 
     def title(self, query: str | None = None) -> str:
         """Return a chart title naming the query and the period."""
@@ -84,32 +87,35 @@ async def chart_data(
 ) -> ChartData:
     """Count the guild's events per watch per `bucket` between `since` and `until`.
 
-    `until` defaults to `now`. Without `since` the window fits the data: it covers at most 30
-    days (day buckets) or 26 weeks (week buckets), ending at `until`, or at the newest event
-    when none is that recent, and starts at the oldest event counted. Only the newest `max_events` events (and, with a query, the events of the newest
-    `search_cap` matching entries) are counted; `capped` says when a limit was reached.
+    A given `since` or `until` is kept as given. Without either, the window fits the data:
+    it ends at the newest matching event (at `now` when there is none) and starts at the
+    oldest event counted, at most 30 days (day buckets) or 26 weeks (week buckets) before
+    its end. With only `until`, the start fits the data the same way. Only the newest
+    `max_events` events (and, with a query, the events of the newest `search_cap` matching
+    entries) are counted; `capped` says when a limit was reached. A given period longer than
+    `timeline.chart.MAX_BUCKETS` days is counted per week.
     """
     if bucket not in BUCKETS:
         raise BadQuery(f"unknown bucket {bucket!r}: use day or week")
     chosen: Bucket = "week" if bucket == "week" else "day"
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    until = until or now
-    fit = since is None
-    if fit:
-        until = await _fitted_until(
-            session,
-            guild_id,
-            query,
-            until,
-            aliases,
-            search_cap,
-            DEFAULT_SPAN[chosen],
-            watch=watch,
-            source=source,
-        )
+    fit_start = since is None
+    fitted = since is None and until is None
+    if until is None:
+        until = now
+        if fitted:
+            latest = await _newest(
+                session, guild_id, query, until, aliases, search_cap, watch=watch, source=source
+            )
+            until = latest or until
     since = since or until - DEFAULT_SPAN[chosen]
     if since > until:
         raise BadQuery("since must be before until")
+    from ..chart import MAX_BUCKETS  # imports Matplotlib: only when a chart is drawn
+
+    if chosen == "day" and (until - since).days + 1 > MAX_BUCKETS:
+        # More days than one picture can hold bars for: count per week (the caption says so).
+        chosen = "week"
     conds, capped = await _conditions(
         session,
         guild_id,
@@ -133,8 +139,8 @@ async def chart_data(
         capped = True
         rows = rows[:max_events]
     if not rows:
-        return ChartData(chosen, since, until, {}, [], 0, capped)
-    if fit:
+        return ChartData(chosen, since, until, {}, [], 0, capped, fitted)
+    if fit_start:
         oldest = min(row.occurred_at for row in rows).astimezone(UTC)
         since = max(since, oldest.replace(hour=0, minute=0, second=0, microsecond=0))
     keep = {row.id for row in rows}
@@ -183,21 +189,20 @@ async def chart_data(
     log.debug(
         "chart data: %d events in %d series", len(rows), len(series), extra={"guild_id": guild_id}
     )
-    return ChartData(chosen, since, until, series, labels, len(rows), capped)
+    return ChartData(chosen, since, until, series, labels, len(rows), capped, fitted)
 
 
-async def _fitted_until(
+async def _newest(
     session: AsyncSession,
     guild_id: int,
     query: str | None,
     until: datetime,
     aliases: Mapping[str, str] | None,
     search_cap: int,
-    span: timedelta,
     watch: str | None = None,
     source: str | None = None,
-) -> datetime:
-    """Return `until`, or the newest event's time when no event falls in the span before it."""
+) -> datetime | None:
+    """Return the time of the newest matching event up to `until`, or None if there is none."""
     conds, _ = await _conditions(
         session,
         guild_id,
@@ -210,11 +215,9 @@ async def _fitted_until(
         search_cap=search_cap,
     )
     newest = (await session.execute(select(func.max(Event.occurred_at)).where(*conds))).scalar()
-    if newest is None:
-        return until
-    if newest.tzinfo is None:
+    if newest is not None and newest.tzinfo is None:
         newest = newest.replace(tzinfo=UTC)
-    return until if newest >= until - span else newest
+    return newest
 
 
 def render_png(data: ChartData, title: str = "") -> bytes:
@@ -227,6 +230,14 @@ def render_png(data: ChartData, title: str = "") -> bytes:
             bucket=data.bucket,
             labels=[(label.day, label.title) for label in data.labels],
             title=title,
+            # A fitted period is the data's own extent: the picture pads it. An asked-for
+            # period is drawn as asked (`until` is inclusive; a storyline's ends at midnight).
+            window=None
+            if data.fitted
+            else (
+                data.since.astimezone(UTC).date(),
+                (data.until - timedelta(microseconds=1)).astimezone(UTC).date(),
+            ),
         )
     except ValueError as exc:
         # Too many buckets for one picture: the message says what to change.

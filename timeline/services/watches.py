@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery, Conflict, NotFound
-from ..models import GLOBAL_SCOPE, Watch
+from ..models import GLOBAL_SCOPE, Alert, Watch, utcnow
 from . import _query
 from ._common import MAX_QUERY, aliases_for, check_name, check_origin, clean_text, scope
 from .views import HitView
@@ -119,7 +119,25 @@ async def add_watch(
     _check_snowflake(channel_id, "channel")
     _check_snowflake(role_id, "role")
     text = await _validate_query(session, guild_id, query)
-    if any(w.name.casefold() == clean_name.casefold() for w in await _visible(session, guild_id)):
+    same = [
+        w for w in await _visible(session, guild_id) if w.name.casefold() == clean_name.casefold()
+    ]
+    retired = next((w for w in same if w.retired_at and w.guild_id == guild_id), None)
+    if retired is not None and len(same) == 1:
+        # The same watch again: its alert records come back with it, so the events it
+        # already posted are not posted a second time.
+        retired.query, retired.channel_id, retired.role_id = text, channel_id, role_id
+        retired.retired_at = None
+        retired.enabled = True
+        await session.flush()
+        log.info(
+            "watch %r revived by %s, with its alert records",
+            retired.name,
+            actor,
+            extra={"watch_id": retired.id, "guild_id": guild_id, "actor": actor},
+        )
+        return _view(retired)
+    if same:
         raise Conflict(f"a watch named {clean_name!r} already exists: pick another name or edit it")
     watch = Watch(
         guild_id=guild_id,
@@ -182,19 +200,33 @@ async def edit_watch(
 
 
 async def remove_watch(session: AsyncSession, guild_id: int, name: str, actor: str) -> WatchView:
-    """Delete a watch (its outbox rows go with it); config-file watches are refused."""
+    """Stop a watch: it is retired, alerts no more, and keeps its alert records (which events
+    it posted, the timeline's "watches" of each event); config-file watches are refused.
+
+    Alerts it had queued but not yet posted are dropped: nothing was posted, so no record is
+    lost, and a removed watch must not post afterwards. Adding a watch of the same name again
+    revives it with its records.
+    """
     watch = await get_watch(session, guild_id, name)
     if watch.origin == "config" and guild_id != GLOBAL_SCOPE:
         raise Conflict(
             f"watch {watch.name!r} comes from the config file: remove it there, or pause it here"
         )
-    view = _view(watch)
-    await session.delete(watch)
+    if watch.retired_at is not None:
+        raise Conflict(f"watch {watch.name!r} is already retired")
+    watch.retired_at = utcnow()
+    dropped = await session.execute(
+        delete(Alert).where(
+            Alert.watch_id == watch.id, Alert.status == "pending", Alert.message_id.is_(None)
+        )
+    )
     await session.flush()
+    view = _view(watch)
     log.info(
-        "watch %r removed by %s",
+        "watch %r retired by %s (alert records kept, %d queued alerts dropped)",
         view.name,
         actor,
+        dropped.rowcount or 0,  # type: ignore[attr-defined]
         extra={"watch_id": view.id, "guild_id": guild_id, "actor": actor},
     )
     return view

@@ -1,13 +1,12 @@
-"""The one way a link to the web timeline is made: `/web` and `timeline-bot web link` use it."""
+"""The web timeline's links: `/web` and `timeline-bot web link` both make them here."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
-from timeline.config import WebSettings
-
-from .tokens import sign_token
+from ..config import WebSettings
+from ..tokens import sign_token
 
 
 def member_link(
