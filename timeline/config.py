@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import BadQuery, ConfigError
+from .templates import colour_problem, template_problem
 
 DEFAULT_USER_AGENT = "TimelineBot/0.1 (+https://github.com/timeline-bot/timeline-bot)"
 NAME_RE = re.compile(r"^[\w][\w .\-]{0,99}$")
@@ -79,6 +80,9 @@ class WatchConfig:
     channel_id: int
     role_id: int | None = None
     enabled: bool = True
+    # The alert's description template (timeline.templates) and "#rrggbb" colour.
+    template: str | None = None
+    colour: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +501,8 @@ def _watches(problems: _Problems, data: Mapping[str, Any]) -> tuple[WatchConfig,
                 channel_id=r.snowflake("channel_id", required=True),
                 role_id=r.snowflake("role_id"),
                 enabled=r.boolean("enabled", True),
+                template=r.string("template"),
+                colour=r.string("colour"),
             )
         )
         r.finish()
@@ -751,6 +757,10 @@ def _check_watches(
             problems.add(f"watches[{i}].channel_id", SNOWFLAKE_RULE)
         if watch.role_id is not None and parse_snowflake(watch.role_id) is None:
             problems.add(f"watches[{i}].role_id", SNOWFLAKE_RULE)
+        if watch.template is not None and (reason := template_problem(watch.template)):
+            problems.add(f"watches[{i}].template", reason)
+        if watch.colour is not None and (reason := colour_problem(watch.colour)):
+            problems.add(f"watches[{i}].colour", reason)
 
 
 def _check_discord(problems: _Problems, discord: DiscordSettings) -> None:
