@@ -264,9 +264,10 @@ def query_problem(text: str, aliases: Mapping[str, str]) -> str | None:
 
 
 def cron_problem(expression: str) -> str | None:
-    """Return why APScheduler would not schedule `expression` (UTC), or None.
+    """Return why APScheduler would not schedule `expression`, or None (checked in UTC: the
+    guild zone it later runs in changes when it fires, not whether it parses).
 
-    The digest scheduler builds its trigger the same way (`CronTrigger.from_crontab`, UTC).
+    The digest scheduler builds its trigger the same way (`CronTrigger.from_crontab`).
     """
     from apscheduler.triggers.cron import CronTrigger
 
