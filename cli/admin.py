@@ -14,7 +14,7 @@ import logging
 import sys
 import unicodedata
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from timeline.models import GLOBAL_SCOPE
 from timeline.services import aliases as alias_svc
 from timeline.services import events as event_svc
 from timeline.services import feeds as feed_svc
+from timeline.services import settings as settings_svc
 from timeline.services import watches as watch_svc
 from timeline.services.config_io import export_config_toml
 from timeline.services.export import FORMATS, event_json, export_events, render_markdown
@@ -85,8 +86,22 @@ def safe(text: object) -> str:
     )
 
 
-def _when(value: str | None, now: datetime, *, end: bool = False) -> datetime | None:
-    return parse_when(value, now, end=end) if value else None
+def _when(
+    value: str | None, now: datetime, *, end: bool = False, zone: tzinfo = UTC
+) -> datetime | None:
+    return parse_when(value, now, end=end, zone=zone) if value else None
+
+
+async def _zone(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> tzinfo:
+    """The time zone of `--guild` (its own, or the config file's [discord] timezone)."""
+    return await settings_svc.guild_zone(session, args.guild, settings.discord.timezone)
+
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _day_heading(day: date, zone: tzinfo) -> str:
+    return f"== {WEEKDAYS[day.weekday()]} {day.isoformat()} ({zone}) =="
 
 
 def _iso(value: datetime | None) -> str:
@@ -117,13 +132,13 @@ def _json_line(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def _print_event(event: EventView) -> None:
+def _print_event(event: EventView, zone: tzinfo = UTC) -> None:
     sources = ", ".join(s.feed_name for s in event.sources) or ("manual" if event.manual else "-")
     extra = f"  watches: {', '.join(event.watches)}" if event.watches else ""
     notes = f"  notes: {event.note_count}" if event.note_count else ""
-    print(
-        safe(f"#{event.id:<6} {_iso(event.occurred_at)}  {event.title}  [{sources}]{extra}{notes}")
-    )
+    # In the guild's zone, with its offset (Z when that is UTC): unambiguous either way.
+    when = _iso(event.occurred_at.astimezone(zone))
+    print(safe(f"#{event.id:<6} {when}  {event.title}  [{sources}]{extra}{notes}"))
     if event.link:
         print(safe(f"        {event.link}"))
 
@@ -387,14 +402,15 @@ def _who(args: argparse.Namespace) -> str:
 
 
 async def cmd_timeline(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> int:
-    """Print the timeline, newest first."""
+    """Print the timeline, newest first, grouped by day in the guild's time zone."""
     now = datetime.now(UTC)
+    zone = await _zone(session, args, settings)
     page = await list_timeline(
         session,
         args.guild,
         query=args.query,
-        since=_when(args.since, now),
-        until=_when(args.until, now, end=True),
+        since=_when(args.since, now, zone=zone),
+        until=_when(args.until, now, end=True, zone=zone),
         watch=args.watch,
         source=args.source,
         limit=args.limit,
@@ -402,20 +418,25 @@ async def cmd_timeline(session: AsyncSession, args: argparse.Namespace, settings
     )
     if args.json:
         for event in page.events:
-            _json_line(event_json(event))
+            _json_line(event_json(event, zone))
     elif args.format == "md":
-        sys.stdout.write(render_markdown(page.events))
+        sys.stdout.write(render_markdown(page.events, zone))
     else:
+        day = None
         for event in page.events:
-            _print_event(event)
+            local = event.occurred_at.astimezone(zone).date()
+            if local != day:
+                day = local
+                print(_day_heading(day, zone))
+            _print_event(event, zone)
         shown = f"{page.offset + 1}-{page.offset + len(page.events)}" if page.events else "0"
         print(f"({shown} of {page.total} events)", file=sys.stderr)
     return common.EX_OK
 
 
 async def cmd_add_event(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> int:
-    """Record a manual event."""
-    when = parse_when(args.when, datetime.now(UTC))
+    """Record a manual event (a time without an offset is the guild's local time)."""
+    when = parse_when(args.when, datetime.now(UTC), zone=await _zone(session, args, settings))
     view = await event_svc.add_manual_event(
         session, args.guild, when, args.title, args.url, _who(args)
     )
@@ -426,14 +447,16 @@ async def cmd_add_event(session: AsyncSession, args: argparse.Namespace, setting
 async def cmd_export(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> int:
     """Export the timeline in a file format."""
     now = datetime.now(UTC)
+    zone = await _zone(session, args, settings)
     _, data = await export_events(
         session,
         args.guild,
         args.format,
         query=args.query,
-        since=_when(args.since, now),
-        until=_when(args.until, now, end=True),
+        since=_when(args.since, now, zone=zone),
+        until=_when(args.until, now, end=True, zone=zone),
         now=now,
+        zone=zone,
     )
     _write(data, args.output)
     return common.EX_OK

@@ -12,6 +12,7 @@ from pathlib import Path
 from timeline.config import Settings
 from timeline.db import Database
 from timeline.models import GLOBAL_SCOPE
+from timeline.services import settings as settings_svc
 from timeline.services.chart import BUCKETS, ChartData, chart_data, render_png
 from timeline.timeparse import parse_when
 
@@ -59,11 +60,13 @@ def chart_command(args: argparse.Namespace) -> int:
 async def load_chart(settings: Settings, args: argparse.Namespace) -> ChartData:
     """Count the events the chart shows, as the guild in `args.guild` sees them."""
     now = datetime.now(UTC)
-    since = parse_when(args.since, now) if args.since else None
-    until = parse_when(args.until, now, end=True) if args.until else None
     database = Database(settings.database.url)
     try:
         async with database.session() as session:
+            # Days are the guild's: a date names that day in its time zone.
+            zone = await settings_svc.guild_zone(session, args.guild, settings.discord.timezone)
+            since = parse_when(args.since, now, zone=zone) if args.since else None
+            until = parse_when(args.until, now, end=True, zone=zone) if args.until else None
             return await chart_data(
                 session,
                 args.guild,
@@ -72,6 +75,7 @@ async def load_chart(settings: Settings, args: argparse.Namespace) -> ChartData:
                 until=until,
                 bucket=args.bucket,
                 now=now,
+                zone=zone,
             )
     finally:
         await database.dispose()
@@ -83,5 +87,6 @@ def summary(data: ChartData, size: int, output: str) -> str:
     return (
         f"wrote {size} bytes to {output}: {data.events} events{capped} in "
         f"{len(data.series)} series, per {data.bucket}, "
-        f"{data.since:%Y-%m-%d} to {data.until:%Y-%m-%d}"
+        f"{data.first_day():%Y-%m-%d} to {data.last_day():%Y-%m-%d}"
+        + (f" ({data.zone})" if str(data.zone) != "UTC" else "")
     )

@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "cli.ops",
     "cli.story",
     "cli.web",
+    "cli.settings",
 )
 
 

@@ -106,7 +106,7 @@ class TimelineBot(commands.Bot):
             await self.sync_tree()
         if self.deliver_alerts:
             self.delivery.start()
-        self._start_scheduler()
+        await self.reschedule_digests()
 
     async def sync_tree(self) -> None:
         """Publish the slash commands to each configured guild, or globally if none."""
@@ -126,14 +126,26 @@ class TimelineBot(commands.Bot):
                 continue
             log.info("synced %d commands to guild %s", len(commands_synced), guild_id)
 
-    def _start_scheduler(self) -> None:
+    async def reschedule_digests(self) -> None:
+        """(Re)schedule each configured digest in the zone of the guild that owns its channel.
+
+        A channel belongs to the guild whose watches alert it; with only config-file watches
+        (or none) the cron runs in `[discord] timezone`. Called at start and whenever a guild
+        changes its zone, so "0 18 * * *" stays 18:00 where the readers are.
+        """
         crons = self.settings.alerts.digest_cron
         if not crons:
             return
-        scheduler = AsyncIOScheduler(timezone=UTC)
+        from timeline.services.settings import channel_zone
+
+        default = self.settings.discord.timezone
+        async with self.db.session() as session:
+            zones = {channel: await channel_zone(session, channel, default) for channel in crons}
+        scheduler = self.scheduler or AsyncIOScheduler(timezone=UTC)
         for channel_id, expression in crons.items():
+            zone = zones[channel_id]
             try:
-                trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+                trigger = CronTrigger.from_crontab(expression, timezone=zone)
             except ValueError as exc:
                 log.error(
                     "digest for channel %s not scheduled: bad cron %r: %s",
@@ -150,10 +162,12 @@ class TimelineBot(commands.Bot):
                 coalesce=True,
                 misfire_grace_time=3600,
                 max_instances=1,
+                replace_existing=True,
             )
-            log.info("digest for channel %s scheduled at %r (UTC)", channel_id, expression)
-        scheduler.start()
-        self.scheduler = scheduler
+            log.info("digest for channel %s scheduled at %r (%s)", channel_id, expression, zone)
+        if self.scheduler is None:
+            scheduler.start()
+            self.scheduler = scheduler
 
     async def close(self) -> None:
         """Stop delivery and the schedule, then close the Discord connection."""

@@ -17,7 +17,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 
 import aiohttp
 import discord
@@ -423,6 +423,15 @@ class AlertDelivery:
 
     # -- scheduled digest ----------------------------------------------------------------
 
+    async def _channel_zone(self, channel_id: int) -> tzinfo:
+        """The zone the digest heading is written in: that of the guild owning the channel."""
+        from timeline.services.settings import channel_zone
+
+        settings = getattr(self.client, "settings", None)
+        default = getattr(getattr(settings, "discord", None), "timezone", "UTC")
+        async with self.db.session() as session:
+            return await channel_zone(session, channel_id, default)
+
     async def post_daily_digest(
         self, channel_id: int, now: datetime | None = None, hours: float = 24.0
     ) -> int | None:
@@ -430,7 +439,7 @@ class AlertDelivery:
         now = now or utcnow()
         since = now - timedelta(hours=hours)
         digest = await outbox.daily_digest(self.db, channel_id, since, now)
-        message = render.daily_digest_message(digest, since)
+        message = render.daily_digest_message(digest, since, await self._channel_zone(channel_id))
         if message is None:
             log.info("no events for the scheduled digest of channel %s", channel_id)
             return None

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from urllib.parse import quote, urlsplit
 
 import discord
@@ -404,13 +404,20 @@ def digest_message(alerts: Sequence[AlertView], max_lines: int = DIGEST_LINES) -
 
 
 def daily_digest_message(
-    digest: dict[str, list[DigestLine]], since: datetime, max_lines: int = DIGEST_LINES
+    digest: dict[str, list[DigestLine]],
+    since: datetime,
+    zone: tzinfo = UTC,
+    max_lines: int = DIGEST_LINES,
 ) -> RenderedMessage | None:
-    """Render the scheduled digest: the day's events per watch, or None when there are none."""
+    """Render the scheduled digest: the day's events per watch, or None when there are none.
+
+    The heading's time is in the guild's `zone` (a title cannot hold a Discord timestamp).
+    """
     if not digest:
         return None
+    local = since.astimezone(zone)
     embed = discord.Embed(
-        title=f"Timeline digest since {since:%Y-%m-%d %H:%M} UTC", colour=DIGEST_COLOUR
+        title=f"Timeline digest since {local:%Y-%m-%d %H:%M} {local:%Z}", colour=DIGEST_COLOUR
     )
     total = 0
     for watch_name, lines in list(digest.items())[:FIELDS_LIMIT]:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import discord
@@ -141,22 +141,31 @@ def actor(interaction: discord.Interaction[Any]) -> str:
 
 
 def time_range(
-    since: str | None, until: str | None, now: datetime | None = None
+    since: str | None,
+    until: str | None,
+    now: datetime | None = None,
+    *,
+    zone: tzinfo = UTC,
 ) -> tuple[datetime | None, datetime | None]:
-    """Parse the `since` / `until` options (ISO dates, 7d, 24h, yesterday); check their order."""
+    """Parse the `since` / `until` options (ISO dates, 7d, 24h, yesterday); check their order.
+
+    A date is that day in `zone`, the guild's time zone.
+    """
     now = now or datetime.now(UTC)
-    start = _when("since", since, now, end=False)
-    end = _when("until", until, now, end=True)
+    start = _when("since", since, now, end=False, zone=zone)
+    end = _when("until", until, now, end=True, zone=zone)
     if start is not None and end is not None and start > end:
         raise TimelineError(f"since ({since}) is after until ({until}): nothing can match")
     return start, end
 
 
-def _when(option: str, text: str | None, now: datetime, *, end: bool) -> datetime | None:
+def _when(
+    option: str, text: str | None, now: datetime, *, end: bool, zone: tzinfo
+) -> datetime | None:
     if text is None or not text.strip():
         return None
     try:
-        return parse_when(text, now, end=end)
+        return parse_when(text, now, end=end, zone=zone)
     except BadQuery as exc:
         # Not a query error: say which option is wrong, without "Bad query".
         raise TimelineError(f"{option}: {exc.message}") from None

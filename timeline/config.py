@@ -31,6 +31,7 @@ DEFAULT_USER_AGENT = "TimelineBot/0.1 (+https://github.com/timeline-bot/timeline
 NAME_RE = re.compile(r"^[\w][\w .\-]{0,99}$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 ALIAS_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]{1,50}$")
+TIMEZONE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,8 @@ class DiscordSettings:
     guild_ids: tuple[int, ...] = ()
     admin_role_id: int | None = None
     shard_count: int | None = None
+    # IANA zone of the config file's guilds (a guild may choose its own with /settings).
+    timezone: str = "UTC"
 
     def token(self, path: str = "config") -> str:
         """Return the bot token from the environment, or raise a ConfigError naming the variable."""
@@ -305,9 +308,10 @@ def query_problem(text: str, aliases: Mapping[str, str]) -> str | None:
 
 
 def cron_problem(expression: str) -> str | None:
-    """Return why APScheduler would not schedule `expression` (UTC), or None.
+    """Return why APScheduler would not schedule `expression`, or None (checked in UTC: the
+    guild zone it later runs in changes when it fires, not whether it parses).
 
-    The digest scheduler builds its trigger the same way (`CronTrigger.from_crontab`, UTC).
+    The digest scheduler builds its trigger the same way (`CronTrigger.from_crontab`).
     """
     from apscheduler.triggers.cron import CronTrigger
 
@@ -320,6 +324,26 @@ def cron_problem(expression: str) -> str | None:
         )
     if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
         return f"never fires (no such date), got {_show(expression)}"
+    return None
+
+
+def timezone_problem(name: str) -> str | None:
+    """Return why `name` is not an IANA time zone zoneinfo knows (e.g. Europe/Paris), or None."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    # ZoneInfo also opens paths: refuse anything that is not shaped like a zone name first.
+    if not TIMEZONE_RE.fullmatch(name) or ".." in name:
+        return f'must be an IANA time zone name such as "Europe/Paris" or "UTC", got {_show(name)}'
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        close = [z for z in available_timezones() if z.casefold() == name.casefold()]
+        if close:
+            return f"unknown time zone {_show(name)}; did you mean {close[0]!r}? (names are case-sensitive)"
+        return (
+            f'unknown time zone {_show(name)}; use an IANA name such as "Europe/Paris", '
+            '"America/New_York" or "UTC"'
+        )
     return None
 
 
@@ -543,6 +567,7 @@ def _discord(problems: _Problems, data: Mapping[str, Any]) -> DiscordSettings:
         guild_ids=tuple(guild_ids),
         admin_role_id=r.snowflake("admin_role_id"),
         shard_count=r.integer("shard_count", None, minimum=1, maximum=1000),
+        timezone=r.string("timezone", DiscordSettings().timezone).strip(),
     )
     r.finish()
     return settings
@@ -769,6 +794,9 @@ def _check_discord(problems: _Problems, discord: DiscordSettings) -> None:
             problems.add(f"discord.guild_ids[{i}]", SNOWFLAKE_RULE)
     if discord.admin_role_id is not None and parse_snowflake(discord.admin_role_id) is None:
         problems.add("discord.admin_role_id", SNOWFLAKE_RULE)
+    reason = timezone_problem(discord.timezone)
+    if reason:
+        problems.add("discord.timezone", reason)
 
 
 def parse_settings(data: Mapping[str, Any], path: str = "<config>") -> Settings:

@@ -213,6 +213,18 @@ class Alias(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
 
 
+class GuildSettings(Base):
+    """A guild's own choices (its time zone); a guild without a row uses the config file's."""
+
+    __tablename__ = "guild_settings"
+
+    guild_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # An IANA name (Europe/Paris), checked with zoneinfo when set; NULL = the config default.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    updated_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class Alert(Base):
     """The outbox: one row per (watch, event), written in the ingest transaction."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from .errors import BadQuery
 
@@ -37,11 +37,13 @@ class BadTime(BadQuery):
     """A `since`/`until` value that is not a date, a date-time or a relative time."""
 
 
-def parse_when(text: str, now: datetime, *, end: bool = False) -> datetime:
+def parse_when(text: str, now: datetime, *, end: bool = False, zone: tzinfo = UTC) -> datetime:
     """Turn `text` into an aware UTC datetime relative to `now`.
 
-    A bare date (`2025-07-09`, `today`, `yesterday`) means the start of that UTC day, or its
-    end (the last microsecond) when `end` is true, so `--until 2025-07-09` includes that day.
+    A bare date (`2025-07-09`, `today`, `yesterday`) means that day in `zone` (the guild's
+    time zone): its first moment, or its last (the microsecond before the next day starts)
+    when `end` is true, so `--until 2025-07-09` includes that day. A date-time without an
+    offset is read in `zone` too; relative forms (`7d`) do not depend on it.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -55,8 +57,8 @@ def parse_when(text: str, now: datetime, *, end: bool = False) -> datetime:
     if lowered in ("now",):
         return now
     if lowered in ("today", "yesterday"):
-        day = now.date() - timedelta(days=1 if lowered == "yesterday" else 0)
-        return _day_bound(day, end)
+        day = now.astimezone(zone).date() - timedelta(days=1 if lowered == "yesterday" else 0)
+        return day_bound(day, end, zone)
     match = _RELATIVE.match(lowered)
     if match:
         amount = int(match.group(1))
@@ -64,15 +66,21 @@ def parse_when(text: str, now: datetime, *, end: bool = False) -> datetime:
             return now - timedelta(**{_UNITS[match.group(2)]: amount})
         except OverflowError:
             raise BadTime(f"{raw!r} reaches too far back: {HELP}") from None
-    return _parse_iso(raw, end)
+    return _parse_iso(raw, end, zone)
 
 
-def _day_bound(day: date, end: bool) -> datetime:
-    moment = time.max if end else time.min
-    return datetime.combine(day, moment, tzinfo=UTC)
+def day_bound(day: date, end: bool = False, zone: tzinfo = UTC) -> datetime:
+    """Return the first moment of `day` in `zone` (or its last, when `end`), in UTC.
+
+    Computed from local midnights: a day is 23 or 25 hours long when the clocks change, and
+    where a zone skips midnight itself zoneinfo moves the wall time forward (PEP 495).
+    """
+    if end:
+        return day_bound(day + timedelta(days=1), False, zone) - timedelta(microseconds=1)
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
 
 
-def _parse_iso(raw: str, end: bool) -> datetime:
+def _parse_iso(raw: str, end: bool, zone: tzinfo) -> datetime:
     # Only pure ISO forms are accepted: fromisoformat is strict and never guesses day/month order.
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw, re.ASCII):
         try:
@@ -80,7 +88,7 @@ def _parse_iso(raw: str, end: bool) -> datetime:
         except ValueError as exc:
             raise BadTime(f"{raw!r} is not a valid date ({exc})") from None
         _check_year(raw, day.year)
-        return _day_bound(day, end)
+        return day_bound(day, end, zone)
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ][0-9:.,+\-Zz]{2,40}", raw, re.ASCII):
         raise BadTime(f"{raw!r} is not a time I understand: {HELP}")
     try:
@@ -89,8 +97,8 @@ def _parse_iso(raw: str, end: bool) -> datetime:
         raise BadTime(f"{raw!r} is not a valid date-time ({exc})") from None
     _check_year(raw, moment.year)
     if moment.tzinfo is None:
-        # A time without an offset is read as UTC: the timeline stores and shows UTC.
-        moment = moment.replace(tzinfo=UTC)
+        # A time without an offset is wall-clock time where the guild is.
+        moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)
 
 

@@ -15,6 +15,7 @@ from discord.ext import commands
 from discordbot.cogs.timeline import check_query
 from discordbot.render import cut, escape, no_pings
 from discordbot.views import blank, guild_of, time_range
+from timeline.services import settings as settings_svc
 from timeline.services.chart import ChartData, chart_data, render_png
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ def caption(data: ChartData, query: str | None) -> str:
     capped = " (only the newest were counted)" if data.capped else ""
     return cut(
         f"{data.events} events{what}{capped}, per {data.bucket}, "
-        f"{data.since:%Y-%m-%d} to {data.until:%Y-%m-%d} (UTC).",
+        f"{data.first_day():%Y-%m-%d} to {data.last_day():%Y-%m-%d} ({data.zone}).",
         2000,
     )
 
@@ -60,12 +61,15 @@ class ChartCog(commands.Cog, name="Chart"):
         """Post a PNG chart of events per watch per day or week."""
         guild_id = guild_of(interaction)
         now = datetime.now(UTC)
-        start, end = time_range(since, until, now)
         query = blank(query)
         aliases = None
-        if query:
-            async with self.bot.db.session() as session:
+        async with self.bot.db.session() as session:
+            zone = await settings_svc.guild_zone(
+                session, guild_id, self.bot.settings.discord.timezone
+            )
+            if query:
                 aliases = await check_query(session, guild_id, query)
+        start, end = time_range(since, until, now, zone=zone)
         await interaction.response.defer(thinking=True)
         async with self.bot.db.session() as session:
             data = await chart_data(
@@ -77,6 +81,7 @@ class ChartCog(commands.Cog, name="Chart"):
                 bucket=bucket,
                 now=now,
                 aliases=aliases,
+                zone=zone,
             )
         # Matplotlib is CPU-bound: draw in a worker thread so the gateway keeps its heartbeat.
         # Data spanning more buckets than a picture holds raises BadQuery (answered by the

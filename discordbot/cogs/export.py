@@ -18,6 +18,7 @@ from discordbot.cogs.timeline import check_query
 from discordbot.render import no_pings
 from discordbot.views import actor, blank, guild_of, time_range
 from timeline.errors import TimelineError
+from timeline.services import settings as settings_svc
 from timeline.services.export import export_events
 
 if TYPE_CHECKING:
@@ -55,8 +56,12 @@ class ExportCog(commands.Cog, name="Export"):
         """Send the guild's timeline as a file attachment, privately."""
         guild_id = guild_of(interaction)
         now = datetime.now(UTC)
-        start, end = time_range(since, until, now)
         query = blank(query)
+        async with self.bot.db.session() as session:
+            zone = await settings_svc.guild_zone(
+                session, guild_id, self.bot.settings.discord.timezone
+            )
+        start, end = time_range(since, until, now, zone=zone)
         # Private from the start, so errors after the deferral stay private too.
         await interaction.response.defer(ephemeral=True, thinking=True)
         async with self.bot.db.session() as session:
@@ -70,6 +75,7 @@ class ExportCog(commands.Cog, name="Export"):
                 until=end,
                 now=now,
                 aliases=aliases,
+                zone=zone,
             )
         if len(data) > self.max_file_bytes:
             raise TimelineError(

@@ -6,7 +6,7 @@ a group be invoked on its own.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -37,6 +37,7 @@ from timeline.errors import NotFound, TimelineError
 from timeline.query import parse_query
 from timeline.services import aliases as alias_svc
 from timeline.services import events as event_svc
+from timeline.services import settings as settings_svc
 from timeline.services import watches as watch_svc
 from timeline.services.timeline import list_timeline, source_feed_ids
 from timeline.services.views import EventView, TimelinePage
@@ -49,7 +50,9 @@ if TYPE_CHECKING:
 
 
 PAGE_SIZE = 10
-LINE_BUDGET = (DESCRIPTION_LIMIT - 100) // PAGE_SIZE
+# Room for the footer margin and up to a day heading per event.
+LINE_BUDGET = (DESCRIPTION_LIMIT - 100 - PAGE_SIZE * 30) // PAGE_SIZE
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 EMBED_COLOUR = discord.Colour.dark_teal()
 
 
@@ -77,12 +80,31 @@ def event_line(event: EventView, width: int = LINE_BUDGET) -> str:
     return cut(head + cut(tail, width - discord_len(head)), width)
 
 
-def timeline_embed(page: TimelinePage, heading: str, page_size: int = PAGE_SIZE) -> discord.Embed:
-    """Render one page of the timeline as an embed."""
-    lines = [event_line(e) for e in page.events]
+def day_heading(day: date) -> str:
+    """Head a day's events: `**Wednesday 2025-07-09**` (English, whatever the host locale)."""
+    return f"**{WEEKDAYS[day.weekday()]} {day.isoformat()}**"
+
+
+def timeline_embed(
+    page: TimelinePage, heading: str, page_size: int = PAGE_SIZE, zone: tzinfo = UTC
+) -> discord.Embed:
+    """Render one page of the timeline as an embed, its events under day headings.
+
+    The days are the guild's (`zone`); each time is a Discord timestamp, which every reader
+    sees in their own zone. The zone is named in the footer when it is not UTC.
+    """
+    blocks: list[str] = []
+    day: date | None = None
+    for event in page.events:
+        local = event.occurred_at.astimezone(zone).date()
+        line = event_line(event)
+        if local != day:
+            day = local
+            line = f"{day_heading(day)}\n{line}"
+        blocks.append(line)
     embed = discord.Embed(
         title=cut(heading, TITLE_LIMIT),
-        description=cut("\n\n".join(lines), DESCRIPTION_LIMIT) or "No events on this page.",
+        description=cut("\n\n".join(blocks), DESCRIPTION_LIMIT) or "No events on this page.",
         colour=EMBED_COLOUR,
     )
     pages = max(1, -(-page.total // page_size))
@@ -93,6 +115,8 @@ def timeline_embed(page: TimelinePage, heading: str, page_size: int = PAGE_SIZE)
     footer = f"Events {first}–{last} of {page.total}{more} · page {number}/{pages}{more}"
     if page.capped:
         footer += " · only the newest matches were searched"
+    if str(zone) != "UTC":
+        footer += f" · days in {zone}"
     embed.set_footer(text=footer)
     return embed
 
@@ -167,11 +191,15 @@ class TimelineCog(commands.Cog, name="Timeline"):
     ) -> None:
         """Show the timeline with Previous/Next buttons for the member who asked."""
         guild_id = guild_of(interaction)
-        start, end = time_range(since, until)
         query, watch, source = blank(query), blank(watch), blank(source)
         # Validate before deferring, so a mistake is answered privately, not in the channel.
         aliases: dict[str, str] | None = None
         async with self.bot.db.session() as session:
+            zone = await settings_svc.guild_zone(
+                session, guild_id, self.bot.settings.discord.timezone
+            )
+            # A date means that day where the guild is.
+            start, end = time_range(since, until, zone=zone)
             if query:
                 aliases = await check_query(session, guild_id, query)
             if watch:
@@ -196,7 +224,7 @@ class TimelineCog(commands.Cog, name="Timeline"):
                     aliases=aliases,
                 )
             has_next = page.offset + len(page.events) < page.total
-            return Page(timeline_embed(page, title), has_next, len(page.events))
+            return Page(timeline_embed(page, title, zone=zone), has_next, len(page.events))
 
         first = await render(0)
         if not first.items:
@@ -215,7 +243,7 @@ class TimelineCog(commands.Cog, name="Timeline"):
 
     @timeline.command(name="add", description="Add an event no feed carried")
     @app_commands.describe(
-        date="When it happened: 2025-07-09, 2025-07-09T14:00Z, yesterday, 3h (UTC)",
+        date="When: 2025-07-09, 2025-07-09T14:00, yesterday, 3h (server time zone, unless +02:00 or Z)",
         title="What happened",
         url="A link about it (http or https)",
     )
@@ -228,8 +256,12 @@ class TimelineCog(commands.Cog, name="Timeline"):
     ) -> None:
         """Record a manual event on the guild's timeline."""
         guild_id = guild_of(interaction)
+        async with self.bot.db.session() as session:
+            zone = await settings_svc.guild_zone(
+                session, guild_id, self.bot.settings.discord.timezone
+            )
         try:
-            when = parse_when(date, datetime.now(UTC))
+            when = parse_when(date, datetime.now(UTC), zone=zone)
         except TimelineError as exc:
             raise TimelineError(f"date: {getattr(exc, 'message', exc)}") from None
         who = actor(interaction)

@@ -40,6 +40,7 @@ def test_example_config_is_valid() -> None:
     assert settings.aliases["china"] == "China OR Chinese OR Beijing"
     assert settings.discord.token_env == "DISCORD_TOKEN"
     assert settings.alerts.digest_cron == {123456789012345678: "0 18 * * *"}
+    assert settings.discord.timezone == "Europe/Paris"
     # The relative SQLite path is anchored at the config file's folder.
     assert settings.database.url == f"sqlite:///{ROOT / 'timeline.db'}"
 
@@ -97,6 +98,10 @@ def test_example_documents_every_setting(cls: type) -> None:
         ("[surprise]\nx = 1", "surprise", "allowed"),
         ("[metrics]\nport = 70000", "metrics.port", "at most 65535"),
         ("[polling]\nlease_seconds = 0", "polling.lease_seconds", "between"),
+        ("[discord]\ntimezone = 'Mars/Olympus'", "discord.timezone", "unknown time zone"),
+        ("[discord]\ntimezone = 'europe/paris'", "discord.timezone", "'Europe/Paris'?"),
+        ("[discord]\ntimezone = '../../etc/passwd'", "discord.timezone", "IANA"),
+        ("[discord]\ntimezone = 2", "discord.timezone", "string"),
     ],
 )
 def test_bad_value_names_key_and_allowed(toml: str, key: str, allowed: str, tmp_path: Path) -> None:
@@ -117,6 +122,16 @@ def test_bad_config_exits_78_naming_file_and_key(
     assert main(["--config", str(path), "config", "check"]) == 78
     err = capsys.readouterr().err
     assert str(path) in err and "polling.concurrency" in err and "at least 1" in err
+
+
+def test_unknown_time_zone_exits_78_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[discord]\ntimezone = "Europe/Atlantis"\n')
+    assert main(["--config", str(path), "config", "check"]) == 78
+    err = capsys.readouterr().err
+    assert f"{path}: discord.timezone: unknown time zone 'Europe/Atlantis'" in err
 
 
 def test_invalid_toml_and_missing_file_exit_78(

@@ -19,6 +19,7 @@ ADMIN_COGS = (
     "discordbot.cogs.aliases",
     "discordbot.cogs.config",
     "discordbot.cogs.feeds",
+    "discordbot.cogs.settings",
     "discordbot.cogs.watches",
 )
 

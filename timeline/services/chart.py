@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 
 from sqlalchemy import func, select
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery
 from ..models import Alert, Entry, Event, Watch
+from ..timeparse import day_bound
 from ._common import scope
 from .timeline import SEARCH_CAP, _conditions
 
@@ -57,11 +58,23 @@ class ChartData:
     # The period was chosen to fit the events (no since/until given), not asked for: the
     # picture then spans the data, padded, rather than exactly since..until.
     fitted: bool = True
+    # The guild's time zone: what a day is for the buckets, the labels and the period shown.
+    zone: tzinfo = UTC
+
+    def first_day(self) -> date:
+        """Return the period's first day in the guild's zone."""
+        return self.since.astimezone(self.zone).date()
+
+    def last_day(self) -> date:
+        """Return the period's last day in the guild's zone (`until` is inclusive)."""
+        return self.until.astimezone(self.zone).date()
 
     def title(self, query: str | None = None) -> str:
         """Return a chart title naming the query and the period."""
         what = f"Timeline: {query.strip()}" if query and query.strip() else "Timeline"
-        return f"{what} ({self.since:%Y-%m-%d} to {self.until:%Y-%m-%d}, per {self.bucket})"
+        return (
+            f"{what} ({self.first_day():%Y-%m-%d} to {self.last_day():%Y-%m-%d}, per {self.bucket})"
+        )
 
 
 def bucket_start(day: date, bucket: Bucket) -> date:
@@ -84,8 +97,11 @@ async def chart_data(
     search_cap: int = SEARCH_CAP,
     watch: str | None = None,
     source: str | None = None,
+    zone: tzinfo = UTC,
 ) -> ChartData:
     """Count the guild's events per watch per `bucket` between `since` and `until`.
+
+    Days (and Monday-started weeks) are those of `zone`, the guild's time zone.
 
     A given `since` or `until` is kept as given. Without either, the window fits the data:
     it ends at the newest matching event (at `now` when there is none) and starts at the
@@ -139,10 +155,10 @@ async def chart_data(
         capped = True
         rows = rows[:max_events]
     if not rows:
-        return ChartData(chosen, since, until, {}, [], 0, capped, fitted)
+        return ChartData(chosen, since, until, {}, [], 0, capped, fitted, zone)
     if fit_start:
-        oldest = min(row.occurred_at for row in rows).astimezone(UTC)
-        since = max(since, oldest.replace(hour=0, minute=0, second=0, microsecond=0))
+        oldest = min(row.occurred_at for row in rows).astimezone(zone)
+        since = max(since, day_bound(oldest.date(), zone=zone))
     keep = {row.id for row in rows}
     watches: dict[int, set[str]] = {}
     watch_rows = await session.execute(
@@ -168,7 +184,7 @@ async def chart_data(
 
     counts: dict[str, dict[date, int]] = {}
     for row in rows:
-        day = bucket_start(row.occurred_at.astimezone(UTC).date(), chosen)
+        day = bucket_start(row.occurred_at.astimezone(zone).date(), chosen)
         for name in sorted(watches.get(row.id) or {NO_WATCH}):
             per = counts.setdefault(name, {})
             per[day] = per.get(day, 0) + 1
@@ -179,7 +195,7 @@ async def chart_data(
     labels = [
         ChartLabel(
             r.id,
-            bucket_start(r.occurred_at.astimezone(UTC).date(), chosen),
+            bucket_start(r.occurred_at.astimezone(zone).date(), chosen),
             r.title,
             int(sources.get(r.id, 0)),
         )
@@ -189,7 +205,7 @@ async def chart_data(
     log.debug(
         "chart data: %d events in %d series", len(rows), len(series), extra={"guild_id": guild_id}
     )
-    return ChartData(chosen, since, until, series, labels, len(rows), capped, fitted)
+    return ChartData(chosen, since, until, series, labels, len(rows), capped, fitted, zone)
 
 
 async def _newest(
@@ -235,8 +251,8 @@ def render_png(data: ChartData, title: str = "") -> bytes:
             window=None
             if data.fitted
             else (
-                data.since.astimezone(UTC).date(),
-                (data.until - timedelta(microseconds=1)).astimezone(UTC).date(),
+                data.since.astimezone(data.zone).date(),
+                (data.until - timedelta(microseconds=1)).astimezone(data.zone).date(),
             ),
         )
     except ValueError as exc:

@@ -7,7 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
@@ -70,8 +70,13 @@ async def export_events(
     limit: int = MAX_EXPORT,
     watch: str | None = None,
     source: str | None = None,
+    zone: tzinfo = UTC,
 ) -> tuple[str, bytes]:
-    """Render the guild's timeline in `fmt` (csv, json, ics, md); return (filename, bytes)."""
+    """Render the guild's timeline in `fmt` (csv, json, ics, md); return (filename, bytes).
+
+    Times stay UTC (ISO with Z; iCalendar's UTC form); CSV and JSON add each time in `zone`,
+    the guild's time zone, and Markdown groups days and writes times in it.
+    """
     if fmt not in FORMATS:
         raise BadQuery(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     now = (now or datetime.now(UTC)).astimezone(UTC)
@@ -88,13 +93,13 @@ async def export_events(
     )
     filename = f"timeline-{now:%Y%m%d-%H%M%S}.{fmt}"
     if fmt == "csv":
-        data = render_csv(events)
+        data = render_csv(events, zone)
     elif fmt == "json":
-        data = render_json(events, now=now, guild_id=guild_id)
+        data = render_json(events, now=now, guild_id=guild_id, zone=zone)
     elif fmt == "ics":
         data = render_ics(events, now=now, guild_id=guild_id)
     else:
-        data = render_markdown(events).encode("utf-8")
+        data = render_markdown(events, zone).encode("utf-8")
     log.info("exported %d events as %s", len(events), fmt, extra={"guild_id": guild_id})
     return filename, data
 
@@ -102,6 +107,11 @@ async def export_events(
 def iso(value: datetime) -> str:
     """Format an aware datetime as ISO 8601 UTC with a Z."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def local_iso(value: datetime, zone: tzinfo) -> str:
+    """Format an aware datetime as ISO 8601 in `zone`, with its offset (2025-07-09T16:05:09+02:00)."""
+    return value.astimezone(zone).isoformat()
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -121,12 +131,25 @@ def csv_cell(value: object) -> str:
     return text
 
 
-def render_csv(events: list[EventView]) -> bytes:
-    """Render events as CSV (RFC 4180, CRLF, UTF-8 with BOM so Excel reads the accents)."""
+def render_csv(events: list[EventView], zone: tzinfo = UTC) -> bytes:
+    """Render events as CSV (RFC 4180, CRLF, UTF-8 with BOM so Excel reads the accents).
+
+    `occurred_at` is UTC; `occurred_local` is the same moment in the guild's zone.
+    """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
     writer.writerow(
-        ["id", "occurred_at", "title", "link", "sources", "source_links", "watches", "notes"]
+        [
+            "id",
+            "occurred_at",
+            "title",
+            "link",
+            "sources",
+            "source_links",
+            "watches",
+            "notes",
+            "occurred_local",
+        ]
     )
     for event in events:
         writer.writerow(
@@ -139,6 +162,7 @@ def render_csv(events: list[EventView]) -> bytes:
                 csv_cell(" ".join(s.link or "" for s in event.sources).strip()),
                 csv_cell("; ".join(event.watches)),
                 event.note_count,
+                local_iso(event.occurred_at, zone),
             ]
         )
     return ("\ufeff" + out.getvalue()).encode("utf-8")
@@ -147,9 +171,9 @@ def render_csv(events: list[EventView]) -> bytes:
 # --- JSON -----------------------------------------------------------------------------------
 
 
-def event_json(event: EventView) -> dict[str, Any]:
-    """Return an event as a JSON-ready dict."""
-    return {
+def event_json(event: EventView, zone: tzinfo | None = None) -> dict[str, Any]:
+    """Return an event as a JSON-ready dict (with `occurred_local` in `zone` when given)."""
+    doc = {
         "id": event.id,
         "title": event.title,
         "link": event.link,
@@ -168,15 +192,21 @@ def event_json(event: EventView) -> dict[str, Any]:
             for s in event.sources
         ],
     }
+    if zone is not None:
+        doc["occurred_local"] = local_iso(event.occurred_at, zone)
+    return doc
 
 
-def render_json(events: list[EventView], *, now: datetime, guild_id: int) -> bytes:
+def render_json(
+    events: list[EventView], *, now: datetime, guild_id: int, zone: tzinfo = UTC
+) -> bytes:
     """Render events as one JSON document."""
     doc = {
         "generated_at": iso(now),
         "guild_id": guild_id,
+        "timezone": str(zone),
         "count": len(events),
-        "events": [event_json(e) for e in events],
+        "events": [event_json(e, zone) for e in events],
     }
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
@@ -267,14 +297,14 @@ def md_url(url: str) -> str:
     return quote(url, safe=":/?#@!$&'*+,;=%~-._[]")
 
 
-def render_markdown(events: list[EventView]) -> str:
-    """Render events as Markdown grouped by UTC day, newest first, with their sources."""
+def render_markdown(events: list[EventView], zone: tzinfo = UTC) -> str:
+    """Render events as Markdown grouped by day in `zone` (the guild's), newest first."""
     lines = ["# Timeline", ""]
     if not events:
         lines.append("_No events._")
     day = None
     for event in events:
-        when = event.occurred_at.astimezone(UTC)
+        when = event.occurred_at.astimezone(zone)
         if when.date() != day:
             day = when.date()
             lines += ([""] if len(lines) > 2 else []) + [f"## {day.isoformat()}", ""]
@@ -286,10 +316,10 @@ def render_markdown(events: list[EventView]) -> str:
         if event.note_count:
             extra.append(f"{event.note_count} note{'s' if event.note_count != 1 else ''}")
         suffix = f" ({'; '.join(extra)})" if extra else ""
-        lines.append(f"- {when:%H:%M} UTC · **#{event.id}** {head}{suffix}")
+        lines.append(f"- {when:%H:%M} {when:%Z} · **#{event.id}** {head}{suffix}")
         for source in event.sources:
             name = md_escape(source.feed_name)
             stitle = md_escape(source.title)
             target = f"[{stitle}]({md_url(source.link)})" if source.link else stitle
-            lines.append(f"  - {name}, {source.published_at.astimezone(UTC):%H:%M}: {target}")
+            lines.append(f"  - {name}, {source.published_at.astimezone(zone):%H:%M}: {target}")
     return "\n".join(lines) + "\n"

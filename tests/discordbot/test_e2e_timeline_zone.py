@@ -1,0 +1,48 @@
+"""End to end: /timeline show and /timeline add read days in the guild's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.discordbot.harness import GUILD, harness
+from tests.discordbot.member_harness import event_ids, member_bot, story
+from tests.discordbot.outbox_seed import T0
+from timeline.models import Event
+from timeline.services import settings as settings_svc
+
+
+async def test_timeline_days_and_dates_follow_the_guild_zone(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        async with h.db.session() as session:
+            await settings_svc.set_timezone(session, GUILD.id, "Europe/Paris", "admin", "UTC")
+        noon = await story(h.db, "Noon story", at=T0)  # Tuesday 2024-07-09 14:00 in Paris
+        late = await story(h.db, "Late story", at=T0 + timedelta(hours=11, minutes=30))
+        async with member_bot(h, ("discordbot.cogs.timeline",)):
+            everything = await h.emu.invoke("timeline show", member="user")
+            await h.emu.wait_for_interaction(
+                everything, lambda r: bool(r.original and r.original.embeds)
+            )
+            since = await h.emu.invoke("timeline show", {"since": "2024-07-10"}, member="user")
+            await h.emu.wait_for_interaction(
+                since, lambda r: bool(r.original and r.original.embeds)
+            )
+            added = await h.emu.invoke(
+                "timeline add", {"date": "2024-07-10T09:15", "title": "Briefing"}, member="user"
+            )
+        assert everything.original is not None and since.original is not None
+        (embed,) = everything.original.embeds
+        description = embed["description"]
+        # 23:30 UTC on the 9th is 01:30 on Wednesday the 10th in Paris.
+        assert description.index("**Wednesday 2024-07-10**") < description.index("Late story")
+        assert description.index("Late story") < description.index("**Tuesday 2024-07-09**")
+        assert description.index("**Tuesday 2024-07-09**") < description.index("Noon story")
+        assert "days in Europe/Paris" in embed["footer"]["text"]
+        assert event_ids(since.original) == [late]
+        assert noon not in event_ids(since.original)
+        assert "Added event" in added.text()
+        async with h.db.session() as session:
+            briefing = await session.get(Event, 3)
+        # A time without an offset is the guild's wall time: 09:15 CEST is 07:15 UTC.
+        assert briefing is not None
+        assert briefing.occurred_at == datetime(2024, 7, 10, 7, 15, tzinfo=UTC)
