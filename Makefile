@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest run bench bench-full clean fmt
+.PHONY: demo test lint typecheck pytest run bench bench-full clean fmt lock
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml setup.py constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -43,3 +43,9 @@ bench-full: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+# Re-pin constraints.txt to what the venv holds (after changing pyproject.toml's dependencies).
+lock: $(STAMP)
+	{ echo "# Pinned versions for CI and reproducible installs: the Makefile installs with them (pip -c)."; \
+	  echo "# Regenerate after changing the dependencies in pyproject.toml: \`make lock\`."; \
+	  $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt
