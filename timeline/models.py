@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -123,7 +124,17 @@ class Storyline(Base):
 
 class Event(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_guild_occurred", "guild_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_events_guild_occurred", "guild_id", "occurred_at"),
+        # The few manual events, which a timeline search matches by title (no entries).
+        Index(
+            "ix_events_manual",
+            "guild_id",
+            "occurred_at",
+            sqlite_where=text("manual = 1"),
+            postgresql_where=text("manual"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     guild_id: Mapped[int] = mapped_column(BigInteger, default=GLOBAL_SCOPE)

@@ -233,7 +233,8 @@ async def _query_event_ids(
     # Manual events have no entries in the index: match their titles with the same matcher.
     manual_conds: list[ColumnElement[bool]] = [
         Event.guild_id.in_(scope(guild_id)),
-        Event.manual.is_(True),
+        # `= true`, the partial index's own term (ix_events_manual), not `IS 1`.
+        Event.manual == True,  # noqa: E712
     ]
     if since is not None:
         manual_conds.append(Event.occurred_at >= since)
