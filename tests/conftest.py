@@ -8,6 +8,7 @@ test fails at teardown when a connection it opened is garbage-collected without 
 from __future__ import annotations
 
 import gc
+import sysconfig
 import traceback
 import weakref
 from collections.abc import AsyncIterator, Iterator
@@ -25,8 +26,10 @@ from timeline.migrate import upgrade_async
 
 from .helpers import FeedServer
 
-_REPO = Path(__file__).resolve().parent.parent
 _THIS_FILE = str(Path(__file__).resolve())
+# Frames from these are left out of a connection's recorded origin: only the project's own
+# code (and a test's) says who opened it.
+_LIBRARY_DIRS = ("<", *{sysconfig.get_path(name) for name in ("stdlib", "purelib", "platlib")})
 
 
 @dataclass(frozen=True)
@@ -65,9 +68,7 @@ class _LeakRegistry:
         frames = [
             f"  {f.filename}:{f.lineno} in {f.name}"
             for f in stack
-            if f.filename.startswith(str(_REPO))
-            and f.filename != _THIS_FILE
-            and "/.venv/" not in f.filename
+            if not f.filename.startswith(_LIBRARY_DIRS) and f.filename != _THIS_FILE
         ]
         return _Origin(self.current, tuple(frames[-12:]))
 
@@ -129,22 +130,27 @@ def _aiosqlite_connections_closed(request: pytest.FixtureRequest) -> Iterator[No
         pytest.fail(_report(leaks), pytrace=False)
 
 
+_left_open: list[str] = []
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Report connections still open at the end, and leaks no test teardown saw."""
+    """Fail the run for connections still open at its end, or leaks no teardown saw."""
     gc.collect()
-    still_open = [c for c in _registry.opened if c._connection is not None]
-    if not (_registry.leaks or still_open):
-        return
-    lines = [_report(_registry.leaks)] if _registry.leaks else []
-    lines += [
+    if _registry.leaks:
+        _left_open.append(_report(_registry.leaks))
+    _left_open.extend(
         f"aiosqlite connection still open at the end of the run; {c._leak_origin.describe()}"  # type: ignore[attr-defined]
-        for c in still_open
-    ]
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_sep("=", "aiosqlite connections left open", red=True)
-        reporter.write_line("\n\n".join(lines))
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        for c in _registry.opened
+        if c._connection is not None
+    )
+    if _left_open:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _left_open:
+        terminalreporter.write_sep("=", "aiosqlite connections left open", red=True)
+        terminalreporter.write_line("\n\n".join(_left_open))
 
 
 @pytest.fixture
