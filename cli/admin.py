@@ -231,6 +231,23 @@ def _register_watch(
     p.add_argument("query", help="the query to try")
     p.add_argument("--days", type=int, default=7, help="look back this many days (default 7)")
     p.set_defaults(func=_run(cmd_watch_test))
+    p = w.add_parser("template", parents=write, help="shape a watch's alert messages")
+    p.add_argument("name", help="the watch")
+    p.add_argument(
+        "--template",
+        help="the alert text: Markdown with {title} {link} {source} {sources} {published} "
+        "{published_relative} {snippet} {terms} {watch} {storyline} {role} {event_id}",
+    )
+    p.add_argument("--colour", help='the embed colour, e.g. "#1f8b4c"')
+    p.add_argument("--clear", action="store_true", help="back to the default message")
+    p.set_defaults(func=_run(cmd_watch_template))
+    p = w.add_parser(
+        "preview", parents=read, help="a watch's alert for its latest event, as it would be posted"
+    )
+    p.add_argument("name", help="the watch")
+    p.add_argument("--template", help="try this template instead of the saved one (unsaved)")
+    p.add_argument("--colour", help="try this colour (unsaved)")
+    p.set_defaults(func=_run(cmd_watch_preview))
 
 
 def _register_feed(
@@ -511,6 +528,45 @@ async def cmd_watch_test(
     print(f"{result.count}{more} stored entries in the last {args.days} days match")
     for hit in result.first:
         print(safe(f"  {_iso(hit.published_at)}  {hit.feed_name}: {hit.title}"))
+    return common.EX_OK
+
+
+async def cmd_watch_template(
+    session: AsyncSession, args: argparse.Namespace, settings: Settings
+) -> int:
+    """Save a watch's message template and colour."""
+    view = await watch_svc.set_template(
+        session,
+        args.guild,
+        args.name,
+        _who(args),
+        template=args.template,
+        colour=args.colour,
+        clear=args.clear,
+    )
+    what = "the default message" if args.clear else "its template"
+    print(safe(f"watch {view.name!r} now alerts with {what}"))
+    return common.EX_OK
+
+
+async def cmd_watch_preview(
+    session: AsyncSession, args: argparse.Namespace, settings: Settings
+) -> int:
+    """Print the watch's alert for its latest event as Discord would get it (unsaved)."""
+    from discordbot.render import alert_embed
+
+    view = await watch_svc.preview_alert(
+        session, args.guild, args.name, template=args.template, colour=args.colour
+    )
+    data = alert_embed(view, settings.alerts.snippet_chars).to_dict()
+    lines = []
+    if "author" in data:
+        lines.append(f"[{data['author']['name']}]")
+    lines += [f"# {data.get('title', '')}", data.get("description", "")]
+    lines += [f"{f['name']}: {f['value']}" for f in data.get("fields", [])]
+    lines.append(f"-- {data.get('footer', {}).get('text', '')}")
+    for line in "\n".join(line for line in lines if line).splitlines():
+        print(safe(line))
     return common.EX_OK
 
 

@@ -39,6 +39,18 @@ def accept_config(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "accept_config", False))
 
 
+def web_secret(settings: Settings) -> bytes | None:
+    """Return the web link secret when `[web]` is enabled (ConfigError if unset), else None.
+
+    The secret is added to the log redaction list.
+    """
+    if not settings.web.enabled:
+        return None
+    secret = settings.web.secret(settings.path)
+    SECRETS.add(secret.decode("utf-8"))
+    return secret
+
+
 def open_database(settings: Settings) -> Database:
     """Open the configured database (the caller disposes it)."""
     return Database(settings.database.url)

@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = config_sub.add_parser("check", help="validate config.toml and report what it holds")
     check.add_argument(
-        "--token", action="store_true", help="also require the Discord token variable to be set"
+        "--token",
+        action="store_true",
+        help="also require the Discord token variable (and, with [web], its secret) to be set",
     )
     check.set_defaults(func=config_check)
 
@@ -50,7 +52,9 @@ def config_check(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     if args.token:
         settings.discord.token(settings.path)
-    print(f"{settings.path}: OK: {summary(settings)}")
+        common.web_secret(settings)
+    web = f", web timeline at {settings.web.public_url}" if settings.web.enabled else ""
+    print(f"{settings.path}: OK: {summary(settings)}{web}")
     return common.EX_OK
 
 
@@ -106,6 +110,7 @@ def run_bot(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
+    common.web_secret(settings)
     try:
         patch_discord_endpoints()
     except ValueError as exc:
@@ -125,6 +130,7 @@ async def run_all_in_one(
 ) -> None:
     """Poll feeds and run the Discord bot in one process until `stop` is set (or a signal)."""
     from discordbot.bot import make_bot
+    from webui.server import WebServer
 
     from .app import App
     from .httpserver import OpsServer
@@ -141,7 +147,10 @@ async def run_all_in_one(
 
         app.poller.on_outcome = wake_delivery
         checks = {"discord": lambda: bot.is_ready() and not bot.is_closed()}
-        async with OpsServer(settings.metrics, app.db, role="all-in-one", checks=checks):
+        async with (
+            OpsServer(settings.metrics, app.db, role="all-in-one", checks=checks),
+            WebServer(settings, app.db),
+        ):
             try:
                 # Poll only once the gateway is up, so the first alerts have somewhere to go.
                 await serve_discord(bot, token, stop, on_ready=app.start_scheduler)

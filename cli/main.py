@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "cli.chart",
     "cli.ops",
     "cli.story",
+    "cli.web",
 )
 
 

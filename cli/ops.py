@@ -218,6 +218,7 @@ async def run_discord(
 ) -> None:
     """Run the gateway, the commands and outbox delivery until `stop` (or a signal)."""
     from discordbot.bot import make_bot
+    from webui.server import WebServer
 
     from .app import prepare_database
     from .httpserver import OpsServer
@@ -241,7 +242,10 @@ async def run_discord(
         else:
             listener.start()
         try:
-            async with OpsServer(settings.metrics, db, role="discord", checks=checks):
+            async with (
+                OpsServer(settings.metrics, db, role="discord", checks=checks),
+                WebServer(settings, db),
+            ):
                 await serve_discord(bot, token, stop)
         finally:
             if listener is not None:
@@ -256,6 +260,7 @@ def discord_command(args: argparse.Namespace) -> int:
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
+    common.web_secret(settings)
     try:
         patch_discord_endpoints()
     except ValueError as exc:

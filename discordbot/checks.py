@@ -80,13 +80,13 @@ def admin_only() -> Callable[[T], T]:
     """Mark an app command as admin-only: hidden by default and re-checked server side."""
 
     def decorator(func: T) -> T:
-        func = app_commands.check(_predicate)(func)  # type: ignore[arg-type]
-        func = app_commands.default_permissions(manage_guild=True)(func)  # type: ignore[arg-type]
-        return app_commands.guild_only()(func)  # type: ignore[arg-type,no-any-return]
+        func = app_commands.check(_predicate)(func)
+        func = app_commands.default_permissions(manage_guild=True)(func)
+        return app_commands.guild_only()(func)
 
     return decorator
 
 
 def admin_check() -> Callable[[T], T]:
     """Re-check admin rights server side only (for subcommands of an admin-only group)."""
-    return app_commands.check(_predicate)  # type: ignore[return-value]
+    return app_commands.check(_predicate)

@@ -23,6 +23,7 @@ from timeline.markup import escape_markdown
 from timeline.notices import FAILING, NoticeView
 from timeline.outbox import AlertView, DigestLine, SourceView, StorylineRef
 from timeline.query.normalise import stems, words
+from timeline.templates import render_template
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,14 @@ def clean_text(text: str | None) -> str:
 def neutralise_mentions(text: str) -> str:
     """Break every mention-like token with a zero-width space so it renders as text."""
     return _MENTION_RE.sub(lambda m: m.group(0)[0] + "\u200b" + m.group(0)[1:], text)
+
+
+def neutralise_mentions_except(text: str, role_id: int | None) -> str:
+    """Like neutralise_mentions, but keep the mention of `role_id` (a template's {role})."""
+    if not role_id:
+        return neutralise_mentions(text)
+    keep = f"<@&{role_id}>"
+    return keep.join(neutralise_mentions(part) for part in text.split(keep))
 
 
 def escape(text: str | None) -> str:
@@ -275,18 +284,55 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
     return embed
 
 
+def template_values(alert: AlertView, snippet_chars: int = DEFAULT_SNIPPET_CHARS) -> dict[str, str]:
+    """Every placeholder's value for `alert`, escaped (see timeline.templates)."""
+    link = safe_url(alert.event_link) or ""
+    names = [escape(n) or "?" for n in alert.source_names]
+    when = alert.occurred_at
+    return {
+        "title": cut(escape(alert.event_title) or "(untitled story)", TITLE_LIMIT),
+        "link": link,
+        "source": names[0] if names else "unknown",
+        "sources": cut(", ".join(names) or "unknown", FIELD_VALUE_LIMIT),
+        "published": format_dt(when, "f"),
+        "published_relative": format_dt(when, "R"),
+        "snippet": highlight(
+            alert.snippet_source, alert.matched_terms, min(snippet_chars, DESCRIPTION_LIMIT)
+        ),
+        "terms": ", ".join(escape(t) for t in matched_terms(alert.matched_terms)),
+        "watch": cut(escape(alert.watch_name) or "?", 200),
+        "storyline": storyline_line(alert.storyline) if alert.storyline is not None else "",
+        "role": f"<@&{alert.role_id}>" if alert.role_id else "",
+        "event_id": str(alert.event_id),
+    }
+
+
 def alert_embed(alert: AlertView, snippet_chars: int = DEFAULT_SNIPPET_CHARS) -> discord.Embed:
-    """Render one alert: linked title, snippet, sources, time, watch and event id."""
+    """Render one alert: linked title, snippet, sources, time, watch and event id.
+
+    With the watch's template the description is the team's text with the placeholders
+    filled (values escaped, the template's own Markdown kept), in the watch's colour, with
+    the outlet as the author line.
+    """
+    if alert.template:
+        text = render_template(alert.template, template_values(alert, snippet_chars))
+        description = cut(neutralise_mentions_except(text, alert.role_id), DESCRIPTION_LIMIT)
+    else:
+        description = highlight(
+            alert.snippet_source, alert.matched_terms, min(snippet_chars, DESCRIPTION_LIMIT)
+        )
     embed = discord.Embed(
         title=cut(escape(alert.event_title) or "(untitled story)", TITLE_LIMIT),
         url=safe_url(alert.event_link),
-        description=highlight(
-            alert.snippet_source, alert.matched_terms, min(snippet_chars, DESCRIPTION_LIMIT)
-        )
-        or None,
-        colour=ALERT_COLOUR,
+        description=description or None,
+        colour=alert.colour if alert.colour is not None else ALERT_COLOUR,
         timestamp=alert.occurred_at,
     )
+    if alert.template and alert.source_names:
+        embed.set_author(name=cut(clean_text(alert.source_names[0]) or "?", AUTHOR_LIMIT))
+    image = next((url for s in alert.sources if (url := safe_url(s.image))), None)
+    if image is not None:
+        embed.set_thumbnail(url=image)
     names = alert.source_names
     embed.add_field(
         name="Sources" if len(names) > 1 else "Source", value=_sources_value(alert), inline=True

@@ -265,6 +265,34 @@ def _link(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _image(entry: Mapping[str, Any]) -> str | None:
+    """The story's image, if the feed names one: media:thumbnail, then media:content or an
+    enclosure of an image type, then an <image>; http(s) URLs only."""
+    candidates: list[object] = []
+    for thumb in entry.get("media_thumbnail") or ():
+        if isinstance(thumb, Mapping):
+            candidates.append(thumb.get("url"))
+    for media in entry.get("media_content") or ():
+        if isinstance(media, Mapping):
+            kind = str(media.get("type") or "")
+            if media.get("medium") == "image" or kind.startswith("image/"):
+                candidates.append(media.get("url"))
+    for link in entry.get("links") or ():
+        if isinstance(link, Mapping) and link.get("rel") == "enclosure":
+            if str(link.get("type") or "").startswith("image/"):
+                candidates.append(link.get("href"))
+    image = entry.get("image")
+    if isinstance(image, Mapping):
+        candidates.append(image.get("href") or image.get("url"))
+    for raw in candidates:
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        url = canonical_url(raw.strip())
+        if url.partition(":")[0] in ALLOWED_SCHEMES and len(url) <= 2048 and " " not in url:
+            return url
+    return None
+
+
 def _published(entry: Mapping[str, Any], now: datetime) -> tuple[datetime, bool]:
     for name in ("published_parsed", "updated_parsed", "created_parsed"):
         # dict.get: FeedParserDict.get would map updated_parsed to published_parsed with a
@@ -605,6 +633,7 @@ def _items(entries: list[Any], now: datetime) -> list[FeedItem]:
                 author=author or None,
                 tags=_tags(entry),
                 same_as=same_as,
+                image=_image(entry),
             )
         )
     return items

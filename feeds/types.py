@@ -22,6 +22,8 @@ class FeedItem:
     # share its guid with other items: "guid" for a "guid#content" key and the reverse. The
     # store treats a stored entry under one of them as this item when title and link match.
     same_as: tuple[str, ...] = ()
+    # An image of the story (media:thumbnail, media:content, an image enclosure): http(s) only.
+    image: str | None = None
 
 
 @dataclass(slots=True)

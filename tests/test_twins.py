@@ -30,6 +30,7 @@ from timeline.migrate import upgrade_async
 CLI_NAME = {
     "timeline show": "timeline",
     "timeline add": "add-event",
+    "web": "web link",
 }
 # CLI commands that are the operator's own, with no chat twin, and why.
 CLI_ONLY = {

@@ -216,7 +216,7 @@ def _is_title_case(title: str) -> bool:
     words = [w for w in re.findall(r"[^\W\d_][\w'’-]*", title) if len(w) > 3]
     if len(words) < 3:
         return False
-    return sum(w[0].isupper() for w in words) / len(words) > 0.6
+    return bool(sum(w[0].isupper() for w in words) / len(words) > 0.6)
 
 
 def _entities(title: str, summary: str) -> frozenset[str]:

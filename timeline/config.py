@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import BadQuery, ConfigError
+from .templates import colour_problem, template_problem
 
 DEFAULT_USER_AGENT = "TimelineBot/0.1 (+https://github.com/timeline-bot/timeline-bot)"
 NAME_RE = re.compile(r"^[\w][\w .\-]{0,99}$")
@@ -79,6 +80,9 @@ class WatchConfig:
     channel_id: int
     role_id: int | None = None
     enabled: bool = True
+    # The alert's description template (timeline.templates) and "#rrggbb" colour.
+    template: str | None = None
+    colour: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +123,39 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The `[web]` section: the read-only web timeline `/web` links to (off by default)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = ""  # what members' browsers open; default http://host:port
+    token_lifetime_seconds: int = 12 * 3600
+    secret_env: str = "TIMELINE_WEB_SECRET"
+
+    @property
+    def public_url(self) -> str:
+        """The base URL links point at, without a trailing slash."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def secret(self, path: str = "config") -> bytes:
+        """Return the link-signing secret from the environment, or raise a ConfigError."""
+        value = os.environ.get(self.secret_env, "").strip()
+        if len(value) < MIN_WEB_SECRET:
+            state = "is not set" if not value else f"is shorter than {MIN_WEB_SECRET} characters"
+            raise ConfigError(
+                path,
+                "web.secret_env",
+                f"the environment variable {self.secret_env} {state}; put a random secret of "
+                f"at least {MIN_WEB_SECRET} characters there (e.g. `openssl rand -hex 32`)",
+            )
+        return value.encode("utf-8")
+
+
+MIN_WEB_SECRET = 32
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     path: str = "<defaults>"
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -129,6 +166,7 @@ class Settings:
     discord: DiscordSettings = field(default_factory=DiscordSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 def redact_url(url: str) -> str:
@@ -180,7 +218,17 @@ class _Problems:
             raise ConfigProblems(self.errors())
 
 
-_SECTIONS = ("database", "polling", "feeds", "watches", "aliases", "discord", "alerts", "metrics")
+_SECTIONS = (
+    "database",
+    "polling",
+    "feeds",
+    "watches",
+    "aliases",
+    "discord",
+    "alerts",
+    "metrics",
+    "web",
+)
 _KEY_HEAD = re.compile(r"([^.\[]*)(?:\[(\d+)\])?")
 
 
@@ -453,6 +501,8 @@ def _watches(problems: _Problems, data: Mapping[str, Any]) -> tuple[WatchConfig,
                 channel_id=r.snowflake("channel_id", required=True),
                 role_id=r.snowflake("role_id"),
                 enabled=r.boolean("enabled", True),
+                template=r.string("template"),
+                colour=r.string("colour"),
             )
         )
         r.finish()
@@ -544,6 +594,38 @@ def _metrics(problems: _Problems, data: Mapping[str, Any]) -> MetricsSettings:
     r.finish()
     if not settings.host:
         r.fail("host", "must be an address to listen on, such as 127.0.0.1")
+    return settings
+
+
+def _web(problems: _Problems, data: Mapping[str, Any]) -> WebSettings:
+    r = _Reader(problems, "web", _table(problems, data, "web"))
+    d = WebSettings()
+    settings = WebSettings(
+        enabled=r.boolean("enabled", d.enabled),
+        host=r.string("host", d.host).strip(),
+        port=r.integer("port", d.port, minimum=0, maximum=65535),
+        base_url=r.string("base_url", d.base_url).strip(),
+        token_lifetime_seconds=r.integer(
+            "token_lifetime_seconds", d.token_lifetime_seconds, minimum=60, maximum=30 * 86400
+        ),
+        secret_env=r.string("secret_env", d.secret_env).strip(),
+    )
+    if "secret" in r.table:
+        # Recorded before finish(): the first reason for a key is the one kept.
+        r.fail("secret", "do not put the secret in the file; set secret_env instead")
+    r.finish()
+    if not settings.host:
+        r.fail("host", "must be an address to listen on, such as 127.0.0.1")
+    if settings.base_url:
+        parts = urlsplit(settings.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            r.fail(
+                "base_url",
+                "must be the http:// or https:// address members open, such as "
+                f"https://timeline.example.org, got {_show(settings.base_url)}",
+            )
+    if not ENV_RE.match(settings.secret_env):
+        r.fail("secret_env", "must be an environment variable name such as TIMELINE_WEB_SECRET")
     return settings
 
 
@@ -675,6 +757,10 @@ def _check_watches(
             problems.add(f"watches[{i}].channel_id", SNOWFLAKE_RULE)
         if watch.role_id is not None and parse_snowflake(watch.role_id) is None:
             problems.add(f"watches[{i}].role_id", SNOWFLAKE_RULE)
+        if watch.template is not None and (reason := template_problem(watch.template)):
+            problems.add(f"watches[{i}].template", reason)
+        if watch.colour is not None and (reason := colour_problem(watch.colour)):
+            problems.add(f"watches[{i}].colour", reason)
 
 
 def _check_discord(problems: _Problems, discord: DiscordSettings) -> None:
@@ -708,6 +794,7 @@ def parse_settings(data: Mapping[str, Any], path: str = "<config>") -> Settings:
         discord=_discord(problems, data),
         alerts=_alerts(problems, data),
         metrics=_metrics(problems, data),
+        web=_web(problems, data),
     )
     _check(problems, settings)
     problems.raise_if_any()

@@ -79,7 +79,10 @@ def _check_urls(source_url: str, target_url: str) -> None:
 async def _revision(db: Database) -> str | None:
     async with db.session() as session:
         try:
-            return await session.scalar(text("SELECT version_num FROM alembic_version"))
+            version: str | None = await session.scalar(
+                text("SELECT version_num FROM alembic_version")
+            )
+            return version
         except SQLAlchemyError:
             return None
 

@@ -282,6 +282,7 @@ async def ingest(
             "summary": item.summary,
             "link": item.link,
             "author": item.author,
+            "image_url": item.image,
             "tags": list(item.tags),
             "published_at": item.published,
             "published_is_estimated": item.published_is_estimated,

@@ -159,6 +159,8 @@ class Entry(Base):
     summary: Mapped[str] = mapped_column(Text, default="")
     link: Mapped[str | None] = mapped_column(String(2048), index=True)
     author: Mapped[str | None] = mapped_column(String(300))
+    # The story's image from the feed (http/https), shown as the alert's thumbnail.
+    image_url: Mapped[str | None] = mapped_column(String(2048))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     published_at: Mapped[datetime] = mapped_column(UTCDateTime)
     published_is_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -194,6 +196,9 @@ class Watch(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Set when the watch left the config file: no new alerts, alert records kept (NULL = active).
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The team's message template (timeline.templates) and embed colour; None: the default.
+    template: Mapped[str | None] = mapped_column(Text)
+    colour: Mapped[int | None] = mapped_column(Integer)
 
 
 class Alias(Base):

@@ -55,6 +55,8 @@ class SourceView:
     published_at: datetime
     # What this source added to the earlier ones (None: first source; "": nothing new).
     brief: str | None = None
+    # The story's image (http/https), if its feed gave one.
+    image: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,9 @@ class AlertView:
     occurred_at: datetime
     sources: tuple[SourceView, ...]
     storyline: StorylineRef | None = None
+    # The watch's message template and embed colour (None: the default rendering).
+    template: str | None = None
+    colour: int | None = None
 
     @property
     def is_digest(self) -> bool:
@@ -253,34 +258,39 @@ async def _assign_nonces(
             )
 
 
+async def load_alert_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertView]:
+    """The alerts `ids` as delivery renders them (watch, event, sources, storyline)."""
+    return await _load_views(session, ids)
+
+
 async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertView]:
     id_list = sorted(set(ids))
     if not id_list:
         return []
     rows = (
         await session.execute(
-            select(Alert, Watch.name, Watch.role_id, Event)
+            select(Alert, Watch.name, Watch.role_id, Event, Watch.template, Watch.colour)
             .join(Watch, Watch.id == Alert.watch_id)
             .join(Event, Event.id == Alert.event_id)
             .where(Alert.id.in_(id_list))
             .order_by(Alert.id)
         )
     ).all()
-    event_ids = {event.id for _, _, _, event in rows}
+    event_ids = {event.id for _, _, _, event, _, _ in rows}
     sources: dict[int, list[SourceView]] = defaultdict(list)
     if event_ids:
         entries = await session.execute(
             select(Entry.event_id, Feed.name, Entry.title, Entry.link, Entry.summary)
-            .add_columns(Entry.published_at, Entry.brief)
+            .add_columns(Entry.published_at, Entry.brief, Entry.image_url)
             .join(Feed, Feed.id == Entry.feed_id)
             .where(Entry.event_id.in_(event_ids))
             .order_by(Entry.published_at, Entry.id)
         )
-        for event_id, feed_name, title, link, summary, published, brief in entries.all():
+        for event_id, feed_name, title, link, summary, published, brief, image in entries:
             sources[event_id].append(
-                SourceView(feed_name, title, link, summary or "", published, brief)
+                SourceView(feed_name, title, link, summary or "", published, brief, image)
             )
-    storylines = await storyline_refs(session, [event for _, _, _, event in rows])
+    storylines = await storyline_refs(session, [event for _, _, _, event, _, _ in rows])
     return [
         AlertView(
             id=alert.id,
@@ -300,8 +310,10 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
             occurred_at=event.occurred_at,
             sources=tuple(sources.get(event.id, ())),
             storyline=storylines.get(event.id),
+            template=template,
+            colour=colour,
         )
-        for alert, watch_name, role_id, event in rows
+        for alert, watch_name, role_id, event, template, colour in rows
     ]
 
 

@@ -12,11 +12,12 @@ from discord.utils import format_dt
 
 from discordbot.autocomplete import watch_names
 from discordbot.bot import TimelineBot
-from discordbot.render import DESCRIPTION_LIMIT, cut
+from discordbot.render import DESCRIPTION_LIMIT, alert_embed, cut
 from timeline.errors import TimelineError
 from timeline.services import watches as watch_svc
 from timeline.services.limits import MAX_QUERY
 from timeline.services.watches import MAX_TEST_DAYS, WatchView
+from timeline.templates import MAX_TEMPLATE
 
 from ._admin import (
     AdminGroupCog,
@@ -210,6 +211,67 @@ class WatchCog(
                 session, guild_of(interaction), name, actor(interaction)
             )
         await send(interaction, f"Resumed watch **{show(view.name, 100)}**.")
+
+    @app_commands.command(name="template", description="Shape a watch's alert messages")
+    @app_commands.describe(
+        name="The watch",
+        template="Markdown with {title} {link} {sources} {published} {snippet} {terms} {role}...",
+        colour='The embed colour, e.g. "#1f8b4c"',
+        clear="Back to the default message",
+    )
+    @app_commands.autocomplete(name=watch_names)
+    async def template(
+        self,
+        interaction: discord.Interaction[Any],
+        name: app_commands.Range[str, 1, 100],
+        template: app_commands.Range[str, 1, MAX_TEMPLATE] | None = None,
+        colour: app_commands.Range[str, 1, 7] | None = None,
+        clear: bool = False,
+    ) -> None:
+        """Save a watch's template (validated: unknown placeholders are refused)."""
+        await defer(interaction)
+        async with self.bot.db.session() as session:
+            view = await watch_svc.set_template(
+                session,
+                guild_of(interaction),
+                name,
+                actor(interaction),
+                template=template,
+                colour=colour,
+                clear=clear,
+            )
+        what = "the default message" if clear else "its template"
+        await send(
+            interaction,
+            f"Watch **{show(view.name, 100)}** now alerts with {what}; "
+            "`/watch preview` shows the result.",
+        )
+
+    @app_commands.command(name="preview", description="Show a watch's alert for its latest event")
+    @app_commands.describe(
+        name="The watch",
+        template="Try this template instead of the saved one (nothing is saved)",
+        colour='Try this colour, e.g. "#1f8b4c"',
+    )
+    @app_commands.autocomplete(name=watch_names)
+    async def preview(
+        self,
+        interaction: discord.Interaction[Any],
+        name: app_commands.Range[str, 1, 100],
+        template: app_commands.Range[str, 1, MAX_TEMPLATE] | None = None,
+        colour: app_commands.Range[str, 1, 7] | None = None,
+    ) -> None:
+        """Render the alert of the watch's latest event as it would be posted (unsaved)."""
+        await defer(interaction)
+        async with self.bot.db.session() as session:
+            view = await watch_svc.preview_alert(
+                session, guild_of(interaction), name, template=template, colour=colour
+            )
+        await send(
+            interaction,
+            "Preview (not posted, nothing saved):",
+            embed=alert_embed(view, self.bot.settings.alerts.snippet_chars),
+        )
 
     @app_commands.command(name="list", description="List this server's watches")
     async def list_(self, interaction: discord.Interaction[Any]) -> None:

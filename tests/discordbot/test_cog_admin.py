@@ -24,7 +24,7 @@ ADMIN_GROUPS = {
     "alias": ["list", "remove", "set"],
     "config": ["export"],
     "feed": ["add", "export", "import", "list", "purge", "remove", "status"],
-    "watch": ["add", "edit", "list", "pause", "remove", "resume", "test"],
+    "watch": ["add", "edit", "list", "pause", "preview", "remove", "resume", "template", "test"],
 }
 OTHER_GUILD = 900_000_000_000_009_999
 

@@ -6,8 +6,8 @@ import logging
 from collections.abc import Iterable, Set
 from itertools import chain
 
-from .document import Document
-from .nodes import ANY, And, MatchResult, Term, matched_terms
+from .document import ANY, Document
+from .nodes import And, MatchResult, Term, matched_terms
 from .normalise import add_first3
 from .parser import Query
 

@@ -54,7 +54,8 @@ _STEMMER_LOCK = threading.Lock()
 
 def _stem_word(word: str) -> str:
     with _STEMMER_LOCK:
-        return _STEMMER.stemWord(word)
+        stemmed: str = _STEMMER.stemWord(word)
+        return stemmed
 
 
 _STEM_CACHE: dict[str, str] = {}

@@ -82,6 +82,8 @@ async def chart_data(
     max_events: int = MAX_CHART_EVENTS,
     max_labels: int = MAX_LABELS,
     search_cap: int = SEARCH_CAP,
+    watch: str | None = None,
+    source: str | None = None,
 ) -> ChartData:
     """Count the guild's events per watch per `bucket` between `since` and `until`.
 
@@ -102,7 +104,10 @@ async def chart_data(
     if until is None:
         until = now
         if fitted:
-            until = await _newest(session, guild_id, query, until, aliases, search_cap) or until
+            latest = await _newest(
+                session, guild_id, query, until, aliases, search_cap, watch=watch, source=source
+            )
+            until = latest or until
     since = since or until - DEFAULT_SPAN[chosen]
     if since > until:
         raise BadQuery("since must be before until")
@@ -117,8 +122,8 @@ async def chart_data(
         query=query,
         since=since,
         until=until,
-        watch=None,
-        source=None,
+        watch=watch,
+        source=source,
         aliases=aliases,
         search_cap=search_cap,
     )
@@ -194,6 +199,8 @@ async def _newest(
     until: datetime,
     aliases: Mapping[str, str] | None,
     search_cap: int,
+    watch: str | None = None,
+    source: str | None = None,
 ) -> datetime | None:
     """Return the time of the newest matching event up to `until`, or None if there is none."""
     conds, _ = await _conditions(
@@ -202,8 +209,8 @@ async def _newest(
         query=query,
         since=None,
         until=until,
-        watch=None,
-        source=None,
+        watch=watch,
+        source=source,
         aliases=aliases,
         search_cap=search_cap,
     )

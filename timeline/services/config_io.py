@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..config import ConfigProblems, FeedConfig, Settings, WatchConfig, check_settings
 from ..errors import ConfigError
 from ..models import GLOBAL_SCOPE, Alias, Feed, Watch
+from ..templates import parse_colour
 from ._common import scope
 from .feeds import check_tags
 
@@ -439,6 +440,8 @@ async def _sync_watches(
                 channel_id=conf.channel_id,
                 role_id=conf.role_id,
                 enabled=conf.enabled,
+                template=conf.template,
+                colour=_colour(conf.colour),
                 origin="config",
                 created_by="config",
             )
@@ -460,6 +463,10 @@ async def _sync_watches(
                 conf.name,
                 extra={"watch_id": row.id},
             )
+        if (row.template, row.colour) != (conf.template, _colour(conf.colour)):
+            row.template, row.colour = conf.template, _colour(conf.colour)
+            if f"watch:{conf.name}" not in report.updated:
+                report.updated.append(f"watch:{conf.name}")
         new = (conf.name, conf.query, conf.channel_id, conf.role_id, conf.enabled, "config")
         old = (row.name, row.query, row.channel_id, row.role_id, row.enabled, row.origin)
         if new != old:
@@ -474,5 +481,10 @@ async def _sync_watches(
                 _free_name(rows, row, conf.name)
                 await session.flush()
             (row.name, row.query, row.channel_id, row.role_id, row.enabled, row.origin) = new
-            report.updated.append(f"watch:{conf.name}")
+            if f"watch:{conf.name}" not in report.updated:
+                report.updated.append(f"watch:{conf.name}")
         await session.flush()
+
+
+def _colour(value: str | None) -> int | None:
+    return None if value is None else parse_colour(value)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +21,7 @@ from ._common import (
     clean_text,
     get_event,
     refresh_occurred_at,
+    scope,
 )
 from .timeline import event_views
 from .views import DateView, EventDetail, EventView, NoteView
@@ -65,13 +69,67 @@ async def _dates(session: AsyncSession, event: Event) -> list[DateView]:
     texts = [(f"{row.title}. {row.summary}", row.published_at) for row in rows]
     if not texts:
         texts = [(event.title, event.occurred_at)]
+    return _extract(extract_dates, event.id, texts)
+
+
+async def mentioned_dates(
+    session: AsyncSession, guild_id: int, events: Sequence[EventView]
+) -> dict[int, list[DateView]]:
+    """Return the dates mentioned in each event's sources (as `/event show` lists them).
+
+    One query for all of `events` (a page of the timeline); only the guild's events count.
+    """
+    try:
+        from ..dates import extract_dates
+    except ImportError:  # the date extractor is optional
+        return {}
+    # The guild check is made on the ids, not joined into the entries query: with the join,
+    # SQLite walks the guild's whole event index (a million rows) instead of 25 keys.
+    visible = set(scope(guild_id))
+    ids = [
+        row.id
+        for row in await session.execute(
+            select(Event.id, Event.guild_id).where(Event.id.in_([e.id for e in events]))
+        )
+        if row.guild_id in visible
+    ]
+    if not ids:
+        return {}
+    texts: dict[int, list[tuple[str, datetime]]] = {i: [] for i in ids}
+    rows = await session.execute(
+        select(Entry.event_id, Entry.title, Entry.summary, Entry.published_at)
+        .where(Entry.event_id.in_(ids))
+        .order_by(Entry.published_at, Entry.id)
+    )
+    for event_id, title, summary, published in rows:
+        texts[event_id].append((f"{title}. {summary}", published))
+    found = {}
+    for event in events:
+        if event.id not in texts:
+            continue  # another guild's event
+        # No sources (a manual event): its title is what it says, as in `_dates`.
+        own = texts[event.id] or [(event.title, event.occurred_at)]
+        found[event.id] = _extract(extract_dates, event.id, own)
+    return found
+
+
+@functools.lru_cache(maxsize=8192)
+def _cached_dates(extract_dates: Any, text: str, published: datetime) -> tuple[Any, ...]:
+    # The extractor is pure and costs about 1 ms per source: a timeline page of 25 events
+    # would spend most of its time here on every view without this cache.
+    return tuple(extract_dates(text, published))
+
+
+def _extract(
+    extract_dates: Any, event_id: int, texts: Sequence[tuple[str, datetime]]
+) -> list[DateView]:
     found: list[DateView] = []
     seen: set[tuple[object, object, str]] = set()
     for text, published in texts:
         try:
-            mentions = extract_dates(text, published)
+            mentions = _cached_dates(extract_dates, text, published)
         except Exception:  # a bug there must not break /event show
-            log.exception("date extraction failed", extra={"event_id": event.id})
+            log.exception("date extraction failed", extra={"event_id": event_id})
             continue
         for mention in mentions:
             key = (mention.start, mention.end, mention.precision)

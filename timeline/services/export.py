@@ -34,6 +34,8 @@ async def collect_events(
     until: datetime | None = None,
     aliases: Mapping[str, str] | None = None,
     limit: int = MAX_EXPORT,
+    watch: str | None = None,
+    source: str | None = None,
 ) -> list[EventView]:
     """Return up to `limit` events of the guild's timeline, newest first.
 
@@ -46,6 +48,8 @@ async def collect_events(
         query=query,
         since=since,
         until=until,
+        watch=watch,
+        source=source,
         limit=limit,
         aliases=aliases,
         search_cap=limit,
@@ -64,13 +68,23 @@ async def export_events(
     now: datetime | None = None,
     aliases: Mapping[str, str] | None = None,
     limit: int = MAX_EXPORT,
+    watch: str | None = None,
+    source: str | None = None,
 ) -> tuple[str, bytes]:
     """Render the guild's timeline in `fmt` (csv, json, ics, md); return (filename, bytes)."""
     if fmt not in FORMATS:
         raise BadQuery(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     now = (now or datetime.now(UTC)).astimezone(UTC)
     events = await collect_events(
-        session, guild_id, query=query, since=since, until=until, aliases=aliases, limit=limit
+        session,
+        guild_id,
+        query=query,
+        since=since,
+        until=until,
+        aliases=aliases,
+        limit=limit,
+        watch=watch,
+        source=source,
     )
     filename = f"timeline-{now:%Y%m%d-%H%M%S}.{fmt}"
     if fmt == "csv":

@@ -18,11 +18,13 @@ from ..models import GLOBAL_SCOPE, Entry, Event, Feed, utcnow
 from ._common import (
     check_name,
     check_origin,
-    check_url,
     refresh_occurred_at,
     sanitise_name,
     scope,
     url_host,
+)
+from ._common import (
+    check_url as check_url,  # (part of this use case's API: the cogs and the CLI call it)
 )
 
 log = logging.getLogger(__name__)

@@ -6,14 +6,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery, NotFound
 from ..models import Alert, Entry, Event, EventNote, Feed, Storyline, Watch
 from . import _query
 from ._common import aliases_for, scope, url_host
-from .views import EventView, SourceView, TimelinePage
+from .views import EventView, SourceView, TimelineCursorPage, TimelinePage
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,75 @@ async def list_timeline(
     ).all()
     views = await event_views(session, guild_id, rows)
     return TimelinePage(views, total, offset, limit, capped)
+
+
+MAX_CURSOR_PAGE = 100
+
+
+async def timeline_page(
+    session: AsyncSession,
+    guild_id: int,
+    *,
+    query: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    watch: str | None = None,
+    source: str | None = None,
+    storyline_id: int | None = None,
+    oldest_first: bool = False,
+    cursor: str | None = None,
+    limit: int = 25,
+    aliases: Mapping[str, str] | None = None,
+    search_cap: int = SEARCH_CAP,
+) -> TimelineCursorPage:
+    """Return one cursor page of the guild's timeline by `occurred_at` (newest first by default).
+
+    `cursor` is the `next_cursor` of the page before (same filters); BadQuery for a bad one.
+    The filters are `list_timeline`'s, plus one storyline.
+    """
+    from .search import decode_cursor, encode_cursor
+
+    if not 1 <= limit <= MAX_CURSOR_PAGE:
+        raise BadQuery(f"limit must be 1-{MAX_CURSOR_PAGE}")
+    if since is not None and until is not None and since > until:
+        raise BadQuery("`since` is after `until`: swap them")
+    after = decode_cursor(cursor) if cursor else None
+    conds, capped = await _conditions(
+        session,
+        guild_id,
+        query=query,
+        since=since,
+        until=until,
+        watch=watch,
+        source=source,
+        aliases=aliases,
+        search_cap=search_cap,
+    )
+    if storyline_id is not None:
+        conds.append(Event.storyline_id == storyline_id)
+    if after is not None:
+        at, last_id = after
+        if oldest_first:
+            conds.append(
+                or_(Event.occurred_at > at, and_(Event.occurred_at == at, Event.id > last_id))
+            )
+        else:
+            conds.append(
+                or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < last_id))
+            )
+    order = (
+        (Event.occurred_at.asc(), Event.id.asc())
+        if oldest_first
+        else (Event.occurred_at.desc(), Event.id.desc())
+    )
+    rows = list(
+        (await session.scalars(select(Event).where(*conds).order_by(*order).limit(limit + 1))).all()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    views = await event_views(session, guild_id, rows)
+    next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more and rows else None
+    return TimelineCursorPage(views, next_cursor, capped)
 
 
 async def _conditions(

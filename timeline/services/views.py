@@ -49,6 +49,19 @@ class TimelinePage:
 
 
 @dataclass(frozen=True, slots=True)
+class TimelineCursorPage:
+    """One page of the timeline in time order, and the cursor of the next (None: the last).
+
+    A cursor, not an offset: a page costs the same however deep it is, and events stored
+    meanwhile do not shift what the next page shows.
+    """
+
+    events: list[EventView]
+    next_cursor: str | None
+    capped: bool = False  # a query matched more entries than were searched
+
+
+@dataclass(frozen=True, slots=True)
 class NoteView:
     """A note a team member left on an event."""
 

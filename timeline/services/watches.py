@@ -9,7 +9,7 @@ records stay, and listing it again (same name, or same query and channel) brings
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery, Conflict, NotFound
 from ..models import GLOBAL_SCOPE, Alert, Watch, utcnow
+from ..outbox import AlertView, load_alert_views
+from ..templates import colour_problem, parse_colour, template_problem
 from . import _query
 from ._common import MAX_QUERY, aliases_for, check_name, check_origin, clean_text, scope
 from .views import HitView
@@ -42,6 +44,8 @@ class WatchView:
     guild_id: int
     created_by: str | None
     retired_at: datetime | None = None
+    template: str | None = None
+    colour: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,8 @@ def _view(watch: Watch) -> WatchView:
         guild_id=watch.guild_id,
         created_by=watch.created_by,
         retired_at=watch.retired_at,
+        template=watch.template,
+        colour=watch.colour,
     )
 
 
@@ -297,3 +303,81 @@ async def test_watch(
 
 # pytest would otherwise try to collect the service function as a test when imported there.
 test_watch.__test__ = False  # type: ignore[attr-defined]
+
+
+def _check_template(template: str | None, colour: str | None) -> tuple[str | None, int | None]:
+    clean = None
+    if template is not None:
+        clean = template.strip("\n")
+        reason = template_problem(clean)
+        if reason:
+            raise BadQuery(f"template {reason}")
+    value = None
+    if colour is not None and colour.strip():
+        reason = colour_problem(colour)
+        if reason:
+            raise BadQuery(f"colour {reason}")
+        value = parse_colour(colour)
+    return clean, value
+
+
+async def set_template(
+    session: AsyncSession,
+    guild_id: int,
+    name: str,
+    actor: str,
+    *,
+    template: str | None = None,
+    colour: str | None = None,
+    clear: bool = False,
+) -> WatchView:
+    """Give a watch its message template and colour (`clear`: back to the default)."""
+    watch = await get_watch(session, guild_id, name)
+    if watch.origin == "config" and guild_id != GLOBAL_SCOPE:
+        raise Conflict(f"watch {watch.name!r} comes from the config file: set its template there")
+    if clear:
+        if template is not None or colour is not None:
+            raise BadQuery("give a template or colour, or clear, not both")
+        watch.template, watch.colour = None, None
+    else:
+        if template is None and colour is None:
+            raise BadQuery("give a template, a colour, or clear")
+        clean, value = _check_template(template, colour)
+        if clean is not None:
+            watch.template = clean
+        if value is not None:
+            watch.colour = value
+    await session.flush()
+    log.info(
+        "watch %r template %s by %s",
+        watch.name,
+        "cleared" if clear else "set",
+        actor,
+        extra={"watch_id": watch.id, "guild_id": guild_id, "actor": actor},
+    )
+    return _view(watch)
+
+
+async def preview_alert(
+    session: AsyncSession,
+    guild_id: int,
+    name: str,
+    *,
+    template: str | None = None,
+    colour: str | None = None,
+) -> AlertView:
+    """The watch's alert for its latest event, as it would be posted, with `template` and
+    `colour` if given (nothing is saved): what `/watch preview` shows."""
+    watch = await get_watch(session, guild_id, name)
+    clean, value = _check_template(template, colour)
+    latest = await session.scalar(
+        select(Alert.id).where(Alert.watch_id == watch.id).order_by(Alert.id.desc()).limit(1)
+    )
+    if latest is None:
+        raise NotFound(f"watch {watch.name!r} has not matched any story yet: nothing to preview")
+    (view,) = await load_alert_views(session, [latest])
+    return replace(
+        view,
+        template=clean if clean is not None else view.template,
+        colour=value if value is not None else view.colour,
+    )
