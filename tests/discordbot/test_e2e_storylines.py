@@ -114,22 +114,26 @@ async def test_story_commands_refuse_bad_input_and_change_nothing(tmp_path: Path
                 await h.emu.invoke("story detach", {"event": loose}, member="admin"),
                 await h.emu.invoke("story rename", {"story": sid, "title": "x"}, member="user"),
             ]
-    texts = [a.text() for a in answers]
-    assert all(a.ephemeral for a in answers), texts
-    assert "no storyline #999" in texts[0] and f"no storyline #{foreign}" in texts[1]
-    assert "into itself" in texts[2] and f"no storyline #{foreign}" in texts[3]
-    assert f"event #{loose} is not part of storyline #{sid}" in texts[4]
-    assert "first event" in texts[5] and "not part of a storyline" in texts[6]
-    assert "Only server admins" in texts[7]
-    async with h.db.session() as s:
-        members = (
-            await s.scalars(select(Event.id).where(Event.storyline_id == sid).order_by(Event.id))
-        ).all()
-        assert list(members) == ids
-        assert await s.scalar(select(Storyline.title).where(Storyline.id == sid)) == (
-            "China support for Russia's war"
-        )
-        assert await s.scalar(select(func.count()).select_from(Storyline)) == 2
+        texts = [a.text() for a in answers]
+        assert all(a.ephemeral for a in answers), texts
+        assert "no storyline #999" in texts[0] and f"no storyline #{foreign}" in texts[1]
+        assert "into itself" in texts[2] and f"no storyline #{foreign}" in texts[3]
+        assert f"event #{loose} is not part of storyline #{sid}" in texts[4]
+        assert "first event" in texts[5] and "not part of a storyline" in texts[6]
+        assert "Only server admins" in texts[7]
+        # Inside the harness: it disposes h.db, and a session after that would open a
+        # connection nothing closes.
+        async with h.db.session() as s:
+            members = (
+                await s.scalars(
+                    select(Event.id).where(Event.storyline_id == sid).order_by(Event.id)
+                )
+            ).all()
+            assert list(members) == ids
+            assert await s.scalar(select(Storyline.title).where(Storyline.id == sid)) == (
+                "China support for Russia's war"
+            )
+            assert await s.scalar(select(func.count()).select_from(Storyline)) == 2
 
 
 async def test_admins_rename_split_merge_and_detach(
@@ -148,18 +152,20 @@ async def test_admins_rename_split_merge_and_detach(
                 new = await s.scalar(select(Event.storyline_id).where(Event.id == ids[3]))
             merged = await h.emu.invoke("story merge", {"keep": sid, "other": new})
             detached = await h.emu.invoke("story detach", {"event": ids[1]})
-    assert "is now *China and Russia's war*" in renamed.text()
-    assert f"Moved event `#{ids[3]}` and the 1 after it" in split.text()
-    assert f"Merged storyline `#{new}` into `#{sid}`" in merged.text() and "5 events" in (
-        merged.text()
-    )
-    assert f"Event `#{ids[1]}` is no longer part of storyline `#{sid}`" in detached.text()
-    async with h.db.session() as s:
-        rows = dict((await s.execute(select(Event.id, Event.storyline_id))).tuples().all())
-        assert [rows[i] for i in ids] == [sid, None, sid, sid, sid]
-        row = await s.get(Storyline, sid)
-        assert row is not None and row.title_edited
-        assert (await s.get(Event, ids[1])).storyline_detached  # type: ignore[union-attr]
+        assert "is now *China and Russia's war*" in renamed.text()
+        assert f"Moved event `#{ids[3]}` and the 1 after it" in split.text()
+        assert f"Merged storyline `#{new}` into `#{sid}`" in merged.text() and "5 events" in (
+            merged.text()
+        )
+        assert f"Event `#{ids[1]}` is no longer part of storyline `#{sid}`" in detached.text()
+        # Inside the harness: it disposes h.db, and a session after that would open a
+        # connection nothing closes.
+        async with h.db.session() as s:
+            rows = dict((await s.execute(select(Event.id, Event.storyline_id))).tuples().all())
+            assert [rows[i] for i in ids] == [sid, None, sid, sid, sid]
+            row = await s.get(Storyline, sid)
+            assert row is not None and row.title_edited
+            assert (await s.get(Event, ids[1])).storyline_detached  # type: ignore[union-attr]
     logged = [r.getMessage() for r in caplog.records]
     assert any("renamed" in m and "admin" in m for m in logged), logged
     assert any(f"storyline {new} merged into {sid}" in m for m in logged), logged
