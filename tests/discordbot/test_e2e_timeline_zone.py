@@ -46,3 +46,28 @@ async def test_timeline_days_and_dates_follow_the_guild_zone(tmp_path: Path) -> 
         # A time without an offset is the guild's wall time: 09:15 CEST is 07:15 UTC.
         assert briefing is not None
         assert briefing.occurred_at == datetime(2024, 7, 10, 7, 15, tzinfo=UTC)
+
+
+async def test_search_dates_are_days_in_the_guild_zone(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        async with h.db.session() as session:
+            await settings_svc.set_timezone(session, GUILD.id, "Europe/Paris", "admin", "UTC")
+        noon = await story(h.db, "Drone noon story", at=T0)  # 14:00 on the 9th in Paris
+        late = await story(h.db, "Drone late story", at=T0 + timedelta(hours=11, minutes=30))
+        async with member_bot(h, ("discordbot.cogs.search",)):
+            since = await h.emu.invoke(
+                "search", {"query": "drone", "since": "2024-07-10"}, member="user"
+            )
+            await h.emu.wait_for_interaction(
+                since, lambda r: bool(r.original and r.original.embeds)
+            )
+            until = await h.emu.invoke(
+                "search", {"query": "drone", "until": "2024-07-09"}, member="user"
+            )
+            await h.emu.wait_for_interaction(
+                until, lambda r: bool(r.original and r.original.embeds)
+            )
+        assert since.original is not None and until.original is not None
+        # 23:30 UTC on the 9th is 01:30 on the 10th in Paris: a story of the 10th there.
+        assert event_ids(since.original) == [late]
+        assert event_ids(until.original) == [noon]
