@@ -160,6 +160,7 @@ async def test_story_chart_and_export_use_the_guild_zone(
         date(2024, 7, 10),
     ]
     assert data.since == datetime(2024, 7, 8, 22, 0, tzinfo=UTC)  # midnight in Paris
+    assert data.title() == "Timeline (2024-07-09 to 2024-07-10, per day)"
     png = tmp_path / "s.png"
     assert await run(cfg, "story", "chart", str(sid), "-o", str(png)) == 0
     assert png.read_bytes().startswith(PNG_MAGIC)

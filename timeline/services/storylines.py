@@ -226,7 +226,8 @@ async def storyline_chart(
     return ChartData(
         bucket,  # type: ignore[arg-type]
         day_bound(start, zone=zone),
-        day_bound(end + step, zone=zone),
+        # Inclusive, as /chart's: the last moment of the last bucket's last day.
+        day_bound(end + step - timedelta(days=1), end=True, zone=zone),
         series,
         labels,
         len(detail.events),
