@@ -13,8 +13,10 @@ from typing import TextIO
 
 from timeline.db import Database
 from timeline.errors import BadQuery, ConfigError
+from timeline.models import GLOBAL_SCOPE
 from timeline.query import Document, feed_source_names, highlight, parse_query
 from timeline.services.search import MAX_PAGE, encode_cursor, search_stories
+from timeline.services.settings import guild_zone
 from timeline.services.views import HitView, SearchPage
 from timeline.timeparse import parse_when
 
@@ -136,13 +138,19 @@ def search_command(args: argparse.Namespace) -> int:
     from cli import common
 
     settings = common.load_settings(args)
-    return asyncio.run(_search_with_settings(settings.database.url, args, dict(settings.aliases)))
+    return asyncio.run(
+        _search_with_settings(
+            settings.database.url, args, dict(settings.aliases), settings.discord.timezone
+        )
+    )
 
 
-async def _search_with_settings(url: str, args: argparse.Namespace, aliases: dict[str, str]) -> int:
+async def _search_with_settings(
+    url: str, args: argparse.Namespace, aliases: dict[str, str], default_timezone: str
+) -> int:
     db = Database(url)
     try:
-        return await run_search(db, args, aliases)
+        return await run_search(db, args, aliases, default_timezone=default_timezone)
     finally:
         await db.dispose()
 
@@ -153,34 +161,40 @@ async def run_search(
     aliases: dict[str, str] | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    *,
+    default_timezone: str = "UTC",
 ) -> int:
-    """Search `db` as the `search` command does; print hits; return the exit code."""
+    """Search `db` as the `search` command does; print hits; return the exit code.
+
+    A `--since`/`--until` date is a day in the guild's time zone (each `--guild`'s own when
+    several are given; the config file's `[discord] timezone` without `--guild`).
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     now = datetime.now(UTC)
-    try:
-        since = parse_when(args.since, now) if args.since else None
-        until = parse_when(args.until, now, end=True) if args.until else None
-    except BadQuery as exc:
-        print(f"invalid query: {exc}", file=err)
-        return EX_BAD_QUERY
     # Several --guild: each one's feeds and the config file's; none: every feed.
     guilds: list[int | None] = list(args.guild) if args.guild else [None]
     try:
         async with db.session() as session:
-            pages = [
-                await search_stories(
-                    session,
-                    guild,
-                    args.query,
-                    since=since,
-                    until=until,
-                    limit=args.limit,
-                    cursor=args.cursor,
-                    aliases=aliases,
+            pages = []
+            for guild in guilds:
+                zone = await guild_zone(
+                    session, GLOBAL_SCOPE if guild is None else guild, default_timezone
                 )
-                for guild in guilds
-            ]
+                since = parse_when(args.since, now, zone=zone) if args.since else None
+                until = parse_when(args.until, now, end=True, zone=zone) if args.until else None
+                pages.append(
+                    await search_stories(
+                        session,
+                        guild,
+                        args.query,
+                        since=since,
+                        until=until,
+                        limit=args.limit,
+                        cursor=args.cursor,
+                        aliases=aliases,
+                    )
+                )
     except BadQuery as exc:
         print(f"invalid query: {exc}", file=err)
         return EX_BAD_QUERY

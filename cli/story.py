@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from timeline.config import Settings
 from timeline.models import GLOBAL_SCOPE
+from timeline.services import settings as settings_svc
 from timeline.services import storylines as story_svc
 from timeline.services.chart import render_png
 from timeline.services.export import FORMATS, event_json
@@ -170,7 +171,8 @@ async def cmd_story_chart(
 ) -> int:
     """Draw a storyline's events over time."""
     row = await story_svc.get_storyline(session, args.guild, args.id)
-    data = await story_svc.storyline_chart(session, args.guild, args.id)
+    zone = await settings_svc.guild_zone(session, args.guild, settings.discord.timezone)
+    data = await story_svc.storyline_chart(session, args.guild, args.id, zone=zone)
     png = await asyncio.to_thread(render_png, data, f"Storyline #{row.id}: {row.title}"[:90])
     try:
         await asyncio.to_thread(Path(args.output).write_bytes, png)
@@ -185,8 +187,9 @@ async def cmd_story_export(
     session: AsyncSession, args: argparse.Namespace, settings: Settings
 ) -> int:
     """Export one storyline."""
+    zone = await settings_svc.guild_zone(session, args.guild, settings.discord.timezone)
     _, data = await story_svc.export_storyline(
-        session, args.guild, args.id, args.format, now=datetime.now(UTC)
+        session, args.guild, args.id, args.format, now=datetime.now(UTC), zone=zone
     )
     _write(data, args.output)
     return common.EX_OK

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -27,6 +27,7 @@ from timeline.services.events import mentioned_dates, show_event
 from timeline.services.export import FORMATS, export_events
 from timeline.services.feeds import list_feeds
 from timeline.services.search import check_search
+from timeline.services.settings import check_timezone, guild_zone
 from timeline.services.storylines import (
     export_storyline,
     list_storylines,
@@ -68,9 +69,13 @@ WEB_KEY: web.AppKey[WebSettings] = web.AppKey("web", WebSettings)
 SECRET_KEY: web.AppKey[bytes] = web.AppKey("secret", bytes)
 ENV_KEY: web.AppKey[jinja2.Environment] = web.AppKey("jinja", jinja2.Environment)
 CLOCK_KEY: web.AppKey[Callable[[], datetime]] = web.AppKey("clock")
-# The request's claims; web.RequestKey where aiohttp has it (3.13+), a plain key before.
+# The config file's [discord] timezone: the zone of a guild that has not chosen its own.
+ZONE_KEY: web.AppKey[str] = web.AppKey("timezone", str)
+# The request's claims and its guild's time zone; web.RequestKey where aiohttp has it (3.13+),
+# a plain key before.
 _REQUEST_KEY = getattr(web, "RequestKey", None)
 CLAIMS_KEY: Any = _REQUEST_KEY("claims", Claims) if _REQUEST_KEY is not None else "claims"
+GUILD_ZONE_KEY: Any = _REQUEST_KEY("zone", tzinfo) if _REQUEST_KEY is not None else "zone"
 
 
 def safe_url(url: object) -> str | None:
@@ -86,10 +91,13 @@ def safe_url(url: object) -> str | None:
     return url.strip()
 
 
-def _utc(value: datetime | None) -> str:
+@jinja2.pass_context
+def _local(context: jinja2.runtime.Context, value: datetime | None) -> str:
+    """Format a time in the page's zone (the guild's) with the zone's abbreviation."""
     if value is None:
         return ""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    zone = context.get("zone") or UTC
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _iso(value: datetime | None) -> str:
@@ -108,7 +116,7 @@ def make_environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["safe_url"] = safe_url
-    env.filters["utc"] = _utc
+    env.filters["local"] = _local
     env.filters["iso"] = _iso
     return env
 
@@ -119,14 +127,20 @@ def make_app(
     secret: bytes,
     *,
     clock: Callable[[], datetime] | None = None,
+    default_timezone: str = "UTC",
 ) -> web.Application:
-    """Build the web timeline application for `db`, signing links with `secret`."""
+    """Build the web timeline application for `db`, signing links with `secret`.
+
+    Pages show times and days in the guild's time zone (`/settings timezone`), or in
+    `default_timezone` (the config file's `[discord] timezone`) when it has none.
+    """
     app = web.Application(middlewares=[_headers, _errors, _auth])
     app[DB_KEY] = db
     app[WEB_KEY] = settings
     app[SECRET_KEY] = secret
     app[ENV_KEY] = make_environment()
     app[CLOCK_KEY] = clock or (lambda: datetime.now(UTC))
+    app[ZONE_KEY] = check_timezone(default_timezone)
     from importlib.resources import files
 
     static = files("webui") / "static"
@@ -233,9 +247,12 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if cookie is None:
         return _forbidden(request, "no token")
     try:
-        request[CLAIMS_KEY] = verify_token(secret, cookie, now=now)
+        claims = verify_token(secret, cookie, now=now)
     except BadToken as exc:
         return _forbidden(request, f"cookie token {exc}")
+    request[CLAIMS_KEY] = claims
+    async with request.app[DB_KEY].session() as session:
+        request[GUILD_ZONE_KEY] = await guild_zone(session, claims.guild_id, request.app[ZONE_KEY])
     return await handler(request)
 
 
@@ -257,6 +274,7 @@ def _page(
 ) -> web.Response:
     env = request.app[ENV_KEY]
     context.setdefault("claims", request.get(CLAIMS_KEY))
+    context.setdefault("zone", _zone(request))
     context.setdefault("static", _static_url(request))
     html = env.get_template(template).render(**context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -269,6 +287,12 @@ def _static_url(request: web.Request) -> Callable[[str], str]:
         return str(resource.url_for(filename=name))
 
     return url
+
+
+def _zone(request: web.Request) -> tzinfo:
+    """The guild's time zone (UTC on pages shown before the token is checked)."""
+    zone: tzinfo = request.get(GUILD_ZONE_KEY) or UTC
+    return zone
 
 
 def _claims(request: web.Request) -> Claims:
@@ -312,12 +336,14 @@ class Filters:
             else:
                 self.errors["storyline"] = "storyline: pick one from the list"
         now = request.app[CLOCK_KEY]()
+        # A date is that day where the guild is (its time zone).
+        self.zone = _zone(request)
         for name, end in (("since", False), ("until", True)):
             text = self.raw.get(name)
             if not text:
                 continue
             try:
-                setattr(self, name, parse_when(text, now, end=end))
+                setattr(self, name, parse_when(text, now, end=end, zone=self.zone))
             except BadQuery as exc:
                 self.errors[name] = f"{name}: {exc.message}"
         if self.since and self.until and self.since > self.until:
@@ -455,7 +481,9 @@ async def storyline_chart_handler(request: web.Request) -> web.Response:
     """The storyline's events over time as a PNG (the `/story chart` picture)."""
     claims = _claims(request)
     async with request.app[DB_KEY].session() as session:
-        data = await storyline_chart(session, claims.guild_id, int(request.match_info["id"]))
+        data = await storyline_chart(
+            session, claims.guild_id, int(request.match_info["id"]), zone=_zone(request)
+        )
     return _png(await asyncio.to_thread(render_png, data, data.title()))
 
 
@@ -467,7 +495,7 @@ async def storyline_export_handler(request: web.Request) -> web.Response:
         raise NotFound(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     async with request.app[DB_KEY].session() as session:
         filename, data = await export_storyline(
-            session, claims.guild_id, int(request.match_info["id"]), fmt
+            session, claims.guild_id, int(request.match_info["id"]), fmt, zone=_zone(request)
         )
     return _download(filename, fmt, data)
 
@@ -517,6 +545,7 @@ async def chart_png_handler(request: web.Request) -> web.Response:
             now=request.app[CLOCK_KEY](),
             watch=filters.watch,
             source=filters.source,
+            zone=filters.zone,
         )
     return _png(await asyncio.to_thread(render_png, data, data.title(filters.query)))
 
@@ -532,7 +561,7 @@ async def export_handler(request: web.Request) -> web.Response:
     async with request.app[DB_KEY].session() as session:
         if filters.storyline_id is not None:
             filename, data = await export_storyline(
-                session, claims.guild_id, filters.storyline_id, fmt
+                session, claims.guild_id, filters.storyline_id, fmt, zone=filters.zone
             )
         else:
             if filters.query:
@@ -547,6 +576,7 @@ async def export_handler(request: web.Request) -> web.Response:
                 now=request.app[CLOCK_KEY](),
                 watch=filters.watch,
                 source=filters.source,
+                zone=filters.zone,
             )
     log.info("web: export %s for %s", filename, claims.member, extra={"guild_id": claims.guild_id})
     return _download(filename, fmt, data)

@@ -41,7 +41,9 @@ class WebServer:
         if not web_settings.enabled or self._runner is not None:
             return
         secret = self.secret or web_settings.secret(self.settings.path)
-        app = make_app(self.db, web_settings, secret)
+        app = make_app(
+            self.db, web_settings, secret, default_timezone=self.settings.discord.timezone
+        )
         # No access log: a first visit's address carries the token.
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -27,6 +27,7 @@ from discordbot.render import (
 )
 from discordbot.views import PAGE_TIMEOUT, Page, Paginator, guild_of, time_range
 from timeline.services import search as search_svc
+from timeline.services import settings as settings_svc
 from timeline.services.views import HitView
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class SearchCog(commands.Cog, name="Search"):
     @app_commands.command(name="search", description="Search the stored stories")
     @app_commands.describe(
         query='What to find, e.g. "war machine" NATO, drone OR UAV -fireworks, title:summit',
-        since="Oldest story time: 2025-07-09, 7d, 24h, yesterday",
+        since="Oldest story time: 2025-07-09, 7d, 24h, yesterday (days in the server's time zone)",
         until="Newest story time (a date includes that whole day)",
     )
     @app_commands.guild_only()
@@ -91,7 +92,12 @@ class SearchCog(commands.Cog, name="Search"):
     ) -> None:
         """Search the guild's stored stories, ten a page."""
         guild_id = guild_of(interaction)
-        start, end = time_range(since, until)
+        async with self.bot.db.session() as session:
+            zone = await settings_svc.guild_zone(
+                session, guild_id, self.bot.settings.discord.timezone
+            )
+        # A date means that day where the guild is.
+        start, end = time_range(since, until, zone=zone)
         # Page i is read from cursors[i], which page i - 1 left (Next and Previous move by one).
         cursors: dict[int, str | None] = {0: None}
 

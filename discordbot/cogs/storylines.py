@@ -30,6 +30,7 @@ from discordbot.render import (
     safe_url,
 )
 from discordbot.views import actor, guild_of
+from timeline.services import settings as settings_svc
 from timeline.services import storylines as story_svc
 from timeline.services.chart import render_png
 from timeline.services.storylines import StorylineDetail, StorylineSummary
@@ -174,12 +175,17 @@ class StorylinesCog(commands.Cog, name="Storylines"):
         async with self.bot.db.session() as session:
             row = await story_svc.get_storyline(session, guild_id, story)
             title = row.title
+            zone = await settings_svc.guild_zone(
+                session, guild_id, self.bot.settings.discord.timezone
+            )
         await interaction.response.defer(thinking=True)
         async with self.bot.db.session() as session:
-            data = await story_svc.storyline_chart(session, guild_id, story)
+            data = await story_svc.storyline_chart(session, guild_id, story, zone=zone)
         png = await asyncio.to_thread(render_png, data, cut(f"Storyline #{story}: {title}", 90))
+        # The days are the guild's: say which zone when it is not UTC.
+        days = f" (days in {zone})" if str(zone) != "UTC" else ""
         await interaction.followup.send(
-            cut(f"{data.events} events of *{escape(title)}*, per {data.bucket}.", 2000),
+            cut(f"{data.events} events of *{escape(title)}*, per {data.bucket}{days}.", 2000),
             file=discord.File(io.BytesIO(png), filename=f"storyline-{story}.png"),
             allowed_mentions=no_pings(),
         )
@@ -196,8 +202,11 @@ class StorylinesCog(commands.Cog, name="Storylines"):
         """Attach one storyline as a file."""
         guild_id = guild_of(interaction)
         async with self.bot.db.session() as session:
+            zone = await settings_svc.guild_zone(
+                session, guild_id, self.bot.settings.discord.timezone
+            )
             name, data = await story_svc.export_storyline(
-                session, guild_id, story, format, now=datetime.now(UTC)
+                session, guild_id, story, format, now=datetime.now(UTC), zone=zone
             )
         await interaction.response.send_message(
             f"Storyline `#{story}` as {format}.",

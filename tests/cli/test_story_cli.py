@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -104,3 +104,63 @@ async def test_story_admin_twins_and_their_refusals(
     assert await run(cfg, "story", "list", "--json") == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line)["events"] == 2 and json.loads(line)["id"] != sid
+
+
+@pytest.fixture
+def paris_cfg(cfg: Path) -> Path:
+    cfg.write_text(cfg.read_text() + '[discord]\ntimezone = "Europe/Paris"\n')
+    return cfg
+
+
+async def test_story_chart_and_export_use_the_guild_zone(
+    paris_cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = paris_cfg
+    from zoneinfo import ZoneInfo
+
+    from timeline.services import storylines as story_svc
+
+    database = Database(load_settings(cfg).database.url)
+    times = [
+        datetime(2024, 7, 9, 12, 0, tzinfo=UTC),  # 14:00 on the 9th in Paris
+        datetime(2024, 7, 9, 23, 30, tzinfo=UTC),  # 01:30 on the 10th in Paris
+        datetime(2024, 7, 10, 21, 0, tzinfo=UTC),  # 23:00 on the 10th in Paris
+    ]
+    try:
+        async with database.session() as s:
+            story = Storyline(guild_id=0, title="Summit week")
+            s.add(story)
+            await s.flush()
+            for i, at in enumerate(times):
+                s.add(Event(guild_id=0, title=f"Step {i}", occurred_at=at, storyline_id=story.id))
+            await s.flush()
+            sid = story.id
+    finally:
+        await database.dispose()
+    assert await run(cfg, "story", "export", str(sid), "--format", "md") == 0
+    md = capsys.readouterr().out
+    assert md.count("## 2024-07-09") == 1 and md.count("## 2024-07-10") == 1
+    assert md.index("## 2024-07-09") < md.index("Step 0") < md.index("## 2024-07-10")
+    assert md.index("## 2024-07-10") < md.index("01:30 CEST")
+    assert md.index("01:30 CEST") < md.index("Step 1") < md.index("23:00 CEST")
+    assert await run(cfg, "story", "export", str(sid), "--format", "json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["timezone"] == "Europe/Paris"
+    assert doc["events"][1]["occurred_local"] == "2024-07-10T01:30:00+02:00"
+    database = Database(load_settings(cfg).database.url)
+    try:
+        async with database.session() as s:
+            data = await story_svc.storyline_chart(s, 0, sid, zone=ZoneInfo("Europe/Paris"))
+    finally:
+        await database.dispose()
+    assert data.series == {"no watch": [(date(2024, 7, 9), 1), (date(2024, 7, 10), 2)]}
+    assert [label.day for label in data.labels] == [
+        date(2024, 7, 9),
+        date(2024, 7, 10),
+        date(2024, 7, 10),
+    ]
+    assert data.since == datetime(2024, 7, 8, 22, 0, tzinfo=UTC)  # midnight in Paris
+    assert data.title() == "Timeline (2024-07-09 to 2024-07-10, per day)"
+    png = tmp_path / "s.png"
+    assert await run(cfg, "story", "chart", str(sid), "-o", str(png)) == 0
+    assert png.read_bytes().startswith(PNG_MAGIC)

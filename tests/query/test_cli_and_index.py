@@ -157,3 +157,37 @@ def test_watch_index_equals_brute_force_and_skips_unrelated_watches() -> None:
         assert index.match(doc) == expected
         # Only watches sharing an anchor with the item (or unanchored ones) are evaluated.
         assert len(index.candidates(doc)) < len(watches) / 2
+
+
+async def test_search_command_reads_dates_as_days_in_the_guild_zone(sqlite_db: Database) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import update
+
+    from timeline.models import Entry
+    from timeline.services import settings as settings_svc
+
+    async with sqlite_db.session() as session:
+        await settings_svc.set_timezone(session, 7, "Europe/Paris", "admin", "UTC")
+    feed = await add_feed(sqlite_db, "Reuters", "https://www.reuters.com/rss", guild_id=7)
+    [late] = await add_entries(sqlite_db, feed, [("NATO late story", "")])
+    async with sqlite_db.session() as session:
+        # 23:30 UTC on the 9th is 01:30 on the 10th in Paris.
+        at = datetime(2024, 7, 9, 23, 30, tzinfo=UTC)
+        await session.execute(update(Entry).where(Entry.id == late).values(published_at=at))
+
+    async def ids(*argv: str, default_timezone: str = "UTC") -> list[int]:
+        out, err = io.StringIO(), io.StringIO()
+        args = _parser().parse_args(["search", "NATO", "--json", *argv])
+        code = await run_search(
+            sqlite_db, args, {}, out=out, err=err, default_timezone=default_timezone
+        )
+        assert code == 0, err.getvalue()
+        return [hit["entry_id"] for hit in json.loads(out.getvalue())]
+
+    assert await ids("--guild", "7", "--since", "2024-07-10") == [late]
+    assert await ids("--guild", "7", "--until", "2024-07-09") == []
+    # Without --guild the config file's zone decides; a date-time with Z means what it says.
+    assert await ids("--since", "2024-07-10", default_timezone="Europe/Paris") == [late]
+    assert await ids("--since", "2024-07-10") == []
+    assert await ids("--guild", "7", "--since", "2024-07-10T00:00Z") == []

@@ -390,3 +390,60 @@ async def test_hostile_parameters_get_a_clear_page_not_a_crash(
     response = await client.get(path)
     assert response.status in (200, 400, 404), (path, response.status)
     assert not [r for r in caplog.records if r.levelname == "ERROR"], path
+
+
+async def test_a_guild_in_paris_reads_its_times_days_and_files_in_its_zone(
+    client: TestClient, web_db: Database, web_data: WebData
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from timeline.models import Entry, Event, Feed
+    from timeline.services import settings as settings_svc
+
+    async with web_db.session() as s:
+        await settings_svc.set_timezone(s, GUILD_A, "Europe/Paris", "admin", "UTC")
+        # 22:30 UTC on the 8th is 00:30 on Wednesday the 9th in Paris.
+        late = Event(
+            guild_id=GUILD_A,
+            title="Midnight briefing",
+            occurred_at=datetime(2025, 7, 8, 22, 30, tzinfo=UTC),
+            storyline_id=web_data.storyline_id,
+        )
+        s.add(late)
+        await s.flush()
+        feed = await s.scalar(select(Feed.id).where(Feed.name == "Guild A wire"))
+        s.add(
+            Entry(
+                feed_id=feed,
+                event_id=late.id,
+                key="midnight",
+                title="Midnight briefing",
+                link="https://a.example/midnight",
+                published_at=late.occurred_at,
+                first_seen_at=late.occurred_at,
+                tags=[],
+            )
+        )
+        late_id = late.id
+    await login(client)
+    page = await (await client.get(f"/event/{web_data.hostile_event_id}")).text()
+    # The hostile event is 11:00 UTC: 13:00 summer time in Paris, and the footer says so.
+    assert "2025-07-08 13:00 CEST" in page and "UTC" not in page.split("<footer>")[0]
+    assert "Times and days are in Europe/Paris" in page
+    since = await (await client.get("/?q=midnight&since=2025-07-09")).text()
+    assert f'id="event-{late_id}"' in since and "2025-07-09 00:30 CEST" in since
+    until = await (await client.get("/?q=midnight&until=2025-07-08")).text()
+    assert f'id="event-{late_id}"' not in until and 'id="empty"' in until
+    md = await (await client.get("/export.md?q=midnight&since=2025-07-09")).text()
+    assert md.index("## 2025-07-09") < md.index("00:30 CEST") < md.index("Midnight briefing")
+    doc = json.loads(await (await client.get("/export.json?q=midnight")).text())
+    assert doc["timezone"] == "Europe/Paris"
+    assert doc["events"][0]["occurred_local"] == "2025-07-09T00:30:00+02:00"
+    story = await client.get(f"/export.json?storyline={web_data.storyline_id}")
+    assert json.loads(await story.text())["timezone"] == "Europe/Paris"
+    story_md = await client.get(f"/storyline/{web_data.storyline_id}/export.md")
+    assert "## 2025-07-09" in await story_md.text()
+    assert (await client.get("/chart.png?q=midnight&since=2025-07-09")).status == 200
+    assert (await client.get(f"/storyline/{web_data.storyline_id}/chart.png")).status == 200

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..errors import BadQuery, Conflict, NotFound
 from ..models import Alert, Event, Storyline, Watch
 from ..storylines import WINDOW
+from ..timeparse import day_bound
 from ._common import get_event, scope
 from .chart import NO_WATCH, ChartData, ChartLabel, bucket_start
 from .export import FORMATS, render_csv, render_ics, render_json, render_markdown
@@ -189,21 +190,30 @@ async def show_storyline(
     return StorylineDetail(summary, views, truncated)
 
 
-async def storyline_chart(session: AsyncSession, guild_id: int, storyline_id: int) -> ChartData:
-    """The storyline's events over time, one series per watch (the same picture as /chart)."""
+async def storyline_chart(
+    session: AsyncSession, guild_id: int, storyline_id: int, *, zone: tzinfo = UTC
+) -> ChartData:
+    """The storyline's events over time, one series per watch (the same picture as /chart).
+
+    Days (and Monday-started weeks) are those of `zone`, the guild's time zone.
+    """
     detail = await show_storyline(session, guild_id, storyline_id)
     if not detail.events:
         raise NotFound(f"storyline #{storyline_id} has no events")
     first = min(e.occurred_at for e in detail.events)
     last = max(e.occurred_at for e in detail.events)
     bucket: str = "week" if (last - first) > timedelta(days=90) else "day"
+
+    def local_day(moment: datetime) -> date:
+        return moment.astimezone(zone).date()
+
     counts: dict[str, Counter[date]] = {}
     for e in detail.events:
-        day = bucket_start(e.occurred_at.astimezone(UTC).date(), bucket)  # type: ignore[arg-type]
+        day = bucket_start(local_day(e.occurred_at), bucket)  # type: ignore[arg-type]
         for name in e.watches or [NO_WATCH]:
             counts.setdefault(name, Counter())[day] += 1
-    start = bucket_start(first.astimezone(UTC).date(), bucket)  # type: ignore[arg-type]
-    end = bucket_start(last.astimezone(UTC).date(), bucket)  # type: ignore[arg-type]
+    start = bucket_start(local_day(first), bucket)  # type: ignore[arg-type]
+    end = bucket_start(local_day(last), bucket)  # type: ignore[arg-type]
     step = timedelta(days=7 if bucket == "week" else 1)
     days = []
     day = start
@@ -212,17 +222,16 @@ async def storyline_chart(session: AsyncSession, guild_id: int, storyline_id: in
         day += step
     series = {name: [(d, c.get(d, 0)) for d in days] for name, c in sorted(counts.items())}
     biggest = sorted(detail.events, key=lambda e: (-len(e.sources), e.occurred_at))[:5]
-    labels = [
-        ChartLabel(e.id, e.occurred_at.astimezone(UTC).date(), e.title, len(e.sources))
-        for e in biggest
-    ]
+    labels = [ChartLabel(e.id, local_day(e.occurred_at), e.title, len(e.sources)) for e in biggest]
     return ChartData(
         bucket,  # type: ignore[arg-type]
-        datetime.combine(start, datetime.min.time(), UTC),
-        datetime.combine(end, datetime.min.time(), UTC) + step,
+        day_bound(start, zone=zone),
+        # Inclusive, as /chart's: the last moment of the last bucket's last day.
+        day_bound(end + step - timedelta(days=1), end=True, zone=zone),
         series,
         labels,
         len(detail.events),
+        zone=zone,
     )
 
 
@@ -233,22 +242,27 @@ async def export_storyline(
     fmt: str,
     *,
     now: datetime | None = None,
+    zone: tzinfo = UTC,
 ) -> tuple[str, bytes]:
-    """Render one storyline's events (oldest first) as csv, json, ics or md."""
+    """Render one storyline's events (oldest first) as csv, json, ics or md.
+
+    As the timeline export: times stay UTC, CSV and JSON add each time in `zone` (the
+    guild's), and Markdown groups days and writes times in it.
+    """
     if fmt not in FORMATS:
         raise BadQuery(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     now = (now or datetime.now(UTC)).astimezone(UTC)
     detail = await show_storyline(session, guild_id, storyline_id)
     events = detail.events
     if fmt == "csv":
-        data = render_csv(events)
+        data = render_csv(events, zone)
     elif fmt == "json":
-        data = render_json(events, now=now, guild_id=guild_id)
+        data = render_json(events, now=now, guild_id=guild_id, zone=zone)
     elif fmt == "ics":
         data = render_ics(events, now=now, guild_id=guild_id)
     else:
         heading = f"# Storyline #{storyline_id}: {detail.storyline.title}\n\n"
-        data = (heading + render_markdown(events)).encode("utf-8")
+        data = (heading + render_markdown(events, zone)).encode("utf-8")
     log.info(
         "exported storyline %d (%d events) as %s",
         storyline_id,
