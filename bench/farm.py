@@ -358,8 +358,8 @@ async def serve(config: FarmConfig) -> None:
         for _ in range(config.ports):
             site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
             await site.start()
-            assert site._server is not None
-            ports.append(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr,attr-defined]
+            assert isinstance(site._server, asyncio.Server)
+            ports.append(site._server.sockets[0].getsockname()[1])
         print(json.dumps({"ports": ports}), flush=True)
         # The parent closes our stdin to stop us (also when it dies).
         loop = asyncio.get_running_loop()

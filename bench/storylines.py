@@ -134,13 +134,14 @@ def ingest_cost(rounds: int = 8, per_round: int = 500) -> dict[str, object]:
     import tempfile
 
     out: dict[str, object] = {"items_per_round": per_round}
+    medians: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for label, on in (("off", False), ("on", True)):
             url = f"sqlite:///{tmp}/{label}.db"
             times = asyncio.run(_ingest_rounds(url, on, rounds, per_round))
-            out[f"round_s_storylines_{label}"] = round(statistics.median(times[-5:]), 3)
-    off, on = out["round_s_storylines_off"], out["round_s_storylines_on"]
-    out["overhead"] = round(on / off - 1, 3)  # type: ignore[operator]
+            medians[label] = round(statistics.median(times[-5:]), 3)
+            out[f"round_s_storylines_{label}"] = medians[label]
+    out["overhead"] = round(medians["on"] / medians["off"] - 1, 3)
     return out
 
 

@@ -76,7 +76,9 @@ def populate(path: Path, events: int, seed: int) -> None:
             (i, GUILD, name, name, now),
         )
     start = datetime(2020, 1, 1, tzinfo=UTC)
-    events_rows, entries_rows, alerts_rows = [], [], []
+    events_rows: list[tuple[int, int, str, str, str, str, str]] = []
+    entries_rows: list[tuple[int, int, str, str, str, str, str, str]] = []
+    alerts_rows: list[tuple[int, int, str]] = []
 
     def flush() -> None:
         cur.executemany(

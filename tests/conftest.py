@@ -7,6 +7,7 @@ test fails at teardown when a connection it opened is garbage-collected without 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import sys
 import sysconfig
@@ -169,8 +170,8 @@ async def feed_server() -> AsyncIterator[FeedServer]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    assert site._server is not None
-    server.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    assert isinstance(site._server, asyncio.Server)
+    server.port = site._server.sockets[0].getsockname()[1]
     try:
         yield server
     finally:

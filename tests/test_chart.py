@@ -105,6 +105,7 @@ def test_bad_input_is_a_clear_error(series: dict, bucket: str, message: str) -> 
 
 
 def test_daily_counts_are_stacked_bars_not_lines() -> None:
+    from matplotlib.colors import to_rgba
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
@@ -120,7 +121,7 @@ def test_daily_counts_are_stacked_bars_not_lines() -> None:
     assert len(bars) == 2 * 7
     by_colour: dict[tuple[float, ...], list[Rectangle]] = {}
     for bar in bars:
-        by_colour.setdefault(tuple(bar.get_facecolor()), []).append(bar)
+        by_colour.setdefault(to_rgba(bar.get_facecolor()), []).append(bar)
     assert len(by_colour) == 2
     lower, upper = sorted(by_colour.values(), key=lambda group: group[0].get_y())
     # Stacked: every bar of the second series starts where the first one ends.
@@ -144,7 +145,7 @@ def test_labels_stay_inside_the_picture() -> None:
         ],
     )
     canvas = fig.canvas
-    canvas.draw()  # type: ignore[no-untyped-call]
+    canvas.draw()
     renderer = canvas.get_renderer()  # type: ignore[attr-defined]
     frame = fig.bbox
     texts = fig.axes[0].texts
@@ -190,7 +191,7 @@ LAYOUTS: dict[str, dict[str, object]] = {
 }
 
 
-def _figure(case: dict[str, object]):  # type: ignore[no-untyped-def]
+def _figure(case: dict[str, object]):
     from timeline.chart import build_figure
 
     fig = build_figure(
@@ -200,11 +201,11 @@ def _figure(case: dict[str, object]):  # type: ignore[no-untyped-def]
         title=TITLE,
         window=case.get("window"),  # type: ignore[arg-type]
     )
-    fig.canvas.draw()  # type: ignore[no-untyped-call]
+    fig.canvas.draw()
     return fig, fig.canvas.get_renderer()  # type: ignore[attr-defined]
 
 
-def _legends(fig):  # type: ignore[no-untyped-def]
+def _legends(fig):
     return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
 
 
@@ -236,7 +237,7 @@ def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
         )
         assert inside, (text.get_text(), box, frame)
     # The event labels and the x tick labels never cover one another.
-    label_boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts]  # type: ignore[union-attr]
+    label_boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts]
     for boxes in (label_boxes, [t.get_window_extent(renderer) for t in ticks]):
         for i, a in enumerate(boxes):
             for b in boxes[i + 1 :]:
@@ -260,7 +261,7 @@ def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
 def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
     fig, _ = _figure(LAYOUTS[name])
     ax = fig.axes[0]
-    pixels = numpy.asarray(fig.canvas.buffer_rgba())  # type: ignore[attr-defined]
+    pixels = numpy.asarray(fig.canvas.buffer_rgba())
     height = pixels.shape[0]
     lo, hi = ax.get_xlim()
     top = ax.get_ylim()[1]
@@ -279,7 +280,7 @@ def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
         assert (abs(region.astype(int) - want).max(axis=-1) <= 2).any(), colour
 
 
-def _series_segments(ax):  # type: ignore[no-untyped-def]
+def _series_segments(ax):
     """Return (colour, [(x0, y0, x1, y1) of each non-empty bar]) per series drawn."""
     from matplotlib.colors import to_rgba
     from matplotlib.patches import StepPatch
@@ -299,13 +300,15 @@ def _series_segments(ax):  # type: ignore[no-untyped-def]
     for patch in ax.patches:  # touching bars, one stepped outline per series
         if isinstance(patch, StepPatch):
             values, edges, baseline = patch.get_data()
+            # Stacked series have one baseline per bar (the stubs say a single float).
+            bottoms = numpy.broadcast_to(baseline, values.shape)
             out.append(
                 (
                     to_rgba(patch.get_facecolor()),
                     [
-                        (edges[i], baseline[i], edges[i + 1], values[i])
+                        (edges[i], bottoms[i], edges[i + 1], values[i])
                         for i in range(len(values))
-                        if values[i] > baseline[i]
+                        if values[i] > bottoms[i]
                     ],
                 )
             )

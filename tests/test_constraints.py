@@ -16,7 +16,7 @@ UNPINNED = {"setuptools", "wheel", "pip"}
 
 
 def pins() -> dict[str, str]:
-    out = {}
+    out: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.strip()
         if not line or line.startswith("#"):

@@ -151,8 +151,9 @@ async def test_every_cli_command_has_a_slash_twin_or_is_the_operators_own(
 async def _bypass(session: Any, text: str) -> Any:
     """A search that goes around the use case, straight to the query module."""
     from timeline.query import search as query_search
+    from timeline.query.parser import parse_query
 
-    return await query_search.search_entries(session, text)
+    return await query_search.search_entries(session, parse_query(text), guild_ids=None)
 
 
 def test_the_use_case_reader_sees_through_wrappers_and_closures() -> None:

@@ -259,7 +259,9 @@ async def test_a_poller_sees_what_another_commits_later_in_the_same_round(
                     await s.execute(
                         select(Entry.key, Entry.event_id).where(Entry.key.in_(["b1", "c1"]))
                     )
-                ).all()
+                )
+                .tuples()
+                .all()
             )
     finally:
         await db.dispose()

@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from feeds.fetch import Fetcher, FetchResult, FetchSettings, FetchState
+from feeds.fetch import Fetcher, FetchSettings
 from feeds.poller import Poller
+from feeds.types import FetchResult, FetchState
 from timeline.config import PollingSettings
 from timeline.db import Database
 from timeline.models import Entry, Event, Feed, FetchLog
@@ -81,7 +82,7 @@ async def test_the_first_claimed_feed_is_ingested_first_whatever_answers_first(
     )
     assert len(report.outcomes) == 3
     async with db.session() as s:
-        entries = dict((await s.execute(select(Entry.key, Entry.id))).all())
+        entries = dict((await s.execute(select(Entry.key, Entry.id))).tuples().all())
         events = (await s.execute(select(Event.id, Event.title))).all()
         logged = (await s.scalars(select(FetchLog.outcome))).all()
     # Slow Wire's item went in first although its fetch returned last ...

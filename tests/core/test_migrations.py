@@ -23,7 +23,7 @@ async def schema_diff(url: str) -> list[object]:
     try:
         async with engine.connect() as conn:
 
-            def compare(sync_conn):  # type: ignore[no-untyped-def]
+            def compare(sync_conn):
                 context = MigrationContext.configure(
                     sync_conn, opts={"compare_type": True, "include_object": include_object}
                 )

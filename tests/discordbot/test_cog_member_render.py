@@ -17,12 +17,12 @@ from discordbot.render import (
     FIELDS_LIMIT,
     discord_len,
 )
-from timeline.query import SearchHit
 from timeline.services.status import FailedAlert, FailingFeed, StatusView
 from timeline.services.views import (
     DateView,
     EventDetail,
     EventView,
+    HitView,
     NoteView,
     SourceView,
     TimelinePage,
@@ -95,7 +95,7 @@ def test_event_embed_with_many_sources_and_notes_fits() -> None:
 
 
 def test_search_lines_bold_the_terms_and_escape_the_rest() -> None:
-    hit = SearchHit(
+    hit = HitView(
         entry_id=1,
         event_id=9,
         title="NATO *summit* @here",
@@ -103,7 +103,7 @@ def test_search_lines_bold_the_terms_and_escape_the_rest() -> None:
         link="https://reuters.example/a",
         published_at=T,
         feed_name="Reuters",
-        terms=("summit",),
+        terms=["summit"],
     )
     line = hit_line(hit)
     assert line.startswith("`#9` <t:") and "[Reuters](https://reuters.example/a)" in line

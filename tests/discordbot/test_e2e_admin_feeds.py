@@ -125,8 +125,8 @@ async def test_feed_add_list_status_remove(tmp_path: Path, feed_server: FeedServ
         assert kept.original is not None
         fields = {f["name"]: f["value"] for f in kept.original.embeds[0]["fields"]}
         assert fields["Stored entries"] == "2"
-        listed = await h.emu.invoke("feed list")
-        assert "**retired**" in await answered(h, listed)
+        relisted = await h.emu.invoke("feed list")
+        assert "**retired**" in await answered(h, relisted)
         assert len(await feeds(h)) == 1
 
 

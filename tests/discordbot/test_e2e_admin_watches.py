@@ -135,8 +135,8 @@ async def test_watch_lifecycle_edit_pause_resume_remove(tmp_path: Path) -> None:
         assert "Removed watch **dual-use**" in await answered(h, remove)
         again = await h.emu.invoke("watch remove", {"name": "dual-use"})
         assert "is already retired" in await answered(h, again)
-        listed = await h.emu.invoke("watch list")
-        assert "**retired**" in await answered(h, listed)
+        relisted = await h.emu.invoke("watch list")
+        assert "**retired**" in await answered(h, relisted)
         (kept,) = await watches(h)
         assert kept.retired_at is not None
         back = await h.emu.invoke("watch add", {"name": "dual-use", "query": "dual-use"})

@@ -77,7 +77,7 @@ async def test_one_notice_when_a_feed_turns_failing_and_one_when_it_recovers(
         assert h.emu.channel_messages(ALERTS_CHANNEL) == []
         async with h.db.session() as s:
             rows = (await s.execute(select(FeedNotice.kind, FeedNotice.status))).all()
-        assert rows == [("failing", "sent"), ("recovered", "sent")]
+        assert [tuple(r) for r in rows] == [("failing", "sent"), ("recovered", "sent")]
 
 
 async def test_without_an_ops_channel_notices_wait_and_nothing_is_posted(
@@ -97,4 +97,4 @@ async def test_without_an_ops_channel_notices_wait_and_nothing_is_posted(
         async with h.db.session() as s:
             rows = (await s.execute(select(FeedNotice.kind, FeedNotice.status))).all()
         # Kept for when an ops channel is configured: one notice for the one change.
-        assert rows == [("failing", "pending")]
+        assert [tuple(r) for r in rows] == [("failing", "pending")]

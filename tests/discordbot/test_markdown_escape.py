@@ -14,7 +14,9 @@ checker tells the payload's syntax from the bot's own (its links, `<t:…>` time
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
@@ -76,7 +78,7 @@ def live(text: str, pattern: str) -> bool:
     return re.search(pattern, _ESCAPED.sub("\x00", text)) is not None
 
 
-def embed_texts(data: dict) -> list[str]:  # type: ignore[type-arg]
+def embed_texts(data: Mapping[str, Any]) -> list[str]:
     """Each separately rendered piece of an embed (a field value starts its own lines)."""
     out = [data.get("title", ""), data.get("description", "")]
     for f in data.get("fields", []):

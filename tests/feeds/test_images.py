@@ -69,5 +69,7 @@ async def test_the_image_is_stored_with_the_entry(db: Database, feed_server: Fee
             datetime.now(UTC) + timedelta(seconds=1)
         )
     async with db.session() as s:
-        stored = dict((await s.execute(select(Entry.title, Entry.image_url))).all())
+        stored: dict[str, str | None] = dict(
+            (await s.execute(select(Entry.title, Entry.image_url))).tuples().all()
+        )
     assert stored == WANTED

@@ -238,7 +238,9 @@ async def test_a_parse_past_its_deadline_is_stopped_and_its_worker_killed(
         pid = await warm(pool)  # (the worker's start-up, its imports, under the default)
         pool.deadline = 0.2  # the "block" hook never answers: any deadline is passed
         with caplog.at_level(logging.INFO, logger="feeds.workers"):
-            kind, message = await pool.run_test_hook("block")  # type: ignore[misc]
+            answer = await pool.run_test_hook("block")
+        assert isinstance(answer, tuple)
+        kind, message = answer
         assert kind == "timeout" and "took longer than" in message
         [line] = [r.getMessage() for r in caplog.records if r.name == "feeds.workers"]
         assert f"pid={pid} killed" in line and "url=test-hook:block" in line

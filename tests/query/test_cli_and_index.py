@@ -7,6 +7,7 @@ import io
 import json
 import random
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,8 +40,8 @@ def test_match_exit_codes_and_terms() -> None:
 
 
 def test_match_command_reads_summary_from_stdin(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)  # no config.toml here: no aliases, no error
     monkeypatch.setattr(sys, "stdin", io.StringIO("Beijing ships dual‑use goods"))
     args = _parser().parse_args(["match", "dual-use", "--title", "Exports"])

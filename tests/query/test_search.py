@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, text, update
@@ -157,7 +158,7 @@ async def test_hostile_huge_summary_stays_searchable(sqlite_db: Database) -> Non
     assert await _ids(sqlite_db, "nothere") == []
 
 
-async def test_migration_indexes_existing_rows_and_downgrades(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_migration_indexes_existing_rows_and_downgrades(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
     await upgrade_async(url, "0001")
     db = Database(url)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from timeline.db import Database
 from timeline.errors import BadQuery, Conflict, NotFound
@@ -21,7 +22,7 @@ from timeline.services.events import (
 from .factories import NOW, make_feed, make_story
 
 
-async def _watch(session, name: str, guild_id: int = 0) -> Watch:  # type: ignore[no-untyped-def]
+async def _watch(session: AsyncSession, name: str, guild_id: int = 0) -> Watch:
     watch = Watch(guild_id=guild_id, name=name, query=name, channel_id=111)
     session.add(watch)
     await session.flush()

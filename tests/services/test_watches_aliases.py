@@ -201,7 +201,7 @@ async def test_removing_a_watch_keeps_what_it_posted_and_drops_what_it_had_not(
         await remove_watch(s, 1, "Stories", "alice")
     async with sdb.session() as s:
         rows = (await s.execute(select(Alert.event_id, Alert.status))).all()
-        assert rows == [(posted.id, "sent")]
+        assert [tuple(r) for r in rows] == [(posted.id, "sent")]
         timeline = await list_timeline(s, 1)
         assert {e.id: e.watches for e in timeline.events}[posted.id] == ["Stories"]
         back = await add_watch(s, 1, "Stories", "story", 100, "alice")

@@ -106,7 +106,7 @@ async def test_a_developing_story_becomes_one_storyline_through_ingest(
         await run_rounds(db, fetcher, feed_server, events, restart=False)
         got = await storylines_by_label(db)
         async with db.session() as s:
-            titles = dict((await s.execute(select(Storyline.id, Storyline.title))).all())
+            titles = dict((await s.execute(select(Storyline.id, Storyline.title))).tuples().all())
     finally:
         await db.dispose()
     assert set(got) == {e.id for e in events}

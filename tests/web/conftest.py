@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
@@ -159,6 +160,10 @@ async def web_db(web_data: WebData) -> AsyncIterator[Database]:
 WEB = WebSettings(enabled=True, host="127.0.0.1", port=0, token_lifetime_seconds=3600)
 
 
+# The client of the web app under test (TestClient is generic in its request and app types).
+WebClient = TestClient[web.Request, web.Application]
+
+
 def token_for(guild_id: int, member: str = "alice") -> str:
     """Return the bare token of a fresh link (what /web hands out)."""
     url, _ = member_link(WEB, SECRET, guild_id, member)
@@ -166,14 +171,14 @@ def token_for(guild_id: int, member: str = "alice") -> str:
 
 
 @pytest.fixture
-async def client(web_db: Database) -> AsyncIterator[TestClient]:
+async def client(web_db: Database) -> AsyncIterator[WebClient]:
     """A real server on 127.0.0.1 serving the web app, and a client with a cookie jar."""
     server = TestServer(make_app(web_db, WEB, SECRET), host="127.0.0.1")
     async with TestClient(server) as c:
         yield c
 
 
-async def login(client: TestClient, guild_id: int = GUILD_A) -> None:
+async def login(client: WebClient, guild_id: int = GUILD_A) -> None:
     """Open a link for `guild_id` so the client holds its cookie."""
     response = await client.get(f"/?token={token_for(guild_id)}", allow_redirects=False)
     assert response.status == 303

@@ -6,15 +6,14 @@ import json
 import re
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from timeline.db import Database
 from webui.app import COOKIE
 
-from .conftest import B_TITLE, GUILD_A, GUILD_B, HOSTILE_TITLE, WebData, login, token_for
+from .conftest import B_TITLE, GUILD_A, GUILD_B, HOSTILE_TITLE, WebClient, WebData, login, token_for
 
 
-async def test_link_moves_token_into_cookie_and_redirects(client: TestClient) -> None:
+async def test_link_moves_token_into_cookie_and_redirects(client: WebClient) -> None:
     token = token_for(GUILD_A)
     response = await client.get(f"/?q=dual-use&token={token}", allow_redirects=False)
     assert response.status == 303
@@ -28,7 +27,7 @@ async def test_link_moves_token_into_cookie_and_redirects(client: TestClient) ->
 
 
 @pytest.mark.parametrize("path", ["/", "/event/1", "/chart.png", "/export.csv", "/storyline/1"])
-async def test_no_token_is_a_plain_403(client: TestClient, path: str) -> None:
+async def test_no_token_is_a_plain_403(client: WebClient, path: str) -> None:
     response = await client.get(path)
     assert response.status == 403
     body = await response.text()
@@ -36,7 +35,7 @@ async def test_no_token_is_a_plain_403(client: TestClient, path: str) -> None:
     assert "NATO" not in body
 
 
-async def test_tampered_and_expired_tokens_are_403(client: TestClient) -> None:
+async def test_tampered_and_expired_tokens_are_403(client: WebClient) -> None:
     token = token_for(GUILD_A)
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     response = await client.get(f"/?token={tampered}", allow_redirects=False)
@@ -60,7 +59,7 @@ async def test_tampered_and_expired_tokens_are_403(client: TestClient) -> None:
     assert (await client.get(f"/?token={old}", allow_redirects=False)).status == 403
 
 
-async def test_security_headers_on_every_response(client: TestClient) -> None:
+async def test_security_headers_on_every_response(client: WebClient) -> None:
     for response in (await client.get("/"), await client.get("/static/style.css")):
         assert "default-src 'self'" in response.headers["Content-Security-Policy"]
         assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
@@ -75,9 +74,7 @@ async def test_security_headers_on_every_response(client: TestClient) -> None:
     assert "style=" not in html and "<style" not in html
 
 
-async def test_timeline_newest_first_and_cursor_pages(
-    client: TestClient, web_data: WebData
-) -> None:
+async def test_timeline_newest_first_and_cursor_pages(client: WebClient, web_data: WebData) -> None:
     await login(client)
     html = await (await client.get("/")).text()
     assert html.index("Fireworks factory blast") < html.index("EU Weighs Tighter Rules")
@@ -90,7 +87,7 @@ async def test_timeline_newest_first_and_cursor_pages(
     assert "1 note" in html
 
 
-async def test_cursor_paging_links_cover_everything(client: TestClient) -> None:
+async def test_cursor_paging_links_cover_everything(client: WebClient) -> None:
     from webui import app as webapp
 
     await login(client)
@@ -112,7 +109,7 @@ async def test_cursor_paging_links_cover_everything(client: TestClient) -> None:
     assert len(seen) == len(set(seen)) == 8  # the demo's 7 and guild A's own
 
 
-async def test_search_shows_matching_events(client: TestClient) -> None:
+async def test_search_shows_matching_events(client: WebClient) -> None:
     await login(client)
     html = await (await client.get("/?q=dual-use")).text()
     assert "Customs seize drone parts" in html
@@ -121,7 +118,7 @@ async def test_search_shows_matching_events(client: TestClient) -> None:
 
 
 async def test_query_syntax_error_is_shown_by_the_box_with_its_column(
-    client: TestClient,
+    client: WebClient,
 ) -> None:
     await login(client)
     response = await client.get('/?q=nato "communique')
@@ -136,7 +133,7 @@ async def test_query_syntax_error_is_shown_by_the_box_with_its_column(
 
 
 async def test_filters_by_watch_source_dates_and_storyline(
-    client: TestClient, web_data: WebData
+    client: WebClient, web_data: WebData
 ) -> None:
     await login(client)
     html = await (await client.get("/?watch=nato-communique")).text()
@@ -153,7 +150,7 @@ async def test_filters_by_watch_source_dates_and_storyline(
     assert "since:" in text
 
 
-async def test_event_page_lists_sources_added_and_notes(client: TestClient) -> None:
+async def test_event_page_lists_sources_added_and_notes(client: WebClient) -> None:
     await login(client)
     html = await (await client.get("/?q=communique")).text()
     event_id = re.search(r'href="/event/(\d+)"', html).group(1)  # type: ignore[union-attr]
@@ -166,7 +163,7 @@ async def test_event_page_lists_sources_added_and_notes(client: TestClient) -> N
 
 
 async def test_storyline_page_has_time_axis_and_events(
-    client: TestClient, web_data: WebData
+    client: WebClient, web_data: WebData
 ) -> None:
     await login(client)
     page = await (await client.get(f"/storyline/{web_data.storyline_id}")).text()
@@ -178,7 +175,7 @@ async def test_storyline_page_has_time_axis_and_events(
 
 
 async def test_feed_markup_is_text_and_bad_links_are_dropped(
-    client: TestClient, web_data: WebData
+    client: WebClient, web_data: WebData
 ) -> None:
     await login(client)
     for path in ("/", f"/event/{web_data.hostile_event_id}"):
@@ -194,7 +191,7 @@ async def test_feed_markup_is_text_and_bad_links_are_dropped(
     assert "&lt;i&gt;check&lt;/i&gt; the list" in notes
 
 
-async def test_guild_a_never_reads_guild_b(client: TestClient, web_data: WebData) -> None:
+async def test_guild_a_never_reads_guild_b(client: WebClient, web_data: WebData) -> None:
     await login(client, GUILD_A)
     for path in ("/", "/?q=dual-use", "/?q=memo", "/export.json", "/export.csv?q=memo"):
         body = await (await client.get(path)).text()
@@ -211,7 +208,7 @@ async def test_guild_a_never_reads_guild_b(client: TestClient, web_data: WebData
     assert HOSTILE_TITLE[:10] not in await (await client.get("/")).text()
 
 
-async def test_export_links_follow_the_filter(client: TestClient) -> None:
+async def test_export_links_follow_the_filter(client: WebClient) -> None:
     await login(client)
     html = await (await client.get("/?q=dual-use")).text()
     for fmt in ("csv", "json", "ics", "md"):
@@ -227,7 +224,7 @@ async def test_export_links_follow_the_filter(client: TestClient) -> None:
     assert (await client.get("/export.pdf")).status == 404
 
 
-async def test_chart_png_is_the_chart_use_case(client: TestClient) -> None:
+async def test_chart_png_is_the_chart_use_case(client: WebClient) -> None:
     await login(client)
     page = await client.get("/chart?q=dual-use")
     assert page.status == 200
@@ -240,7 +237,7 @@ async def test_chart_png_is_the_chart_use_case(client: TestClient) -> None:
 
 
 async def test_unknown_event_is_404_and_crash_is_500_apology(
-    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: WebClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     await login(client)
     assert (await client.get("/event/999999")).status == 404
@@ -258,7 +255,7 @@ async def test_unknown_event_is_404_and_crash_is_500_apology(
 
 
 async def test_refused_token_logs_one_line_without_the_token(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    client: WebClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     import logging
 
@@ -296,7 +293,7 @@ async def test_web_server_keeps_no_access_log(
     assert token not in caplog.text
 
 
-async def test_dates_mentioned_show_on_timeline_and_event_page(client: TestClient) -> None:
+async def test_dates_mentioned_show_on_timeline_and_event_page(client: WebClient) -> None:
     await login(client)
     html = await (await client.get("/?q=communique")).text()
     assert re.findall(r'<li class="event" id="event-(\d+)"', html).__len__() == 1
@@ -319,7 +316,7 @@ async def test_dates_mentioned_show_on_timeline_and_event_page(client: TestClien
     ],
 )
 async def test_token_redirect_stays_on_this_site(
-    client: TestClient, path: str, location: str
+    client: WebClient, path: str, location: str
 ) -> None:
     token = token_for(GUILD_A)
     response = await client.get(f"{path}?token={token}&q=a%20b", allow_redirects=False)
@@ -337,7 +334,7 @@ async def test_token_redirect_stays_on_this_site(
     ],
 )
 async def test_redirect_target_never_names_another_host(
-    client: TestClient, raw: str, location: str
+    client: WebClient, raw: str, location: str
 ) -> None:
     # Sent as raw bytes: an HTTP client library would read these paths as URLs of other hosts.
     import asyncio
@@ -384,7 +381,7 @@ async def test_redirect_target_never_names_another_host(
     ],
 )
 async def test_hostile_parameters_get_a_clear_page_not_a_crash(
-    client: TestClient, path: str, caplog: pytest.LogCaptureFixture
+    client: WebClient, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await login(client)
     response = await client.get(path)

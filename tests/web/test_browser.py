@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
 
 from tests.discord_emulator import DiscordEmulator
 from tests.discordbot.harness import GUILD
@@ -33,7 +33,7 @@ SHOTS = Path(__file__).parent / "screenshots"
 REVIEW = Path("/tmp/web-shots")
 SECRET_ENV = "TLBOT_BROWSER_WEB_SECRET"
 LINK_RE = re.compile(r"<(http://[^>]+/\?token=[A-Za-z0-9_.\-]+)>")
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @dataclass
