@@ -95,7 +95,7 @@ def make_watches(rng: random.Random, vocab: list[str], n: int) -> list[str]:
     def word() -> str:
         return vocab[rng.randint(2_000, 29_999)]
 
-    shapes = [
+    shapes: list[tuple[int, Callable[[], str]]] = [
         (30, lambda: f"{word()} {word()}"),
         (15, lambda: f'"{word()} {word()}"'),
         (15, lambda: f"{word()} OR {word()} OR {word()}"),

@@ -192,7 +192,8 @@ async def run(feeds: int, per_feed: int, repeats: int, dense: bool = False) -> d
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    farm.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    assert isinstance(site._server, asyncio.Server)
+    farm.port = site._server.sockets[0].getsockname()[1]
     results: dict[str, list[dict[str, float]]] = {}
     try:
         settings = FetchSettings(timeout_seconds=10.0, allow_private=SETTINGS.allow_private)

@@ -12,7 +12,7 @@ import gc
 import sys
 import sysconfig
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -83,7 +83,7 @@ class _LeakRegistry:
 
 _registry = _LeakRegistry()
 _original_init = aiosqlite.Connection.__init__
-_original_del = aiosqlite.Connection.__del__
+_original_del: Callable[[aiosqlite.Connection], None] = aiosqlite.Connection.__del__
 
 
 def _recording_init(self: aiosqlite.Connection, *args: Any, **kwargs: Any) -> None:

@@ -5,11 +5,19 @@ from __future__ import annotations
 import struct
 import zlib
 from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 import numpy
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from timeline.chart import MAX_BUCKETS, render_chart
+from timeline.chart import MAX_BUCKETS, Bucket, render_chart
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.figure import Figure
+    from matplotlib.legend import Legend
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -99,7 +107,7 @@ def test_hostile_text_is_drawn_not_parsed() -> None:
         ),
     ],
 )
-def test_bad_input_is_a_clear_error(series: dict, bucket: str, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_input_is_a_clear_error(series: dict[str, Any], bucket: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         render_chart(series, bucket=bucket)  # type: ignore[arg-type]
 
@@ -145,8 +153,9 @@ def test_labels_stay_inside_the_picture() -> None:
         ],
     )
     canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
     canvas.draw()
-    renderer = canvas.get_renderer()  # type: ignore[attr-defined]
+    renderer = canvas.get_renderer()
     frame = fig.bbox
     texts = fig.axes[0].texts
     assert len(texts) == 3
@@ -170,7 +179,13 @@ def _days(n: int, mult: int, mod: int, every: int = 1) -> list[tuple[date, int]]
     return [(START + timedelta(days=i), (i * mult) % mod + 1) for i in range(0, n, every)]
 
 
-LAYOUTS: dict[str, dict[str, object]] = {
+class Layout(TypedDict, total=False):
+    series: Required[dict[str, list[tuple[date, int]]]]
+    bucket: Bucket
+    window: tuple[date, date]
+
+
+LAYOUTS: dict[str, Layout] = {
     "twenty-long-names": {
         "series": {f"{LONG[:96]} {i:02d}": _days(30, i + 1, 4, 3) for i in range(20)},
     },
@@ -191,22 +206,25 @@ LAYOUTS: dict[str, dict[str, object]] = {
 }
 
 
-def _figure(case: dict[str, object]):
+def _figure(case: Layout) -> tuple[Figure, RendererAgg]:
+    """The drawn figure of `case` and its renderer."""
     from timeline.chart import build_figure
 
     fig = build_figure(
-        case["series"],  # type: ignore[arg-type]
-        bucket=case.get("bucket", "day"),  # type: ignore[arg-type]
+        case["series"],
+        bucket=case.get("bucket", "day"),
         labels=HEADLINES,
         title=TITLE,
-        window=case.get("window"),  # type: ignore[arg-type]
+        window=case.get("window"),
     )
-    fig.canvas.draw()
-    return fig, fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    canvas.draw()
+    return fig, canvas.get_renderer()
 
 
-def _legends(fig):
-    return [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+def _legends(fig: Figure) -> list[Legend]:
+    return [*fig.legends, *(legend for ax in fig.axes if (legend := ax.get_legend()) is not None)]
 
 
 @pytest.mark.parametrize("name", list(LAYOUTS))
@@ -237,7 +255,9 @@ def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
         )
         assert inside, (text.get_text(), box, frame)
     # The event labels and the x tick labels never cover one another.
-    label_boxes = [t.get_bbox_patch().get_window_extent(renderer) for t in ax.texts]
+    patches = [t.get_bbox_patch() for t in ax.texts]
+    label_boxes = [p.get_window_extent(renderer) for p in patches if p is not None]
+    assert len(label_boxes) == len(ax.texts)  # every event label is drawn in its box
     for boxes in (label_boxes, [t.get_window_extent(renderer) for t in ticks]):
         for i, a in enumerate(boxes):
             for b in boxes[i + 1 :]:
@@ -248,11 +268,11 @@ def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
     assert all(not a.overlaps(b) for i, a in enumerate(entries) for b in entries[i + 1 :])
     # The picture is the figure: nothing is cropped off or grows it (no "tight" bounding box).
     data = render_chart(
-        LAYOUTS[name]["series"],  # type: ignore[arg-type]
-        bucket=LAYOUTS[name].get("bucket", "day"),  # type: ignore[arg-type]
+        LAYOUTS[name]["series"],
+        bucket=LAYOUTS[name].get("bucket", "day"),
         labels=HEADLINES,
         title=TITLE,
-        window=LAYOUTS[name].get("window"),  # type: ignore[arg-type]
+        window=LAYOUTS[name].get("window"),
     )
     assert png_size(data) == (round(frame.width), round(frame.height))
 
@@ -261,13 +281,14 @@ def test_no_text_runs_off_the_picture_or_overlaps(name: str) -> None:
 def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
     fig, _ = _figure(LAYOUTS[name])
     ax = fig.axes[0]
+    assert isinstance(fig.canvas, FigureCanvasAgg)
     pixels = numpy.asarray(fig.canvas.buffer_rgba())
     height = pixels.shape[0]
     lo, hi = ax.get_xlim()
     top = ax.get_ylim()[1]
     names = [t.get_text() for t in _legends(fig)[0].get_texts()]
     drawn = _series_segments(ax)
-    assert len(drawn) == len(names) == min(8, len(LAYOUTS[name]["series"]))  # type: ignore[arg-type]
+    assert len(drawn) == len(names) == min(8, len(LAYOUTS[name]["series"]))
     assert len({colour for colour, _ in drawn}) == len(drawn)  # no two series share a colour
     for colour, segments in drawn:
         assert segments, colour
@@ -280,12 +301,15 @@ def test_every_series_with_data_shows_in_its_own_colour(name: str) -> None:
         assert (abs(region.astype(int) - want).max(axis=-1) <= 2).any(), colour
 
 
-def _series_segments(ax):
+Box = tuple[float, float, float, float]
+
+
+def _series_segments(ax: Axes) -> list[tuple[Box, list[Box]]]:
     """Return (colour, [(x0, y0, x1, y1) of each non-empty bar]) per series drawn."""
     from matplotlib.colors import to_rgba
     from matplotlib.patches import StepPatch
 
-    out = []
+    out: list[tuple[Box, list[Box]]] = []
     for container in ax.containers:  # bars with gaps
         bars = [b for b in container if b.get_height() > 0]
         out.append(

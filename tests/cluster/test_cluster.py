@@ -110,7 +110,8 @@ async def serve_farm(farm: Farm) -> AsyncIterator[Farm]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    farm.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    assert isinstance(site._server, asyncio.Server)
+    farm.port = site._server.sockets[0].getsockname()[1]
     try:
         yield farm
     finally:

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import Connection
 
 from timeline.db import make_engine
 from timeline.migrate import downgrade_async, include_object, upgrade_async
@@ -23,11 +24,12 @@ async def schema_diff(url: str) -> list[object]:
     try:
         async with engine.connect() as conn:
 
-            def compare(sync_conn):
+            def compare(sync_conn: Connection) -> list[object]:
                 context = MigrationContext.configure(
                     sync_conn, opts={"compare_type": True, "include_object": include_object}
                 )
-                return compare_metadata(context, Base.metadata)
+                diff: list[object] = compare_metadata(context, Base.metadata)  # typed Any
+                return diff
 
             return list(await conn.run_sync(compare))
     finally:

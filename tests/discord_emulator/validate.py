@@ -76,7 +76,7 @@ def load_spec() -> dict[str, Any]:
     raw = SPEC_PATH.read_bytes()
     if SPEC_PATH.suffix == ".gz":
         raw = gzip.decompress(raw)
-    doc = _rewrite_refs(json.loads(raw))
+    doc: dict[str, Any] = _rewrite_refs(json.loads(raw))
     # Discord accepts integer snowflakes too, and discord.py sends some (see module docstring).
     doc["components"]["schemas"]["SnowflakeType"] = {
         "oneOf": [
@@ -90,7 +90,8 @@ def load_spec() -> dict[str, Any]:
 @functools.cache
 def _registry() -> Registry[Any]:
     resource: Resource[Any] = DRAFT202012.create_resource(load_spec())
-    return Registry().with_resource(_BASE_URI, resource)
+    registry: Registry[Any] = Registry().with_resource(_BASE_URI, resource)
+    return registry
 
 
 def _check_uri(value: object) -> bool:
@@ -216,7 +217,7 @@ def _describe(error: ValidationError) -> str:
         return f"{len(value)} characters; {error.validator} is {error.validator_value}"
     if error.validator in ("maxItems", "minItems") and isinstance(value, list):
         return f"{len(value)} items; {error.validator} is {error.validator_value}"
-    message = error.message
+    message: str = error.message  # jsonschema ships no type information
     return message if len(message) <= 200 else message[:197] + "..."
 
 
