@@ -390,7 +390,7 @@ async def test_hostile_parameters_get_a_clear_page_not_a_crash(
 
 
 async def test_a_guild_in_paris_reads_its_times_days_and_files_in_its_zone(
-    client: TestClient, web_db: Database, web_data: WebData
+    client: WebClient, web_db: Database, web_data: WebData
 ) -> None:
     from datetime import UTC, datetime
 
