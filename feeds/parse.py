@@ -39,6 +39,12 @@ MAX_TAG_CHARS = 100
 # ten deep (XHTML content a few more) and carry a handful of attributes per element.
 MAX_DEPTH = 256
 MAX_ATTRIBUTES = 100
+# Within those limits feedparser's cost is linear in the number of elements (about 12 us and
+# 150 bytes each): a 5 MB body of 1.4 million tags took 17.5 s and 259 MB, in the bot's own
+# process when it parses in a thread (`polling.parse_workers = 0`), where no deadline can stop
+# it. A real feed of 50 stories with XHTML content has a few thousand elements; a 5 MB one,
+# about 120,000. (`python -m bench.parse_guard` measures both.)
+MAX_ELEMENTS = 150_000
 
 # Dates outside this window are treated as missing: feeds send 1970-01-01, year 1, year 9999...
 EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
@@ -103,7 +109,9 @@ _NAME_START = r"[^\x00-\x39\x3b-\x40\x5b-\x5e\x60\x7b-\x7f]"
 _TAG = r"<(/?)" + _NAME_START + r"[^<>]*(?<!/)(?=[<>]|\Z)"
 # A start tag with more than MAX_ATTRIBUTES "=" (linear: "[^<>=]*=" cannot backtrack).
 _MANY_ATTRIBUTES = "<" + _NAME_START + r"(?:[^<>=]*=){" + str(MAX_ATTRIBUTES + 1) + "}"
-_SHAPE_SOURCES = (_NOT_ELEMENTS, _TAG, _MANY_ATTRIBUTES)
+# The start of a start tag or an empty-element tag: one per element.
+_ELEMENT = "<" + _NAME_START
+_SHAPE_SOURCES = (_NOT_ELEMENTS, _TAG, _MANY_ATTRIBUTES, _ELEMENT)
 _SHAPE_BYTES = tuple(re.compile(source.encode(), re.S) for source in _SHAPE_SOURCES)
 _SHAPE_STR = tuple(re.compile(source, re.S) for source in _SHAPE_SOURCES)
 # Byte order marks and the first characters of "<?" in the encodings whose markup is not
@@ -435,8 +443,9 @@ def _repair_charrefs(body: bytes) -> tuple[bytes, list[str]]:
 
 
 def _check_shape(body: bytes) -> None:
-    """Refuse a document nested deeper than MAX_DEPTH or with an element carrying more than
-    MAX_ATTRIBUTES attributes: feedparser would take minutes and gigabytes over it.
+    """Refuse a document nested deeper than MAX_DEPTH, with an element carrying more than
+    MAX_ATTRIBUTES attributes (feedparser would take minutes and gigabytes over it), or with
+    more than MAX_ELEMENTS elements (seconds and hundreds of MB).
 
     A scan with regular expressions, tolerant of broken markup as feedparser's loose parser
     is; comments and CDATA sections hold no elements. An end tag without a start tag does not
@@ -444,23 +453,32 @@ def _check_shape(body: bytes) -> None:
     """
     for start, codec in _WIDE_STARTS:
         if body.startswith(start):
-            problem = _shape_problem(body.decode(codec, "replace"), _SHAPE_STR, " ")
+            problem = _shape_problem(body.decode(codec, "replace"), _SHAPE_STR, " ", ("<", "</"))
             break
     else:
-        problem = _shape_problem(body, _SHAPE_BYTES, b" ")
+        problem = _shape_problem(body, _SHAPE_BYTES, b" ", (b"<", b"</"))
     if problem:
         raise FeedParseError("malformed", f"{problem}; refused")
 
 
 def _shape_problem(
-    text: AnyStr, patterns: tuple[re.Pattern[AnyStr], ...], space: AnyStr
+    text: AnyStr,
+    patterns: tuple[re.Pattern[AnyStr], ...],
+    space: AnyStr,
+    marks: tuple[AnyStr, AnyStr],
 ) -> str | None:
-    not_elements, tag, many_attributes = patterns
+    not_elements, tag, many_attributes, element = patterns
     text = not_elements.sub(space, text)
     if many_attributes.search(text):
         return f"an element has more than {MAX_ATTRIBUTES} attributes"
     if _depth_exceeds(tag.findall(text), MAX_DEPTH):
         return f"elements are nested more than {MAX_DEPTH} deep"
+    # Every "<" but those of end tags bounds the elements from above (C loops); only a
+    # document over the limit by that bound gets the exact (slower) count.
+    if text.count(marks[0]) - text.count(marks[1]) > MAX_ELEMENTS:
+        elements = sum(1 for _ in element.finditer(text))
+        if elements > MAX_ELEMENTS:
+            return f"the document has {elements:,} elements, more than {MAX_ELEMENTS:,}"
     return None
 
 

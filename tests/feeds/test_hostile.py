@@ -145,6 +145,8 @@ def test_elements_nested_a_million_deep_are_refused_before_feedparser() -> None:
         "<?pi " + "<x>" * 300,  # a PI ends at the first ">", as feedparser reads it
         "<x>" * 200 + "</x>" * 100 + "<x>" * 200,
         "<x " + " ".join(f'a{i}="1"' for i in range(101)) + "/>",
+        "<x/>" * 150_001,  # more elements than MAX_ELEMENTS, however flat
+        "<p>x <b>y</b></p>" * 75_001,
     ],
 )
 def test_hostile_shapes_are_refused(description: str) -> None:
@@ -160,6 +162,8 @@ def test_hostile_shapes_are_refused(description: str) -> None:
         "<!--" + "<x>" * 5000 + "-->",
         "&lt;div&gt;" * 5000,
         "<x/>" * 5000,
+        "<x/>" * 149_000,  # within MAX_ELEMENTS
+        "<![CDATA[" + "<x/>" * 200_000 + "]]>",  # text, not elements
         "<x " + " ".join(f'a{i}="1"' for i in range(100)) + "/>",
     ],
 )
