@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -264,7 +265,7 @@ async def test_daily_digest_groups_events_per_watch(db: Database) -> None:
 
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-PG_DB = "tb_outbox_test"
+PG_DB = f"tb_outbox_test_{os.getpid()}"
 
 
 @pytest.fixture

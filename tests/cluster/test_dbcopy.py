@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +34,7 @@ STORIES = [
 @pytest.fixture(scope="module")
 def target_url() -> Iterator[str]:
     # Not migrated: the copy migrates its target itself.
-    yield from make_pg_database("tb_cluster_dbcopy_target", migrate=False)
+    yield from make_pg_database(f"tb_cluster_dbcopy_target_{os.getpid()}", migrate=False)
 
 
 async def polled_sqlite(tmp_path: Path, server: FeedServer) -> str:
