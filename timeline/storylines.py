@@ -65,8 +65,6 @@ TITLE_TERMS = 4
 PROFILE_MEMBERS = 8
 PROFILE_SCORE = 0.2
 CORE_SHARE = 0.5
-# Terms an earlier event must share with the new one for its storyline to be a candidate.
-PROFILE_HITS = 2
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 # Words that carry no subject in news copy, beyond the clustering stop words.
@@ -181,8 +179,10 @@ class Subject:
     terms: dict[str, float]
     names: frozenset[str]
     forms: dict[str, str] = field(default_factory=dict)  # stem -> a word as written
-    # Terms written in lower case somewhere in the event (so not names here).
+    # Terms written in lower case somewhere in the event (so not names here), and the terms
+    # written only at a sentence's start (a name or not: the index's other events tell).
     lower: frozenset[str] = frozenset()
+    initial: frozenset[str] = frozenset()
 
 
 def subject(title: str, text: str = "") -> Subject:
@@ -208,7 +208,10 @@ def subject(title: str, text: str = "") -> Subject:
             forms.setdefault(stem, word)
             if word[:1].islower():
                 lower.add(stem)
-    return Subject(weights, names, forms, frozenset(lower - names))
+    lower -= names
+    return Subject(
+        weights, names, forms, frozenset(lower), frozenset(weights.keys() - names - lower)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,12 +364,24 @@ class StorylineIndex:
             return 0.0, 0, False
         idf = {} if cache is None else cache
         wa = self.weighted(a, idf) if a_vec is None else a_vec
-        wb = self.weighted(b, idf)
         na = math.sqrt(sum(w * w for w in wa.values()))
-        nb = math.sqrt(sum(w * w for w in wb.values()))
+        # `weighted(b)` without building it: b is scored once, a against many.
+        get = idf.get
+        initial = b.initial
+        nb = dot = 0.0
+        for t, w in b.terms.items():
+            weight = get(t)
+            if weight is None:
+                weight = idf[t] = self.idf(t)
+            if t in initial and self._known_name(t):
+                w *= NAME_WEIGHT
+            x = w * weight
+            nb += x * x
+            if t in wa:
+                dot += wa[t] * x
+        nb = math.sqrt(nb)
         if not na or not nb:
             return 0.0, 0, False
-        dot = sum(wa[t] * wb[t] for t in shared)
         distinctive = sum(1 for t in shared if idf[t] > 0)
         named = any(idf[t] > 0 and self.is_name(a, t) and self.is_name(b, t) for t in shared)
         return dot / (na * nb), distinctive, named
@@ -376,11 +391,12 @@ class StorylineIndex:
         the index knows but the event writes only at a sentence's start counting as names."""
         out = {}
         get = cache.get
+        initial = subject.initial
         for t, w in subject.terms.items():
             idf = get(t)
             if idf is None:
                 idf = cache[t] = self.idf(t)
-            if t not in subject.names and t not in subject.lower and self._known_name(t):
+            if t in initial and self._known_name(t):
                 w *= NAME_WEIGHT
             out[t] = w * idf
         return out
@@ -394,9 +410,7 @@ class StorylineIndex:
         it as a name. A word the event itself writes in lower case is never one."""
         if term in subject.names:
             return True
-        if term in subject.lower:
-            return False
-        return self._known_name(term)
+        return term in subject.initial and self._known_name(term)
 
     def profile(self, storyline_id: int, at: datetime) -> Profile | None:
         """What a storyline is about near `at`, from its `PROFILE_MEMBERS` indexed events
@@ -457,13 +471,13 @@ class StorylineIndex:
                 counts[event_id] += 1
                 mass[event_id] = mass.get(event_id, 0.0) + weight
         ranked = sorted(
-            ((e, n) for e, n in counts.items() if n >= PROFILE_HITS),
+            ((e, n) for e, n in counts.items() if n >= MIN_SHARED),
             key=lambda kv: (-mass[kv[0]], kv[0]),
         )[:MAX_CANDIDATES]
         liked: list[tuple[float, datetime, int]] = []
         near: dict[int, tuple[float, datetime, int]] = {}  # storyline -> its likest member
         a_vec = self.weighted(subject, cache)
-        for event_id, hits in ranked:
+        for event_id, _ in ranked:
             if event_id == exclude:
                 continue
             member = self._members[event_id]
@@ -475,7 +489,7 @@ class StorylineIndex:
                 best = near.get(member.storyline_id)
                 if best is None or key < best:
                     near[member.storyline_id] = key
-            if hits >= MIN_SHARED and score >= JOIN_SCORE and shared >= MIN_SHARED and named:
+            if score >= JOIN_SCORE and shared >= MIN_SHARED and named:
                 liked.append((-score, member.at, event_id))
         support: Counter[int | None] = Counter(
             self._members[event_id].storyline_id for _, _, event_id in liked
