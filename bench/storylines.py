@@ -3,6 +3,7 @@
 Prints pairwise precision and recall on the labelled development split (where the thresholds
 were chosen) and the held-out split, how many source briefs name the right fact, and the cost
 of placing one event in an index of N recent events. Figures, not assertions.
+`python -m bench.storylines --pairs` prints only the pairs each split gets wrong (quick).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.storylines.labelled import HERE, load, report  # noqa: E402
+from tests.storylines.labelled import HERE, SPLITS, load, report, wrong_pairs  # noqa: E402
 from timeline.storylines import StorylineIndex, source_brief, subject  # noqa: E402
 
 
@@ -146,6 +147,9 @@ def ingest_cost(rounds: int = 8, per_round: int = 500) -> dict[str, object]:
 
 
 def main() -> int:
+    if "--pairs" in sys.argv[1:]:
+        print(json.dumps({split: wrong_pairs(split) for split in SPLITS}, indent=1))
+        return 0
     out = {
         "command": "python -m bench.storylines",
         "load_average": os.getloadavg(),

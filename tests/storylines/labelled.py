@@ -77,6 +77,22 @@ def pairwise(events: list[Labelled], got: dict[str, int | None]) -> tuple[float,
     return precision, recall, fp, fn
 
 
+def wrong_pairs(split: str) -> dict[str, list[str]]:
+    """The pairs a split gets wrong: "missed" (one storyline, not placed together) and
+    "false" (placed together, not one storyline), as "a b" event ids, with each event's
+    storyline as found in brackets (None: in none)."""
+    events = load(split)
+    got = assign(events)
+    out: dict[str, list[str]] = {"missed": [], "false": []}
+    for a, b in combinations(events, 2):
+        truth = bool(a.story) and a.story == b.story
+        said = got[a.id] is not None and got[a.id] == got[b.id]
+        if truth != said:
+            kind = "missed" if truth else "false"
+            out[kind].append(f"{a.id} [{got[a.id]}] {b.id} [{got[b.id]}]")
+    return out
+
+
 def report(split: str) -> dict[str, object]:
     """Precision, recall and the storylines found, for one split."""
     events = load(split)

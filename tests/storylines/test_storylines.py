@@ -12,8 +12,9 @@ from .labelled import HERE, assign, load, pairwise, report
 PRECISION_TARGET = 0.95
 RECALL_TARGET = 0.85
 # Measured on the held-out split with the thresholds chosen on the development split: the
-# recall target is not met yet (see the closing note); this floor keeps it from sliding.
-HELD_OUT_RECALL_FLOOR = 0.74
+# recall target is not met yet (0.819 with the storyline profiles and the name vocabulary,
+# 0.748 before); this floor keeps it from sliding.
+HELD_OUT_RECALL_FLOOR = 0.8
 
 
 def test_labelled_splits_are_large_enough() -> None:
