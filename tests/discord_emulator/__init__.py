@@ -111,8 +111,14 @@ Message nonces: ``POST /channels/{id}/messages`` with ``nonce`` and ``enforce_no
 same nonce was used in that channel within ``nonce_window`` seconds (default 300);
 ``emu.nonce_hits`` counts such deduplications and ``emu.expire_nonces()`` ends the window.
 
-Not emulated: DMs, threads, reactions, webhooks other than interaction followups, voice,
-channel permission overwrites, rate-limit buckets (only injected 429s).
+Channel webhooks: ``GET``/``POST /channels/{id}/webhooks`` (the bot needs Manage Webhooks in
+``bot_permissions``, else 403 50013), ``POST /webhooks/{id}/{token}`` with ``username``,
+``avatar_url`` and ``wait``, and ``GET``/``PATCH``/``DELETE`` of its messages; the webhook id
+tells them from interaction followups (the application id). ``emu.webhooks`` holds them,
+``emu.delete_webhook(id)`` deletes one as a member would (then 404 10015 Unknown Webhook).
+
+Not emulated: DMs, threads and forum posts, reactions, voice, channel permission overwrites,
+rate-limit buckets (only injected 429s).
 """
 
 from .drivers import DriverError

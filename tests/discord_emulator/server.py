@@ -63,6 +63,34 @@ ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 REQUEST_SIZE_LIMIT = 25 * 1024 * 1024
 
 
+@dataclass
+class ChannelWebhookRecord:
+    """A channel webhook (type 1) the bot created, and the messages posted through it."""
+
+    id: int
+    token: str
+    channel_id: int
+    guild_id: int
+    name: str
+    messages: list[StoredMessage]
+    deleted: bool = False
+
+    def payload(self, user: dict[str, Any], *, with_token: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "type": 1,
+            "guild_id": str(self.guild_id),
+            "channel_id": str(self.channel_id),
+            "user": user,
+            "name": self.name,
+            "avatar": None,
+            "application_id": None,
+        }
+        if with_token:
+            out["token"] = self.token
+        return out
+
+
 class CommandNotPermitted(DriverError):
     """The member lacks the command's ``default_member_permissions``; Discord hides it."""
 
@@ -222,6 +250,8 @@ class DiscordEmulator:
         self.faults: list[FaultRule] = []
         self.interactions: dict[int, InteractionRecord] = {}
         self.nonce_hits = 0
+        # Channel webhooks (id -> record); interaction follow-ups use the application id.
+        self.webhooks: dict[int, ChannelWebhookRecord] = {}
 
         self._ids = SnowflakeFactory()
         self._messages: dict[int, StoredMessage] = {}
@@ -1259,7 +1289,9 @@ class DiscordEmulator:
                 "/interactions/{interaction_id}/{interaction_token}/callback",
                 self._interaction_callback,
             ),
-            ("POST", "/webhooks/{webhook_id}/{webhook_token}", self._create_followup),
+            ("GET", "/channels/{channel_id}/webhooks", self._list_channel_webhooks),
+            ("POST", "/channels/{channel_id}/webhooks", self._create_channel_webhook),
+            ("POST", "/webhooks/{webhook_id}/{webhook_token}", self._execute_webhook),
             (
                 "GET",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
@@ -1278,17 +1310,17 @@ class DiscordEmulator:
             (
                 "GET",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._get_webhook_message,
+                self._get_any_webhook_message,
             ),
             (
                 "PATCH",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._edit_webhook_message,
+                self._edit_any_webhook_message,
             ),
             (
                 "DELETE",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._delete_webhook_message,
+                self._delete_any_webhook_message,
             ),
         ]
         self._routes = [(m, t, _template_regex(t), h) for m, t, h in table]
@@ -1622,6 +1654,106 @@ class DiscordEmulator:
     async def _delete_webhook_message(self, call: _Call) -> tuple[int, Any]:
         record = self._webhook_record(call)
         self._webhook_message(call, record).deleted = True
+        self._notify()
+        return 204, None
+
+    # -- REST handlers: channel webhooks ---------------------------------------------------------
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Delete a channel webhook, as a member with Manage Webhooks would."""
+        self.webhooks[webhook_id].deleted = True
+
+    def channel_webhooks(self, channel: int | str | ChannelSpec) -> list[ChannelWebhookRecord]:
+        """The live webhooks of a channel."""
+        ch = self._channel_arg(channel)
+        return [w for w in self.webhooks.values() if w.channel_id == ch.id and not w.deleted]
+
+    def _require_manage_webhooks(self) -> None:
+        if not self.bot_permissions & Perm.MANAGE_WEBHOOKS:
+            raise ApiError(403, 50013, "Missing Permissions")
+
+    async def _list_channel_webhooks(self, call: _Call) -> tuple[int, Any]:
+        ch = self._channel_param(call)
+        self._require_manage_webhooks()
+        user = self.bot_user_payload()
+        return 200, [w.payload(user) for w in self.channel_webhooks(ch.id)]
+
+    async def _create_channel_webhook(self, call: _Call) -> tuple[int, Any]:
+        ch = self._channel_param(call)
+        self._require_manage_webhooks()
+        if ch.type not in (0, 5):
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        name = str(call.body.get("name") or "")
+        if not 1 <= len(name) <= 80 or "clyde" in name.lower() or "discord" in name.lower():
+            raise ApiError(400, 50035, "Invalid Form Body")
+        webhook_id = self._ids.next()
+        token = f"wh-{webhook_id}-{self._ids.next():x}"
+        guild = self._guild_of_channel(ch.id)
+        record = ChannelWebhookRecord(webhook_id, token, ch.id, guild.id, name, [])
+        self.webhooks[webhook_id] = record
+        self._notify()
+        return 200, record.payload(self.bot_user_payload())
+
+    def _channel_webhook(self, call: _Call) -> ChannelWebhookRecord:
+        webhook_id = _int(call.params["webhook_id"], 10015, "Webhook")
+        record = self.webhooks.get(webhook_id)
+        if record is None or record.deleted or record.token != call.params["webhook_token"]:
+            raise ApiError(404, 10015, "Unknown Webhook")
+        return record
+
+    def _is_followup(self, call: _Call) -> bool:
+        return call.params["webhook_id"] == str(self.application_id)
+
+    async def _execute_webhook(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._create_followup(call)
+        record = self._channel_webhook(call)
+        username = call.body.get("username")
+        if username is not None and not 1 <= len(str(username)) <= 80:
+            raise ApiError(400, 50035, "Invalid Form Body")
+        author = {
+            "id": str(record.id),
+            "username": str(username or record.name),
+            "discriminator": "0000",
+            "avatar": None,
+            "bot": True,
+        }
+        msg = self._new_message(record.channel_id, call.body, call.files, author=author)
+        msg.payload["webhook_id"] = str(record.id)
+        if call.body.get("avatar_url") is not None:
+            # Not part of Discord's message object; kept so tests can see what was asked for.
+            msg.avatar_url = str(call.body["avatar_url"])
+        record.messages.append(msg)
+        await self._dispatch_message("MESSAGE_CREATE", msg)
+        if call.query.get("wait", "").lower() in ("1", "true"):
+            return 200, msg.snapshot()
+        return 204, None
+
+    def _channel_webhook_message(self, call: _Call) -> StoredMessage:
+        record = self._channel_webhook(call)
+        msg_id = _int(call.params["message_id"], 10008, "Message")
+        for msg in record.messages:
+            if msg.id == msg_id and not msg.deleted:
+                return msg
+        raise ApiError(404, 10008, "Unknown Message")
+
+    async def _get_any_webhook_message(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._get_webhook_message(call)
+        return 200, self._channel_webhook_message(call).snapshot()
+
+    async def _edit_any_webhook_message(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._edit_webhook_message(call)
+        msg = self._channel_webhook_message(call)
+        self._apply_edit(msg, call.body, call.files)
+        await self._dispatch_message("MESSAGE_UPDATE", msg)
+        return 200, msg.snapshot()
+
+    async def _delete_any_webhook_message(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._delete_webhook_message(call)
+        self._channel_webhook_message(call).deleted = True
         self._notify()
         return 204, None
 

@@ -29,6 +29,7 @@ class Perm:
     ATTACH_FILES = 1 << 15
     READ_MESSAGE_HISTORY = 1 << 16
     MENTION_EVERYONE = 1 << 17
+    MANAGE_WEBHOOKS = 1 << 29
     USE_APPLICATION_COMMANDS = 1 << 31
     ALL = (1 << 53) - 1
     # What @everyone gets in a freshly created guild (close enough for permission checks).
@@ -44,7 +45,7 @@ class Perm:
         | USE_APPLICATION_COMMANDS
     )
     # What the emulated bot may do in every channel unless a test says otherwise.
-    DEFAULT_BOT = DEFAULT_EVERYONE | MANAGE_MESSAGES
+    DEFAULT_BOT = DEFAULT_EVERYONE | MANAGE_MESSAGES | MANAGE_WEBHOOKS
 
 
 @dataclass(frozen=True)
