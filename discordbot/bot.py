@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 COGS_PACKAGE = "discordbot.cogs"
 
 # What the bot needs in its alert channels: see the channel, post, embed, attach (exports
-# and charts), and mention the roles of watches that are not "mentionable by everyone".
+# and charts), mention the roles of watches that are not "mentionable by everyone", and for
+# webhook delivery make a channel webhook and read back its recent messages (a retry after a
+# crash finds the message an earlier attempt posted).
 # The README's invite URL carries exactly this value (tests/discordbot/test_invite.py).
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -33,6 +35,8 @@ REQUIRED_PERMISSIONS = discord.Permissions(
     embed_links=True,
     attach_files=True,
     mention_everyone=True,
+    read_message_history=True,
+    manage_webhooks=True,
 )
 
 

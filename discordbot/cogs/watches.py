@@ -247,6 +247,45 @@ class WatchCog(
             "`/watch preview` shows the result.",
         )
 
+    @app_commands.command(
+        name="delivery", description="Post a watch's alerts as the bot or a webhook"
+    )
+    @app_commands.describe(
+        name="The watch",
+        mode="channel: as the bot; webhook: through the channel's webhook (Manage Webhooks)",
+        webhook_name="The author name the webhook messages show",
+        avatar_url="The author avatar (an http or https URL)",
+    )
+    @app_commands.choices(
+        mode=[
+            app_commands.Choice(name="channel", value="channel"),
+            app_commands.Choice(name="webhook", value="webhook"),
+        ]
+    )
+    @app_commands.autocomplete(name=watch_names)
+    async def delivery(
+        self,
+        interaction: discord.Interaction[Any],
+        name: app_commands.Range[str, 1, 100],
+        mode: str,
+        webhook_name: app_commands.Range[str, 1, 80] | None = None,
+        avatar_url: app_commands.Range[str, 1, 2000] | None = None,
+    ) -> None:
+        """Choose how a watch's alerts are posted."""
+        await defer(interaction)
+        async with self.bot.db.session() as session:
+            view = await watch_svc.set_delivery(
+                session,
+                guild_of(interaction),
+                name,
+                actor(interaction),
+                mode=mode,
+                webhook_name=webhook_name,
+                avatar_url=avatar_url,
+            )
+        how = "as the bot" if view.delivery == "channel" else "through the channel's webhook"
+        await send(interaction, f"Watch **{show(view.name, 100)}** now posts {how}.")
+
     @app_commands.command(name="preview", description="Show a watch's alert for its latest event")
     @app_commands.describe(
         name="The watch",
