@@ -117,7 +117,12 @@ Channel webhooks: ``GET``/``POST /channels/{id}/webhooks`` (the bot needs Manage
 tells them from interaction followups (the application id). ``emu.webhooks`` holds them,
 ``emu.delete_webhook(id)`` deletes one as a member would (then 404 10015 Unknown Webhook).
 
-Not emulated: DMs, threads and forum posts, reactions, voice, channel permission overwrites,
+Threads: ``POST /channels/{id}/messages/{message_id}/threads`` starts a public thread (type 11,
+id = the message's; needs Create Public Threads, a second one answers 160004); messages are
+posted and listed in it like in a channel (posting needs Send Messages in Threads);
+``emu.threads`` and ``emu.thread_messages(id)`` show them.
+
+Not emulated: DMs, forum channels and their posts, threads without a starter message, reactions, voice, channel permission overwrites,
 rate-limit buckets (only injected 429s).
 """
 

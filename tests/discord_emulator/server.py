@@ -252,6 +252,8 @@ class DiscordEmulator:
         self.nonce_hits = 0
         # Channel webhooks (id -> record); interaction follow-ups use the application id.
         self.webhooks: dict[int, ChannelWebhookRecord] = {}
+        # Threads started from a message (type 11, id = the starter message's id).
+        self.threads: dict[int, ChannelSpec] = {}
 
         self._ids = SnowflakeFactory()
         self._messages: dict[int, StoredMessage] = {}
@@ -512,7 +514,10 @@ class DiscordEmulator:
 
     def channel_messages(self, channel: int | str | ChannelSpec) -> list[StoredMessage]:
         """Return the channel's visible messages, oldest first (no ephemeral, no deleted)."""
-        channel_id = self._channel_arg(channel).id
+        if isinstance(channel, int) and channel in self.threads:
+            channel_id = channel
+        else:
+            channel_id = self._channel_arg(channel).id
         return [
             m for m in self._channel_log.get(channel_id, []) if not m.deleted and not m.ephemeral
         ]
@@ -808,6 +813,9 @@ class DiscordEmulator:
         raise DriverError(f"no channel {channel!r}")
 
     def _guild_of_channel(self, channel_id: int) -> GuildSpec:
+        thread = self.threads.get(channel_id)
+        if thread is not None and thread.parent_id is not None:
+            channel_id = thread.parent_id
         for g in self.guilds:
             if any(c.id == channel_id for c in g.channels):
                 return g
@@ -1289,6 +1297,11 @@ class DiscordEmulator:
                 "/interactions/{interaction_id}/{interaction_token}/callback",
                 self._interaction_callback,
             ),
+            (
+                "POST",
+                "/channels/{channel_id}/messages/{message_id}/threads",
+                self._start_thread,
+            ),
             ("GET", "/channels/{channel_id}/webhooks", self._list_channel_webhooks),
             ("POST", "/channels/{channel_id}/webhooks", self._create_channel_webhook),
             ("POST", "/webhooks/{webhook_id}/{webhook_token}", self._execute_webhook),
@@ -1447,6 +1460,11 @@ class DiscordEmulator:
             for c in g.channels:
                 if c.id == channel_id:
                     return c
+        thread = self.threads.get(channel_id)
+        if thread is not None:
+            if not self.bot_permissions & Perm.SEND_MESSAGES_IN_THREADS and call.method == "POST":
+                raise ApiError(403, 50013, "Missing Permissions")
+            return thread
         raise ApiError(404, 10003, "Unknown Channel")
 
     async def _get_channel(self, call: _Call) -> tuple[int, Any]:
@@ -1656,6 +1674,43 @@ class DiscordEmulator:
         self._webhook_message(call, record).deleted = True
         self._notify()
         return 204, None
+
+    # -- REST handlers: threads -----------------------------------------------------------------
+
+    def thread_messages(self, thread_id: int) -> list[StoredMessage]:
+        """The messages posted in a thread (its starter stays in the parent channel)."""
+        return self.channel_messages(thread_id) if thread_id in self.threads else []
+
+    async def _start_thread(self, call: _Call) -> tuple[int, Any]:
+        msg = self._message_param(call)
+        parent = self._channel_param(call)
+        if not self.bot_permissions & Perm.CREATE_PUBLIC_THREADS:
+            raise ApiError(403, 50013, "Missing Permissions")
+        if parent.type not in (0, 5):
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        if msg.id in self.threads:
+            raise ApiError(400, 160004, "A thread has already been created for this message")
+        name = str(call.body.get("name") or "")
+        if not 1 <= len(name) <= 100:
+            raise ApiError(400, 50035, "Invalid Form Body")
+        thread = ChannelSpec(msg.id, name, type=11, parent_id=parent.id)
+        self.threads[msg.id] = thread
+        guild = self._guild_of_channel(parent.id)
+        self._notify()
+        payload = {
+            **thread.payload(guild.id),
+            "owner_id": str(self.bot_id),
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": int(call.body.get("auto_archive_duration") or 1440),
+                "archive_timestamp": iso(snowflake_time(msg.id)),
+                "locked": False,
+            },
+        }
+        return 201, payload
 
     # -- REST handlers: channel webhooks ---------------------------------------------------------
 
