@@ -262,8 +262,9 @@ def _register_watch(
     p.add_argument("name", help="the watch")
     p.add_argument(
         "mode",
-        choices=["channel", "webhook"],
-        help="channel: as the bot; webhook: through the channel's webhook (Manage Webhooks)",
+        choices=["channel", "webhook", "thread"],
+        help="channel: as the bot; webhook: through the channel's webhook (Manage Webhooks); "
+        "thread: as the bot with a thread per event, later sources as replies",
     )
     p.add_argument("--webhook-name", help="the author name the webhook messages show")
     p.add_argument("--avatar-url", help="the author avatar (an http or https URL)")
@@ -597,7 +598,10 @@ async def cmd_watch_delivery(
         webhook_name=args.webhook_name,
         avatar_url=args.avatar_url,
     )
-    how = "as the bot" if view.delivery == "channel" else "through the channel's webhook"
+    how = {
+        "webhook": "through the channel's webhook",
+        "thread": "as the bot with a thread per event",
+    }.get(view.delivery, "as the bot")
     print(safe(f"watch {view.name!r} now posts {how}"))
     return common.EX_OK
 

@@ -123,6 +123,8 @@ WEBHOOK_NAME = "Timeline Bot alerts"
 # How many of a channel's latest messages a retried webhook send looks through for its own.
 WEBHOOK_LOOKBACK = 50
 UNKNOWN_WEBHOOK = 10015
+THREAD_EXISTS = 160004
+THREAD_NAME_LIMIT = 100
 
 
 # Webhook tokens this process knows. A log record that would show one (discord.py's debug
@@ -488,6 +490,8 @@ class AlertDelivery:
         except Exception as exc:
             await self._failed_send(group, _classify(exc, first.channel_id), report, now, exc)
             return
+        if first.delivery == "thread" and not first.is_digest:
+            await self._start_thread(first, sent.id)
         # A message an earlier attempt created (Discord found it by the nonce) shows what that
         # attempt rendered; if the event has grown since, it must be edited, not left stale.
         stale = _shown(sent) != _rendered(message)
@@ -561,6 +565,15 @@ class AlertDelivery:
                         embed=message.embed,
                         allowed_mentions=message.allowed_mentions,
                     )
+            if first.delivery == "thread" and not first.is_digest:
+                try:
+                    async with asyncio.timeout(self.request_timeout):
+                        await self._thread_reply(first)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # The starter shows every source already; a lost reply is only logged.
+                    log.warning("alert %s: no reply in its thread: %s", first.id, exc)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -576,6 +589,53 @@ class AlertDelivery:
             return
         await outbox.mark_edited(self.db, ids)
         report.edited += 1
+
+    async def _start_thread(self, first: AlertView, message_id: int) -> None:
+        """Start the event's thread on its alert message (its id is the message's).
+
+        A retry finds the message again by its nonce; a thread made by an earlier attempt
+        answers 160004, which is success. A thread that cannot be made does not unpost the
+        alert: it is logged, and later sources are then only edited into the message.
+        """
+        name = render.cut(render.clean_text(first.event_title) or "Event", THREAD_NAME_LIMIT)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                await self.client.http.start_thread_with_message(
+                    first.channel_id, message_id, name=name, auto_archive_duration=1440
+                )
+        except asyncio.CancelledError:
+            raise
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS:
+                return
+            log.warning(
+                "alert %s: no thread on message %s in channel %s (watch %r): %s %s: %s",
+                first.id,
+                message_id,
+                first.channel_id,
+                first.watch_name,
+                exc.status,
+                exc.code,
+                "missing Create Public Threads permission" if exc.status == 403 else exc.text,
+            )
+        except Exception as exc:
+            log.warning("alert %s: no thread on message %s: %s", first.id, message_id, exc)
+
+    async def _thread_reply(self, first: AlertView) -> None:
+        """Post the newest source as a reply in the event's thread, once (nonce by count)."""
+        assert first.message_id is not None
+        if len(first.sources) < 2:
+            return
+        source = first.sources[-1]
+        line = f"**{render.escape(source.feed_name)}** also reports: "
+        text = line + render.cut(render.escape(source.title), 300)
+        url = render.safe_url(source.link)
+        if url:
+            text += f"\n<{url}>"
+        seed = f"reply|{first.nonce or first.id}|{len(first.sources)}".encode()
+        nonce = "r" + hashlib.sha256(seed).hexdigest()[:24]
+        thread = self.client.get_partial_messageable(first.message_id)
+        await thread.send(content=text, allowed_mentions=render.no_pings(), nonce=nonce)
 
     async def _edit_webhook_message(
         self, first: AlertView, message: render.RenderedMessage

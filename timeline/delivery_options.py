@@ -1,4 +1,5 @@
-"""Per-watch delivery options: post as the bot ("channel") or through a channel webhook.
+"""Per-watch delivery options: post as the bot ("channel"), through a channel webhook, or as
+the bot with a thread per event ("thread": later sources are replies in it).
 
 Checked the same way at config load (`timeline.config`) and by `/watch delivery`.
 """
@@ -9,7 +10,8 @@ from urllib.parse import urlsplit
 
 CHANNEL = "channel"
 WEBHOOK = "webhook"
-MODES = (CHANNEL, WEBHOOK)
+THREAD = "thread"
+MODES = (CHANNEL, WEBHOOK, THREAD)
 MAX_WEBHOOK_NAME = 80
 MAX_AVATAR_URL = 2000
 # Discord refuses webhook names containing these (case-insensitive).

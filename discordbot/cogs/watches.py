@@ -252,7 +252,7 @@ class WatchCog(
     )
     @app_commands.describe(
         name="The watch",
-        mode="channel: as the bot; webhook: through the channel's webhook (Manage Webhooks)",
+        mode="channel: as the bot; webhook: through the channel's webhook; thread: one per event",
         webhook_name="The author name the webhook messages show",
         avatar_url="The author avatar (an http or https URL)",
     )
@@ -260,6 +260,7 @@ class WatchCog(
         mode=[
             app_commands.Choice(name="channel", value="channel"),
             app_commands.Choice(name="webhook", value="webhook"),
+            app_commands.Choice(name="thread", value="thread"),
         ]
     )
     @app_commands.autocomplete(name=watch_names)
@@ -283,8 +284,9 @@ class WatchCog(
                 webhook_name=webhook_name,
                 avatar_url=avatar_url,
             )
-        how = "as the bot" if view.delivery == "channel" else "through the channel's webhook"
-        await send(interaction, f"Watch **{show(view.name, 100)}** now posts {how}.")
+        await send(
+            interaction, f"Watch **{show(view.name, 100)}** now posts {_how(view.delivery)}."
+        )
 
     @app_commands.command(name="preview", description="Show a watch's alert for its latest event")
     @app_commands.describe(
@@ -356,3 +358,10 @@ class WatchCog(
 async def setup(bot: TimelineBot) -> None:
     """Add the /watch commands."""
     await bot.add_cog(WatchCog(bot))
+
+
+def _how(delivery: str) -> str:
+    return {
+        "webhook": "through the channel's webhook",
+        "thread": "as the bot with a thread per event",
+    }.get(delivery, "as the bot")

@@ -19,7 +19,7 @@ from tests.discordbot.admin_harness import ADMIN_COGS, admin_bot, answered
 from tests.discordbot.harness import ALERTS_CHANNEL, GUILD, Harness, harness
 from tests.discordbot.outbox_seed import add_source, alert, alert_rows, event, watch
 from timeline import outbox
-from timeline.models import ChannelWebhook, Watch, utcnow
+from timeline.models import Alert, ChannelWebhook, Watch, utcnow
 
 AVATAR = "https://img.example/desk.png"
 CREATE = "POST /channels/{channel_id}/webhooks"
@@ -268,3 +268,85 @@ async def test_config_watch_delivery_options_are_synced(tmp_path: Path) -> None:
         assert (row.delivery, row.webhook_name, row.webhook_avatar) == ("webhook", "Desk", AVATAR)
     finally:
         await db.dispose()
+
+
+async def thread_watch(h: Harness) -> int:
+    w = await watch(h.db, h.seed, "thread desk", ALERTS_CHANNEL)
+    async with h.db.session() as session:
+        await session.execute(update(Watch).where(Watch.id == w).values(delivery="thread"))
+    return w
+
+
+async def test_thread_mode_starts_a_thread_per_event_and_replies_when_a_source_joins(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path) as h:
+        w = await thread_watch(h)
+        ev = await event(h.db, h.seed, "Draft NATO communique")
+        await alert(h.db, w, ev, ALERTS_CHANNEL)
+        async with h.bot() as bot:
+            await bot.delivery.drain()
+            (starter,) = h.emu.channel_messages(ALERTS_CHANNEL)
+            assert set(h.emu.threads) == {starter.id}
+            assert h.emu.threads[starter.id].name == "Draft NATO communique"
+            await add_source(h.db, h.seed, ev, "Reuters")
+            report = await bot.delivery.drain()
+            # The edit lease is released; a replayed edit (same source count) posts no reply.
+            async with h.db.session() as session:
+                await session.execute(update(Alert).values(dirty=True))
+            await bot.delivery.drain()
+
+        assert report.edited == 1
+        assert "Reuters" in str(starter.payload["embeds"][0]) and len(starter.history) == 2
+        (reply,) = h.emu.thread_messages(starter.id)
+        assert reply.content.startswith("**Reuters** also reports: Draft NATO communique")
+        assert reply.payload["mentions"] == [] and reply.allowed_mentions == {"parse": []}
+        assert h.emu.channel_messages(ALERTS_CHANNEL) == [starter]
+        (row,) = await alert_rows(h.db)
+        assert (row.status, row.message_id) == ("sent", starter.id)
+        h.emu.assert_clean()
+
+
+async def test_thread_mode_retry_after_a_crash_posts_one_message_and_one_thread(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path) as h:
+        w = await thread_watch(h)
+        await alert(h.db, w, await event(h.db, h.seed, "s"), ALERTS_CHANNEL)
+
+        class Crash(BaseException):
+            pass
+
+        async def crash(*args: object, **kwargs: object) -> None:
+            raise Crash
+
+        async with h.bot(owner="crashed") as bot:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(outbox, "mark_sent", crash)
+                with pytest.raises(Crash):
+                    await bot.delivery.drain()
+        async with h.bot(owner="next") as bot:
+            report = await bot.delivery.drain(now=utcnow() + timedelta(hours=1))
+
+        assert report.alerts_sent == 1
+        (starter,) = h.emu.channel_messages(ALERTS_CHANNEL)
+        assert set(h.emu.threads) == {starter.id}
+        assert h.emu.nonce_hits == 1  # the retry got the first message back by its nonce
+        (row,) = await alert_rows(h.db)
+        assert (row.status, row.message_id) == ("sent", starter.id)
+
+
+async def test_thread_mode_without_thread_permission_still_posts_the_alert_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with harness(tmp_path) as h:
+        h.emu.bot_permissions &= ~Perm.CREATE_PUBLIC_THREADS
+        w = await thread_watch(h)
+        await alert(h.db, w, await event(h.db, h.seed, "s"), ALERTS_CHANNEL)
+        async with h.bot() as bot:
+            with caplog.at_level(logging.WARNING, logger="discordbot.delivery"):
+                report = await bot.delivery.drain()
+
+        assert (report.alerts_sent, report.failed) == (1, 0)
+        assert len(h.emu.channel_messages(ALERTS_CHANNEL)) == 1 and h.emu.threads == {}
+        assert any("missing Create Public Threads" in r.getMessage() for r in caplog.records)

@@ -382,10 +382,11 @@ async def set_delivery(
         raise Conflict(f"watch {watch.name!r} comes from the config file: set its delivery there")
     if reason := delivery_options.mode_problem(mode):
         raise BadQuery(f"delivery {reason}")
-    if mode == delivery_options.CHANNEL:
+    if mode != delivery_options.WEBHOOK:
         if webhook_name is not None or avatar_url is not None:
             raise BadQuery("a webhook name or avatar needs the webhook delivery")
-        watch.delivery, watch.webhook_name, watch.webhook_avatar = None, None, None
+        watch.delivery = None if mode == delivery_options.CHANNEL else mode
+        watch.webhook_name, watch.webhook_avatar = None, None
     else:
         if webhook_name is not None and (
             reason := delivery_options.webhook_name_problem(webhook_name)
