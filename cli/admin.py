@@ -262,9 +262,10 @@ def _register_watch(
     p.add_argument("name", help="the watch")
     p.add_argument(
         "mode",
-        choices=["channel", "webhook", "thread"],
+        choices=["channel", "webhook", "thread", "forum"],
         help="channel: as the bot; webhook: through the channel's webhook (Manage Webhooks); "
-        "thread: as the bot with a thread per event, later sources as replies",
+        "thread: as the bot with a thread per event, later sources as replies; "
+        "forum (a forum channel): a post per event",
     )
     p.add_argument("--webhook-name", help="the author name the webhook messages show")
     p.add_argument("--avatar-url", help="the author avatar (an http or https URL)")
@@ -601,6 +602,7 @@ async def cmd_watch_delivery(
     how = {
         "webhook": "through the channel's webhook",
         "thread": "as the bot with a thread per event",
+        "forum": "a forum post per event",
     }.get(view.delivery, "as the bot")
     print(safe(f"watch {view.name!r} now posts {how}"))
     return common.EX_OK

@@ -473,7 +473,9 @@ class AlertDelivery:
             message = self._render(group)
             channel = self.client.get_partial_messageable(first.channel_id)
             async with asyncio.timeout(self.request_timeout):
-                if first.delivery == "webhook" and not first.is_digest:
+                if first.delivery == "forum":
+                    sent = await self._forum_post(group, message)
+                elif first.delivery == "webhook" and not first.is_digest:
                     sent = await self._send_webhook(group, message)
                 else:
                     sent = await channel.send(
@@ -560,12 +562,15 @@ class AlertDelivery:
                 if first.webhook_id is not None:
                     await self._edit_webhook_message(first, message)
                 else:
+                    if first.delivery == "forum":
+                        # A forum post's first message is in the post (thread) of its own id.
+                        channel = self.client.get_partial_messageable(first.message_id)
                     await channel.get_partial_message(first.message_id).edit(
                         content=message.content,
                         embed=message.embed,
                         allowed_mentions=message.allowed_mentions,
                     )
-            if first.delivery == "thread" and not first.is_digest:
+            if first.delivery in ("thread", "forum") and not first.is_digest:
                 try:
                     async with asyncio.timeout(self.request_timeout):
                         await self._thread_reply(first)
@@ -589,6 +594,80 @@ class AlertDelivery:
             return
         await outbox.mark_edited(self.db, ids)
         report.edited += 1
+
+    async def _forum_post(
+        self, group: list[AlertView], message: render.RenderedMessage
+    ) -> discord.Message:
+        """Open a forum post (a thread with its first message) for the alert; return the message.
+
+        A forum post takes no nonce: `post_started_at` is written before it is created, and a
+        retry first looks among the guild's active threads for the bot's post in this forum
+        with the same name whose first message shows the same embed title and link.
+        """
+        first = group[0]
+        name = render.cut(
+            render.clean_text(message.embed.title or first.event_title) or "Event",
+            THREAD_NAME_LIMIT,
+        )
+        if first.post_started:
+            earlier = await self._earlier_forum_post(first, name, message)
+            if earlier is not None:
+                log.info(
+                    "alerts %s: found forum post %s an earlier attempt created",
+                    [a.id for a in group],
+                    earlier.id,
+                )
+                return earlier
+        await outbox.mark_post_started(self.db, [a.id for a in group])
+        channel_payload = {"name": name, "auto_archive_duration": 1440, "type": 11}
+        with discord.http.handle_message_parameters(
+            content=message.content or discord.utils.MISSING,
+            embed=message.embed,
+            allowed_mentions=message.allowed_mentions,
+            channel_payload=channel_payload,
+        ) as params:
+            data = await self.client.http.start_thread_in_forum(first.channel_id, params=params)
+        thread = self.client.get_partial_messageable(int(data["id"]))
+        return discord.Message(
+            state=self.client._connection,
+            channel=thread,
+            data=data["message"],
+        )
+
+    async def _earlier_forum_post(
+        self, first: AlertView, name: str, message: render.RenderedMessage
+    ) -> discord.Message | None:
+        channel = self.client.get_channel(first.channel_id)
+        if channel is None:
+            channel = await self.client.fetch_channel(first.channel_id)
+        guild = getattr(channel, "guild", None)
+        me = self.client.user.id if self.client.user is not None else None
+        if guild is None or me is None:
+            return None
+        active = await self.client.http.get_active_threads(guild.id)
+        wanted = ((message.embed.title or "").strip(), message.embed.url)
+        for thread in active.get("threads", []):
+            if (thread.get("parent_id"), thread.get("owner_id"), thread.get("name")) != (
+                str(first.channel_id),
+                str(me),
+                name,
+            ):
+                continue
+            post = self.client.get_partial_messageable(int(thread["id"]))
+            try:
+                starter = await post.fetch_message(int(thread["id"]))
+            except discord.NotFound:
+                continue
+            if (
+                starter.embeds
+                and (
+                    (starter.embeds[0].title or "").strip(),
+                    starter.embeds[0].url,
+                )
+                == wanted
+            ):
+                return starter
+        return None
 
     async def _start_thread(self, first: AlertView, message_id: int) -> None:
         """Start the event's thread on its alert message (its id is the message's).

@@ -1,5 +1,6 @@
 """Per-watch delivery options: post as the bot ("channel"), through a channel webhook, or as
-the bot with a thread per event ("thread": later sources are replies in it).
+the bot with a thread per event ("thread": later sources are replies in it), or as a post
+per event in a forum channel ("forum": later sources edit its first message and reply).
 
 Checked the same way at config load (`timeline.config`) and by `/watch delivery`.
 """
@@ -11,7 +12,8 @@ from urllib.parse import urlsplit
 CHANNEL = "channel"
 WEBHOOK = "webhook"
 THREAD = "thread"
-MODES = (CHANNEL, WEBHOOK, THREAD)
+FORUM = "forum"
+MODES = (CHANNEL, WEBHOOK, THREAD, FORUM)
 MAX_WEBHOOK_NAME = 80
 MAX_AVATAR_URL = 2000
 # Discord refuses webhook names containing these (case-insensitive).

@@ -281,6 +281,8 @@ class Alert(Base):
     # The channel webhook a webhook delivery was (or may have been) sent through, written
     # before the send: a retry looks for that webhook's message first; edits go through it.
     webhook_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Set before a forum post is created (that takes no nonce either): a retry looks for it.
+    post_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -99,6 +99,8 @@ class AlertView:
     webhook_avatar: str | None = None
     # The channel webhook this alert was (or may have been) sent through.
     webhook_id: int | None = None
+    # Whether a forum post for this alert may have been created already.
+    post_started: bool = False
 
     @property
     def is_digest(self) -> bool:
@@ -323,6 +325,7 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
             webhook_name=webhook_name,
             webhook_avatar=webhook_avatar,
             webhook_id=alert.webhook_id,
+            post_started=alert.post_started_at is not None,
         )
         for (
             alert,
@@ -427,6 +430,18 @@ async def mark_webhook_attempt(db: Database, alert_ids: Sequence[int], webhook_i
             update(Alert)
             .where(Alert.id.in_(list(alert_ids)))
             .values(webhook_id=webhook_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def mark_post_started(db: Database, alert_ids: Sequence[int]) -> None:
+    """Record, before a forum post is created, that it may exist from now on (see
+    `mark_webhook_attempt`: a retry looks for it among the forum's active posts)."""
+    async with db.session() as session:
+        await session.execute(
+            update(Alert)
+            .where(Alert.id.in_(list(alert_ids)))
+            .values(post_started_at=utcnow())
             .execution_options(synchronize_session=False)
         )
 

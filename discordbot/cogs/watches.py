@@ -252,7 +252,7 @@ class WatchCog(
     )
     @app_commands.describe(
         name="The watch",
-        mode="channel: as the bot; webhook: through the channel's webhook; thread: one per event",
+        mode="channel: as the bot; webhook: channel webhook; thread/forum: a thread/post per event",
         webhook_name="The author name the webhook messages show",
         avatar_url="The author avatar (an http or https URL)",
     )
@@ -261,6 +261,7 @@ class WatchCog(
             app_commands.Choice(name="channel", value="channel"),
             app_commands.Choice(name="webhook", value="webhook"),
             app_commands.Choice(name="thread", value="thread"),
+            app_commands.Choice(name="forum", value="forum"),
         ]
     )
     @app_commands.autocomplete(name=watch_names)
@@ -364,4 +365,5 @@ def _how(delivery: str) -> str:
     return {
         "webhook": "through the channel's webhook",
         "thread": "as the bot with a thread per event",
+        "forum": "a forum post per event",
     }.get(delivery, "as the bot")

@@ -1,5 +1,5 @@
 """Delivery through channel webhooks: `watches.delivery`, `webhook_name`, `webhook_avatar`,
-`alerts.webhook_id`, and the `channel_webhooks` the bot created (id and secret token).
+`alerts.webhook_id`, `alerts.post_started_at` (forum posts), and the `channel_webhooks` the bot created (id and secret token).
 
 Revision ID: 0011
 Revises: 0010
@@ -23,6 +23,7 @@ def upgrade() -> None:
     op.add_column("watches", sa.Column("webhook_name", sa.String(80), nullable=True))
     op.add_column("watches", sa.Column("webhook_avatar", sa.Text(), nullable=True))
     op.add_column("alerts", sa.Column("webhook_id", sa.BigInteger(), nullable=True))
+    op.add_column("alerts", sa.Column("post_started_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "channel_webhooks",
         sa.Column("channel_id", sa.BigInteger(), primary_key=True, autoincrement=False),
@@ -35,6 +36,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("channel_webhooks")
     # In place, as 0003 does (a batch copy of `watches` would cascade-delete its alerts).
+    op.drop_column("alerts", "post_started_at")
     op.drop_column("alerts", "webhook_id")
     op.drop_column("watches", "webhook_avatar")
     op.drop_column("watches", "webhook_name")

@@ -120,10 +120,13 @@ tells them from interaction followups (the application id). ``emu.webhooks`` hol
 Threads: ``POST /channels/{id}/messages/{message_id}/threads`` starts a public thread (type 11,
 id = the message's; needs Create Public Threads, a second one answers 160004); messages are
 posted and listed in it like in a channel (posting needs Send Messages in Threads);
-``emu.threads`` and ``emu.thread_messages(id)`` show them.
+``emu.threads`` and ``emu.thread_messages(id)`` show them. Forum channels (type 15, given in
+a ``GuildSpec``): ``POST /channels/{forum}/threads`` with ``name`` and ``message`` opens a post
+(a thread whose first message has the thread's id); ``GET /guilds/{id}/threads/active`` lists
+every thread.
 
-Not emulated: DMs, forum channels and their posts, threads without a starter message, reactions, voice, channel permission overwrites,
-rate-limit buckets (only injected 429s).
+Not emulated: DMs, threads without a starter message in text channels, thread archiving,
+reactions, voice, channel permission overwrites, rate-limit buckets (only injected 429s).
 """
 
 from .drivers import DriverError

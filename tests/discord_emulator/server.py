@@ -1285,6 +1285,8 @@ class DiscordEmulator:
             ("GET", "/guilds/{guild_id}/channels", self._get_guild_channels),
             ("GET", "/guilds/{guild_id}/roles", self._get_guild_roles),
             ("GET", "/guilds/{guild_id}/members/{user_id}", self._get_guild_member),
+            ("GET", "/guilds/{guild_id}/threads/active", self._active_threads),
+            ("POST", "/channels/{channel_id}/threads", self._start_forum_post),
             ("GET", "/channels/{channel_id}", self._get_channel),
             ("POST", "/channels/{channel_id}/typing", self._post_typing),
             ("GET", "/channels/{channel_id}/messages", self._list_messages),
@@ -1681,6 +1683,47 @@ class DiscordEmulator:
         """The messages posted in a thread (its starter stays in the parent channel)."""
         return self.channel_messages(thread_id) if thread_id in self.threads else []
 
+    def _thread_payload(self, thread: ChannelSpec, archive_duration: int = 1440) -> dict[str, Any]:
+        guild = self._guild_of_channel(thread.id)
+        return {
+            **thread.payload(guild.id),
+            "owner_id": str(self.bot_id),
+            "message_count": len(self.thread_messages(thread.id)),
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": archive_duration,
+                "archive_timestamp": iso(snowflake_time(thread.id)),
+                "locked": False,
+            },
+        }
+
+    async def _active_threads(self, call: _Call) -> tuple[int, Any]:
+        guild = self._guild_param(call)
+        threads = [t for t in self.threads.values() if self._guild_of_channel(t.id) is guild]
+        return 200, {"threads": [self._thread_payload(t) for t in threads], "members": []}
+
+    async def _start_forum_post(self, call: _Call) -> tuple[int, Any]:
+        forum = self._channel_param(call)
+        if forum.type != 15:
+            # Threads without a starter message in text channels: not emulated.
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        name = str(call.body.get("name") or "")
+        message = call.body.get("message")
+        if not 1 <= len(name) <= 100 or not isinstance(message, dict):
+            raise ApiError(400, 50035, "Invalid Form Body")
+        if not (message.get("content") or message.get("embeds")):
+            raise ApiError(400, 50006, "Cannot send an empty message")
+        # A forum post is a thread whose starter message has the thread's id.
+        thread_id = self._ids.next()
+        thread = ChannelSpec(thread_id, name, type=11, parent_id=forum.id)
+        self.threads[thread_id] = thread
+        msg = self._new_message(thread_id, message, call.files, msg_id=thread_id)
+        await self._dispatch_message("MESSAGE_CREATE", msg)
+        duration = int(call.body.get("auto_archive_duration") or 1440)
+        return 201, {**self._thread_payload(thread, duration), "message": msg.snapshot()}
+
     async def _start_thread(self, call: _Call) -> tuple[int, Any]:
         msg = self._message_param(call)
         parent = self._channel_param(call)
@@ -1883,8 +1926,9 @@ class DiscordEmulator:
         *,
         record: InteractionRecord | None = None,
         author: dict[str, Any] | None = None,
+        msg_id: int | None = None,
     ) -> StoredMessage:
-        msg_id = self._ids.next()
+        msg_id = msg_id if msg_id is not None else self._ids.next()
         content = body.get("content") or ""
         allowed = body.get("allowed_mentions")
         mentions, role_ids, everyone = self._mentions(channel_id, content, allowed)

@@ -6,6 +6,7 @@ exactly-once rules, same edits when a source joins; the webhook token is never l
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlalchemy import select, update
 
 from cli.main import main
 from discordbot import delivery as delivery_mod
-from tests.discord_emulator.specs import Perm
+from tests.discord_emulator.specs import ChannelSpec, Perm
 from tests.discordbot.admin_harness import ADMIN_COGS, admin_bot, answered
 from tests.discordbot.harness import ALERTS_CHANNEL, GUILD, Harness, harness
 from tests.discordbot.outbox_seed import add_source, alert, alert_rows, event, watch
@@ -350,3 +351,70 @@ async def test_thread_mode_without_thread_permission_still_posts_the_alert_once(
         assert (report.alerts_sent, report.failed) == (1, 0)
         assert len(h.emu.channel_messages(ALERTS_CHANNEL)) == 1 and h.emu.threads == {}
         assert any("missing Create Public Threads" in r.getMessage() for r in caplog.records)
+
+
+FORUM = ChannelSpec(900_000_000_000_000_150, "news-forum", type=15)
+FORUM_GUILD = replace(GUILD, channels=(*GUILD.channels, FORUM))
+
+
+async def forum_watch(h: Harness) -> int:
+    w = await watch(h.db, h.seed, "forum desk", FORUM.id)
+    async with h.db.session() as session:
+        await session.execute(update(Watch).where(Watch.id == w).values(delivery="forum"))
+    return w
+
+
+async def test_forum_mode_opens_a_post_per_event_then_edits_and_replies(tmp_path: Path) -> None:
+    async with harness(tmp_path, guild=FORUM_GUILD) as h:
+        w = await forum_watch(h)
+        ev = await event(h.db, h.seed, "Draft NATO communique")
+        await alert(h.db, w, ev, FORUM.id)
+        await alert(h.db, w, await event(h.db, h.seed, "Other story"), FORUM.id)
+        async with h.bot() as bot:
+            report = await bot.delivery.drain()
+            await add_source(h.db, h.seed, ev, "Reuters")
+            edits = await bot.delivery.drain()
+
+        assert (report.messages, report.failed, edits.edited) == (2, 0, 1)
+        assert sorted(t.name for t in h.emu.threads.values()) == [
+            "Draft NATO communique",
+            "Other story",
+        ]
+        post = next(t for t in h.emu.threads.values() if t.name == "Draft NATO communique")
+        assert post.parent_id == FORUM.id
+        first, reply = h.emu.thread_messages(post.id)
+        assert first.id == post.id and len(first.history) == 1
+        assert "Reuters" in str(first.payload["embeds"][0])
+        assert reply.content.startswith("**Reuters** also reports:")
+        rows = await alert_rows(h.db)
+        assert rows[0].message_id == post.id and {r.status for r in rows} == {"sent"}
+        h.emu.assert_clean()
+
+
+async def test_forum_mode_retry_after_a_crash_finds_the_post_instead_of_a_second(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path, guild=FORUM_GUILD) as h:
+        w = await forum_watch(h)
+        await alert(h.db, w, await event(h.db, h.seed, "Draft NATO communique"), FORUM.id)
+
+        class Crash(BaseException):
+            pass
+
+        async def crash(*args: object, **kwargs: object) -> None:
+            raise Crash
+
+        async with h.bot(owner="crashed") as bot:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(outbox, "mark_sent", crash)
+                with pytest.raises(Crash):
+                    await bot.delivery.drain()
+        (post,) = h.emu.threads.values()
+        async with h.bot(owner="next") as bot:
+            report = await bot.delivery.drain(now=utcnow() + timedelta(hours=1))
+
+        assert report.alerts_sent == 1
+        assert list(h.emu.threads.values()) == [post]  # no second post
+        assert requests(h, "POST /channels/{channel_id}/threads") == 1
+        (row,) = await alert_rows(h.db)
+        assert (row.status, row.message_id) == ("sent", post.id)
