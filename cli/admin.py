@@ -257,6 +257,20 @@ def _register_watch(
     p.add_argument("--clear", action="store_true", help="back to the default message")
     p.set_defaults(func=_run(cmd_watch_template))
     p = w.add_parser(
+        "delivery", parents=write, help="post a watch's alerts as the bot or a webhook"
+    )
+    p.add_argument("name", help="the watch")
+    p.add_argument(
+        "mode",
+        choices=["channel", "webhook", "thread", "forum"],
+        help="channel: as the bot; webhook: through the channel's webhook (Manage Webhooks); "
+        "thread: as the bot with a thread per event, later sources as replies; "
+        "forum (a forum channel): a post per event",
+    )
+    p.add_argument("--webhook-name", help="the author name the webhook messages show")
+    p.add_argument("--avatar-url", help="the author avatar (an http or https URL)")
+    p.set_defaults(func=_run(cmd_watch_delivery))
+    p = w.add_parser(
         "preview", parents=read, help="a watch's alert for its latest event, as it would be posted"
     )
     p.add_argument("name", help="the watch")
@@ -569,6 +583,28 @@ async def cmd_watch_template(
     )
     what = "the default message" if args.clear else "its template"
     print(safe(f"watch {view.name!r} now alerts with {what}"))
+    return common.EX_OK
+
+
+async def cmd_watch_delivery(
+    session: AsyncSession, args: argparse.Namespace, settings: Settings
+) -> int:
+    """Choose how a watch's alerts are posted."""
+    view = await watch_svc.set_delivery(
+        session,
+        args.guild,
+        args.name,
+        _who(args),
+        mode=args.mode,
+        webhook_name=args.webhook_name,
+        avatar_url=args.avatar_url,
+    )
+    how = {
+        "webhook": "through the channel's webhook",
+        "thread": "as the bot with a thread per event",
+        "forum": "a forum post per event",
+    }.get(view.delivery, "as the bot")
+    print(safe(f"watch {view.name!r} now posts {how}"))
     return common.EX_OK
 
 

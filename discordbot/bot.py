@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 COGS_PACKAGE = "discordbot.cogs"
 
 # What the bot needs in its alert channels: see the channel, post, embed, attach (exports
-# and charts), and mention the roles of watches that are not "mentionable by everyone".
+# and charts), mention the roles of watches that are not "mentionable by everyone", and for
+# webhook delivery make a channel webhook and read back its recent messages (a retry after a
+# crash finds the message an earlier attempt posted), for thread delivery start a thread on
+# the alert and reply in it.
 # The README's invite URL carries exactly this value (tests/discordbot/test_invite.py).
 REQUIRED_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -33,6 +36,10 @@ REQUIRED_PERMISSIONS = discord.Permissions(
     embed_links=True,
     attach_files=True,
     mention_everyone=True,
+    read_message_history=True,
+    manage_webhooks=True,
+    create_public_threads=True,
+    send_messages_in_threads=True,
 )
 
 

@@ -13,19 +13,22 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 import aiohttp
 import discord
+from sqlalchemy import delete
 
 from timeline import notices, outbox
 from timeline.config import AlertSettings
 from timeline.db import Database
-from timeline.models import utcnow
+from timeline.models import ChannelWebhook, utcnow
 from timeline.outbox import AlertView
 
 from . import render
@@ -113,6 +116,45 @@ class _Transient(Exception):
 
 class _Permanent(Exception):
     """A failure that retrying will not fix (channel gone, no permission, refused payload)."""
+
+
+# The name of the webhook the bot creates in a channel (each watch sets its own author).
+WEBHOOK_NAME = "Timeline Bot alerts"
+# How many of a channel's latest messages a retried webhook send looks through for its own.
+WEBHOOK_LOOKBACK = 50
+UNKNOWN_WEBHOOK = 10015
+THREAD_EXISTS = 160004
+THREAD_NAME_LIMIT = 100
+
+
+# Webhook tokens this process knows. A log record that would show one (discord.py's debug
+# lines print webhook URLs and the webhooks Discord returns, the SQLite driver's print
+# statement parameters) shows a mask instead; so does any `"token": "..."` pair.
+_SECRETS: set[str] = set()
+_TOKEN_PAIR = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+""")
+_base_record_factory = logging.getLogRecordFactory()
+
+
+def _scrubbing_record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_record_factory(*args, **kwargs)
+    try:
+        text = record.getMessage()
+    except Exception:
+        return record  # a broken format string: the logging machinery reports it
+    clean = _TOKEN_PAIR.sub(r"\1<token>", text) if "token" in text else text
+    for secret in _SECRETS:
+        clean = clean.replace(secret, "<webhook token>")
+    if clean != text:
+        record.msg, record.args = clean, None
+    return record
+
+
+logging.setLogRecordFactory(_scrubbing_record_factory)
+
+
+def _keep_secret(token: str) -> str:
+    _SECRETS.add(token)
+    return token
 
 
 def _classify(exc: BaseException, channel_id: int) -> Exception:
@@ -317,6 +359,113 @@ class AlertDelivery:
             return render.digest_message(group)
         return render.alert_message(group[0], self.settings.snippet_chars)
 
+    # -- channel webhooks ----------------------------------------------------------------
+
+    async def _stored_webhook(self, channel_id: int) -> discord.Webhook | None:
+        async with self.db.session() as session:
+            row = await session.get(ChannelWebhook, channel_id)
+            if row is None:
+                return None
+            token = _keep_secret(row.token)
+            return discord.Webhook.partial(row.webhook_id, token, client=self.client)
+
+    async def _webhook(self, channel_id: int, *, renew: bool = False) -> discord.Webhook:
+        """The channel's webhook the bot made: stored, else reused or created and stored.
+
+        `renew`: the stored one is gone (404 Unknown Webhook); forget it and make another.
+        """
+        if renew:
+            async with self.db.session() as session:
+                await session.execute(
+                    delete(ChannelWebhook).where(ChannelWebhook.channel_id == channel_id)
+                )
+        else:
+            stored = await self._stored_webhook(channel_id)
+            if stored is not None:
+                return stored
+        channel = self.client.get_channel(channel_id)
+        if channel is None:
+            channel = await self.client.fetch_channel(channel_id)
+        if not isinstance(channel, discord.TextChannel):
+            raise _Permanent(f"channel {channel_id} is not a text channel: webhooks need one")
+        me = self.client.user.id if self.client.user is not None else None
+        try:
+            ours = [
+                w
+                for w in await channel.webhooks()
+                if w.token and w.user is not None and w.user.id == me and w.name == WEBHOOK_NAME
+            ]
+            webhook = ours[0] if ours else await channel.create_webhook(name=WEBHOOK_NAME)
+        except discord.Forbidden as exc:
+            raise _Permanent(
+                f"missing Manage Webhooks permission in channel {channel_id} "
+                f"(403 {exc.code}: {exc.text})"
+            ) from None
+        if webhook.token is None:
+            raise _Permanent(f"Discord gave no token for the webhook of channel {channel_id}")
+        _keep_secret(webhook.token)
+        async with self.db.session() as session:
+            await session.merge(
+                ChannelWebhook(channel_id=channel_id, webhook_id=webhook.id, token=webhook.token)
+            )
+        log.info("channel %s: using webhook %s for alerts", channel_id, webhook.id)
+        return discord.Webhook.partial(webhook.id, webhook.token, client=self.client)
+
+    async def _earlier_webhook_message(
+        self, first: AlertView, message: render.RenderedMessage
+    ) -> discord.Message | None:
+        """The message an earlier attempt posted through webhook `first.webhook_id`, if any.
+
+        Webhook messages take no nonce; what tells ours apart is the webhook that posted it,
+        the author name the watch gives it, and the embed's title and link (the event's).
+        """
+        if first.webhook_id is None:
+            return None
+        channel = self.client.get_partial_messageable(first.channel_id)
+        wanted = ((message.embed.title or "").strip(), message.embed.url)
+        async for earlier in channel.history(limit=WEBHOOK_LOOKBACK):
+            if earlier.webhook_id != first.webhook_id or not earlier.embeds:
+                continue
+            if first.webhook_name and earlier.author.name != first.webhook_name:
+                continue
+            embed = earlier.embeds[0]
+            if ((embed.title or "").strip(), embed.url) == wanted:
+                return earlier
+        return None
+
+    async def _send_webhook(
+        self, group: list[AlertView], message: render.RenderedMessage
+    ) -> discord.Message:
+        first = group[0]
+        earlier = await self._earlier_webhook_message(first, message)
+        if earlier is not None:
+            log.info(
+                "alerts %s: found message %s an earlier attempt posted through the webhook",
+                [a.id for a in group],
+                earlier.id,
+            )
+            return earlier
+        webhook = await self._webhook(first.channel_id)
+        for renewed in (False, True):
+            await outbox.mark_webhook_attempt(self.db, [a.id for a in group], webhook.id)
+            try:
+                return await webhook.send(
+                    content=message.content or "",
+                    embed=message.embed,
+                    allowed_mentions=message.allowed_mentions,
+                    username=first.webhook_name or discord.utils.MISSING,
+                    avatar_url=first.webhook_avatar or discord.utils.MISSING,
+                    wait=True,
+                )
+            except discord.NotFound as exc:
+                if exc.code != UNKNOWN_WEBHOOK or renewed:
+                    raise
+                log.info(
+                    "channel %s: alert webhook was deleted; making a new one", first.channel_id
+                )
+                webhook = await self._webhook(first.channel_id, renew=True)
+        raise AssertionError("unreachable")
+
     async def _deliver(self, group: list[AlertView], report: DrainReport, now: datetime) -> None:
         first = group[0]
         ids = [a.id for a in group]
@@ -324,17 +473,27 @@ class AlertDelivery:
             message = self._render(group)
             channel = self.client.get_partial_messageable(first.channel_id)
             async with asyncio.timeout(self.request_timeout):
-                sent = await channel.send(
-                    content=message.content,
-                    embed=message.embed,
-                    allowed_mentions=message.allowed_mentions,
-                    nonce=first.nonce or outbox.make_nonce(first.id, now),
-                )
+                if first.delivery == "forum":
+                    sent = await self._forum_post(group, message)
+                elif first.delivery == "webhook" and not first.is_digest:
+                    sent = await self._send_webhook(group, message)
+                else:
+                    sent = await channel.send(
+                        content=message.content,
+                        embed=message.embed,
+                        allowed_mentions=message.allowed_mentions,
+                        nonce=first.nonce or outbox.make_nonce(first.id, now),
+                    )
         except asyncio.CancelledError:
             raise
+        except _Permanent as exc:
+            await self._failed_send(group, exc, report, now, exc)
+            return
         except Exception as exc:
             await self._failed_send(group, _classify(exc, first.channel_id), report, now, exc)
             return
+        if first.delivery == "thread" and not first.is_digest:
+            await self._start_thread(first, sent.id)
         # A message an earlier attempt created (Discord found it by the nonce) shows what that
         # attempt rendered; if the event has grown since, it must be edited, not left stale.
         stale = _shown(sent) != _rendered(message)
@@ -400,15 +559,30 @@ class AlertDelivery:
             message = self._render(group)
             channel = self.client.get_partial_messageable(first.channel_id)
             async with asyncio.timeout(self.request_timeout):
-                await channel.get_partial_message(first.message_id).edit(
-                    content=message.content,
-                    embed=message.embed,
-                    allowed_mentions=message.allowed_mentions,
-                )
+                if first.webhook_id is not None:
+                    await self._edit_webhook_message(first, message)
+                else:
+                    if first.delivery == "forum":
+                        # A forum post's first message is in the post (thread) of its own id.
+                        channel = self.client.get_partial_messageable(first.message_id)
+                    await channel.get_partial_message(first.message_id).edit(
+                        content=message.content,
+                        embed=message.embed,
+                        allowed_mentions=message.allowed_mentions,
+                    )
+            if first.delivery in ("thread", "forum") and not first.is_digest:
+                try:
+                    async with asyncio.timeout(self.request_timeout):
+                        await self._thread_reply(first)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # The starter shows every source already; a lost reply is only logged.
+                    log.warning("alert %s: no reply in its thread: %s", first.id, exc)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            problem = _classify(exc, first.channel_id)
+            problem = exc if isinstance(exc, _Permanent) else _classify(exc, first.channel_id)
             if isinstance(problem, _Permanent):
                 # The message was deleted or the channel closed to us: nothing left to edit.
                 log.info("edit of message %s dropped: %s", first.message_id, problem)
@@ -420,6 +594,143 @@ class AlertDelivery:
             return
         await outbox.mark_edited(self.db, ids)
         report.edited += 1
+
+    async def _forum_post(
+        self, group: list[AlertView], message: render.RenderedMessage
+    ) -> discord.Message:
+        """Open a forum post (a thread with its first message) for the alert; return the message.
+
+        A forum post takes no nonce: `post_started_at` is written before it is created, and a
+        retry first looks among the guild's active threads for the bot's post in this forum
+        with the same name whose first message shows the same embed title and link.
+        """
+        first = group[0]
+        name = render.cut(
+            render.clean_text(message.embed.title or first.event_title) or "Event",
+            THREAD_NAME_LIMIT,
+        )
+        if first.post_started:
+            earlier = await self._earlier_forum_post(first, name, message)
+            if earlier is not None:
+                log.info(
+                    "alerts %s: found forum post %s an earlier attempt created",
+                    [a.id for a in group],
+                    earlier.id,
+                )
+                return earlier
+        await outbox.mark_post_started(self.db, [a.id for a in group])
+        channel_payload = {"name": name, "auto_archive_duration": 1440, "type": 11}
+        with discord.http.handle_message_parameters(
+            content=message.content or discord.utils.MISSING,
+            embed=message.embed,
+            allowed_mentions=message.allowed_mentions,
+            channel_payload=channel_payload,
+        ) as params:
+            data = await self.client.http.start_thread_in_forum(first.channel_id, params=params)
+        thread = self.client.get_partial_messageable(int(data["id"]))
+        return discord.Message(
+            state=self.client._connection,
+            channel=thread,
+            data=data["message"],
+        )
+
+    async def _earlier_forum_post(
+        self, first: AlertView, name: str, message: render.RenderedMessage
+    ) -> discord.Message | None:
+        channel = self.client.get_channel(first.channel_id)
+        if channel is None:
+            channel = await self.client.fetch_channel(first.channel_id)
+        guild = getattr(channel, "guild", None)
+        me = self.client.user.id if self.client.user is not None else None
+        if guild is None or me is None:
+            return None
+        active = await self.client.http.get_active_threads(guild.id)
+        wanted = ((message.embed.title or "").strip(), message.embed.url)
+        for thread in active.get("threads", []):
+            if (thread.get("parent_id"), thread.get("owner_id"), thread.get("name")) != (
+                str(first.channel_id),
+                str(me),
+                name,
+            ):
+                continue
+            post = self.client.get_partial_messageable(int(thread["id"]))
+            try:
+                starter = await post.fetch_message(int(thread["id"]))
+            except discord.NotFound:
+                continue
+            if (
+                starter.embeds
+                and (
+                    (starter.embeds[0].title or "").strip(),
+                    starter.embeds[0].url,
+                )
+                == wanted
+            ):
+                return starter
+        return None
+
+    async def _start_thread(self, first: AlertView, message_id: int) -> None:
+        """Start the event's thread on its alert message (its id is the message's).
+
+        A retry finds the message again by its nonce; a thread made by an earlier attempt
+        answers 160004, which is success. A thread that cannot be made does not unpost the
+        alert: it is logged, and later sources are then only edited into the message.
+        """
+        name = render.cut(render.clean_text(first.event_title) or "Event", THREAD_NAME_LIMIT)
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                await self.client.http.start_thread_with_message(
+                    first.channel_id, message_id, name=name, auto_archive_duration=1440
+                )
+        except asyncio.CancelledError:
+            raise
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS:
+                return
+            log.warning(
+                "alert %s: no thread on message %s in channel %s (watch %r): %s %s: %s",
+                first.id,
+                message_id,
+                first.channel_id,
+                first.watch_name,
+                exc.status,
+                exc.code,
+                "missing Create Public Threads permission" if exc.status == 403 else exc.text,
+            )
+        except Exception as exc:
+            log.warning("alert %s: no thread on message %s: %s", first.id, message_id, exc)
+
+    async def _thread_reply(self, first: AlertView) -> None:
+        """Post the newest source as a reply in the event's thread, once (nonce by count)."""
+        assert first.message_id is not None
+        if len(first.sources) < 2:
+            return
+        source = first.sources[-1]
+        line = f"**{render.escape(source.feed_name)}** also reports: "
+        text = line + render.cut(render.escape(source.title), 300)
+        url = render.safe_url(source.link)
+        if url:
+            text += f"\n<{url}>"
+        seed = f"reply|{first.nonce or first.id}|{len(first.sources)}".encode()
+        nonce = "r" + hashlib.sha256(seed).hexdigest()[:24]
+        thread = self.client.get_partial_messageable(first.message_id)
+        await thread.send(content=text, allowed_mentions=render.no_pings(), nonce=nonce)
+
+    async def _edit_webhook_message(
+        self, first: AlertView, message: render.RenderedMessage
+    ) -> None:
+        """Edit a webhook-posted alert through the webhook that posted it (only it may)."""
+        assert first.message_id is not None
+        webhook = await self._stored_webhook(first.channel_id)
+        if webhook is None or webhook.id != first.webhook_id:
+            # The webhook was deleted and replaced: its messages can no longer be edited.
+            raise _Permanent(f"webhook {first.webhook_id} of channel {first.channel_id} is gone")
+        await webhook.edit_message(
+            first.message_id,
+            content=message.content,
+            embed=message.embed,
+            allowed_mentions=message.allowed_mentions,
+        )
 
     # -- scheduled digest ----------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import delivery_options
 from .errors import BadQuery, ConfigError
 from .templates import colour_problem, template_problem
 
@@ -84,6 +85,10 @@ class WatchConfig:
     # The alert's description template (timeline.templates) and "#rrggbb" colour.
     template: str | None = None
     colour: str | None = None
+    # "channel" (as the bot) or "webhook" (through the channel webhook, with this author).
+    delivery: str = "channel"
+    webhook_name: str | None = None
+    webhook_avatar: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,6 +532,9 @@ def _watches(problems: _Problems, data: Mapping[str, Any]) -> tuple[WatchConfig,
                 enabled=r.boolean("enabled", True),
                 template=r.string("template"),
                 colour=r.string("colour"),
+                delivery=r.string("delivery", "channel") or "channel",
+                webhook_name=r.string("webhook_name"),
+                webhook_avatar=r.string("webhook_avatar"),
             )
         )
         r.finish()
@@ -786,6 +794,18 @@ def _check_watches(
             problems.add(f"watches[{i}].template", reason)
         if watch.colour is not None and (reason := colour_problem(watch.colour)):
             problems.add(f"watches[{i}].colour", reason)
+        if reason := delivery_options.mode_problem(watch.delivery):
+            problems.add(f"watches[{i}].delivery", reason)
+        for key, value, check in (
+            ("webhook_name", watch.webhook_name, delivery_options.webhook_name_problem),
+            ("webhook_avatar", watch.webhook_avatar, delivery_options.avatar_problem),
+        ):
+            if value is None:
+                continue
+            if watch.delivery != delivery_options.WEBHOOK:
+                problems.add(f"watches[{i}].{key}", 'needs delivery = "webhook"')
+            elif reason := check(value):
+                problems.add(f"watches[{i}].{key}", reason)
 
 
 def _check_discord(problems: _Problems, discord: DiscordSettings) -> None:

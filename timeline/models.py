@@ -210,6 +210,11 @@ class Watch(Base):
     # The team's message template (timeline.templates) and embed colour; None: the default.
     template: Mapped[str | None] = mapped_column(Text)
     colour: Mapped[int | None] = mapped_column(Integer)
+    # How alerts are posted: None = as the bot ("channel"), "webhook" = through the channel's
+    # webhook with `webhook_name` and `webhook_avatar` (an http(s) URL) as author.
+    delivery: Mapped[str | None] = mapped_column(String(16))
+    webhook_name: Mapped[str | None] = mapped_column(String(80))
+    webhook_avatar: Mapped[str | None] = mapped_column(Text)
 
 
 class Alias(Base):
@@ -236,6 +241,21 @@ class GuildSettings(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class ChannelWebhook(Base):
+    """The webhook the bot created in a channel. `token` is a secret: never logged or shown."""
+
+    __tablename__ = "channel_webhooks"
+
+    channel_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    webhook_id: Mapped[int] = mapped_column(BigInteger)
+    token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        # The default repr would show the token.
+        return f"ChannelWebhook(channel_id={self.channel_id}, webhook_id={self.webhook_id})"
+
+
 class Alert(Base):
     """The outbox: one row per (watch, event), written in the ingest transaction."""
 
@@ -258,6 +278,11 @@ class Alert(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The channel webhook a webhook delivery was (or may have been) sent through, written
+    # before the send: a retry looks for that webhook's message first; edits go through it.
+    webhook_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Set before a forum post is created (that takes no nonce either): a retry looks for it.
+    post_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -93,6 +93,14 @@ class AlertView:
     # The watch's message template and embed colour (None: the default rendering).
     template: str | None = None
     colour: int | None = None
+    # How the watch posts ("channel" or "webhook") and the webhook's author name and avatar.
+    delivery: str = "channel"
+    webhook_name: str | None = None
+    webhook_avatar: str | None = None
+    # The channel webhook this alert was (or may have been) sent through.
+    webhook_id: int | None = None
+    # Whether a forum post for this alert may have been created already.
+    post_started: bool = False
 
     @property
     def is_digest(self) -> bool:
@@ -270,13 +278,14 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
     rows = (
         await session.execute(
             select(Alert, Watch.name, Watch.role_id, Event, Watch.template, Watch.colour)
+            .add_columns(Watch.delivery, Watch.webhook_name, Watch.webhook_avatar)
             .join(Watch, Watch.id == Alert.watch_id)
             .join(Event, Event.id == Alert.event_id)
             .where(Alert.id.in_(id_list))
             .order_by(Alert.id)
         )
     ).all()
-    event_ids = {event.id for _, _, _, event, _, _ in rows}
+    event_ids = {row[3].id for row in rows}
     sources: dict[int, list[SourceView]] = defaultdict(list)
     if event_ids:
         entries = await session.execute(
@@ -290,7 +299,7 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
             sources[event_id].append(
                 SourceView(feed_name, title, link, summary or "", published, brief, image)
             )
-    storylines = await storyline_refs(session, [event for _, _, _, event, _, _ in rows])
+    storylines = await storyline_refs(session, [row[3] for row in rows])
     return [
         AlertView(
             id=alert.id,
@@ -312,8 +321,23 @@ async def _load_views(session: AsyncSession, ids: Iterable[int]) -> list[AlertVi
             storyline=storylines.get(event.id),
             template=template,
             colour=colour,
+            delivery=delivery or "channel",
+            webhook_name=webhook_name,
+            webhook_avatar=webhook_avatar,
+            webhook_id=alert.webhook_id,
+            post_started=alert.post_started_at is not None,
         )
-        for alert, watch_name, role_id, event, template, colour in rows
+        for (
+            alert,
+            watch_name,
+            role_id,
+            event,
+            template,
+            colour,
+            delivery,
+            webhook_name,
+            webhook_avatar,
+        ) in rows
     ]
 
 
@@ -393,6 +417,33 @@ async def mark_sent(
             )
     metrics.ALERTS_DELIVERED.inc(len(created))
     metrics.observe_latencies(created, sent_at)
+
+
+async def mark_webhook_attempt(db: Database, alert_ids: Sequence[int], webhook_id: int) -> None:
+    """Record, before a webhook send, which webhook the message may appear under.
+
+    Webhook messages take no nonce: a retry after a crash between send and `mark_sent` finds
+    the earlier message among that webhook's recent ones in the channel instead.
+    """
+    async with db.session() as session:
+        await session.execute(
+            update(Alert)
+            .where(Alert.id.in_(list(alert_ids)))
+            .values(webhook_id=webhook_id)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def mark_post_started(db: Database, alert_ids: Sequence[int]) -> None:
+    """Record, before a forum post is created, that it may exist from now on (see
+    `mark_webhook_attempt`: a retry looks for it among the forum's active posts)."""
+    async with db.session() as session:
+        await session.execute(
+            update(Alert)
+            .where(Alert.id.in_(list(alert_ids)))
+            .values(post_started_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def mark_retry(

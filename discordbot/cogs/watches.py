@@ -247,6 +247,48 @@ class WatchCog(
             "`/watch preview` shows the result.",
         )
 
+    @app_commands.command(
+        name="delivery", description="Post a watch's alerts as the bot or a webhook"
+    )
+    @app_commands.describe(
+        name="The watch",
+        mode="channel: as the bot; webhook: channel webhook; thread/forum: a thread/post per event",
+        webhook_name="The author name the webhook messages show",
+        avatar_url="The author avatar (an http or https URL)",
+    )
+    @app_commands.choices(
+        mode=[
+            app_commands.Choice(name="channel", value="channel"),
+            app_commands.Choice(name="webhook", value="webhook"),
+            app_commands.Choice(name="thread", value="thread"),
+            app_commands.Choice(name="forum", value="forum"),
+        ]
+    )
+    @app_commands.autocomplete(name=watch_names)
+    async def delivery(
+        self,
+        interaction: discord.Interaction[Any],
+        name: app_commands.Range[str, 1, 100],
+        mode: str,
+        webhook_name: app_commands.Range[str, 1, 80] | None = None,
+        avatar_url: app_commands.Range[str, 1, 2000] | None = None,
+    ) -> None:
+        """Choose how a watch's alerts are posted."""
+        await defer(interaction)
+        async with self.bot.db.session() as session:
+            view = await watch_svc.set_delivery(
+                session,
+                guild_of(interaction),
+                name,
+                actor(interaction),
+                mode=mode,
+                webhook_name=webhook_name,
+                avatar_url=avatar_url,
+            )
+        await send(
+            interaction, f"Watch **{show(view.name, 100)}** now posts {_how(view.delivery)}."
+        )
+
     @app_commands.command(name="preview", description="Show a watch's alert for its latest event")
     @app_commands.describe(
         name="The watch",
@@ -317,3 +359,11 @@ class WatchCog(
 async def setup(bot: TimelineBot) -> None:
     """Add the /watch commands."""
     await bot.add_cog(WatchCog(bot))
+
+
+def _how(delivery: str) -> str:
+    return {
+        "webhook": "through the channel's webhook",
+        "thread": "as the bot with a thread per event",
+        "forum": "a forum post per event",
+    }.get(delivery, "as the bot")

@@ -111,8 +111,22 @@ Message nonces: ``POST /channels/{id}/messages`` with ``nonce`` and ``enforce_no
 same nonce was used in that channel within ``nonce_window`` seconds (default 300);
 ``emu.nonce_hits`` counts such deduplications and ``emu.expire_nonces()`` ends the window.
 
-Not emulated: DMs, threads, reactions, webhooks other than interaction followups, voice,
-channel permission overwrites, rate-limit buckets (only injected 429s).
+Channel webhooks: ``GET``/``POST /channels/{id}/webhooks`` (the bot needs Manage Webhooks in
+``bot_permissions``, else 403 50013), ``POST /webhooks/{id}/{token}`` with ``username``,
+``avatar_url`` and ``wait``, and ``GET``/``PATCH``/``DELETE`` of its messages; the webhook id
+tells them from interaction followups (the application id). ``emu.webhooks`` holds them,
+``emu.delete_webhook(id)`` deletes one as a member would (then 404 10015 Unknown Webhook).
+
+Threads: ``POST /channels/{id}/messages/{message_id}/threads`` starts a public thread (type 11,
+id = the message's; needs Create Public Threads, a second one answers 160004); messages are
+posted and listed in it like in a channel (posting needs Send Messages in Threads);
+``emu.threads`` and ``emu.thread_messages(id)`` show them. Forum channels (type 15, given in
+a ``GuildSpec``): ``POST /channels/{forum}/threads`` with ``name`` and ``message`` opens a post
+(a thread whose first message has the thread's id); ``GET /guilds/{id}/threads/active`` lists
+every thread.
+
+Not emulated: DMs, threads without a starter message in text channels, thread archiving,
+reactions, voice, channel permission overwrites, rate-limit buckets (only injected 429s).
 """
 
 from .drivers import DriverError

@@ -49,6 +49,8 @@ class StoredMessage:
     history: list[dict[str, Any]] = field(default_factory=list)
     deleted: bool = False
     interaction_id: int | None = None
+    # The avatar a channel-webhook execution asked for (Discord shows it, not as a field).
+    avatar_url: str | None = None
 
     @property
     def id(self) -> int:

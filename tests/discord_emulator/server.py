@@ -63,6 +63,34 @@ ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 REQUEST_SIZE_LIMIT = 25 * 1024 * 1024
 
 
+@dataclass
+class ChannelWebhookRecord:
+    """A channel webhook (type 1) the bot created, and the messages posted through it."""
+
+    id: int
+    token: str
+    channel_id: int
+    guild_id: int
+    name: str
+    messages: list[StoredMessage]
+    deleted: bool = False
+
+    def payload(self, user: dict[str, Any], *, with_token: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "type": 1,
+            "guild_id": str(self.guild_id),
+            "channel_id": str(self.channel_id),
+            "user": user,
+            "name": self.name,
+            "avatar": None,
+            "application_id": None,
+        }
+        if with_token:
+            out["token"] = self.token
+        return out
+
+
 class CommandNotPermitted(DriverError):
     """The member lacks the command's ``default_member_permissions``; Discord hides it."""
 
@@ -222,6 +250,10 @@ class DiscordEmulator:
         self.faults: list[FaultRule] = []
         self.interactions: dict[int, InteractionRecord] = {}
         self.nonce_hits = 0
+        # Channel webhooks (id -> record); interaction follow-ups use the application id.
+        self.webhooks: dict[int, ChannelWebhookRecord] = {}
+        # Threads started from a message (type 11, id = the starter message's id).
+        self.threads: dict[int, ChannelSpec] = {}
 
         self._ids = SnowflakeFactory()
         self._messages: dict[int, StoredMessage] = {}
@@ -482,7 +514,10 @@ class DiscordEmulator:
 
     def channel_messages(self, channel: int | str | ChannelSpec) -> list[StoredMessage]:
         """Return the channel's visible messages, oldest first (no ephemeral, no deleted)."""
-        channel_id = self._channel_arg(channel).id
+        if isinstance(channel, int) and channel in self.threads:
+            channel_id = channel
+        else:
+            channel_id = self._channel_arg(channel).id
         return [
             m for m in self._channel_log.get(channel_id, []) if not m.deleted and not m.ephemeral
         ]
@@ -778,6 +813,9 @@ class DiscordEmulator:
         raise DriverError(f"no channel {channel!r}")
 
     def _guild_of_channel(self, channel_id: int) -> GuildSpec:
+        thread = self.threads.get(channel_id)
+        if thread is not None and thread.parent_id is not None:
+            channel_id = thread.parent_id
         for g in self.guilds:
             if any(c.id == channel_id for c in g.channels):
                 return g
@@ -1247,6 +1285,8 @@ class DiscordEmulator:
             ("GET", "/guilds/{guild_id}/channels", self._get_guild_channels),
             ("GET", "/guilds/{guild_id}/roles", self._get_guild_roles),
             ("GET", "/guilds/{guild_id}/members/{user_id}", self._get_guild_member),
+            ("GET", "/guilds/{guild_id}/threads/active", self._active_threads),
+            ("POST", "/channels/{channel_id}/threads", self._start_forum_post),
             ("GET", "/channels/{channel_id}", self._get_channel),
             ("POST", "/channels/{channel_id}/typing", self._post_typing),
             ("GET", "/channels/{channel_id}/messages", self._list_messages),
@@ -1259,7 +1299,14 @@ class DiscordEmulator:
                 "/interactions/{interaction_id}/{interaction_token}/callback",
                 self._interaction_callback,
             ),
-            ("POST", "/webhooks/{webhook_id}/{webhook_token}", self._create_followup),
+            (
+                "POST",
+                "/channels/{channel_id}/messages/{message_id}/threads",
+                self._start_thread,
+            ),
+            ("GET", "/channels/{channel_id}/webhooks", self._list_channel_webhooks),
+            ("POST", "/channels/{channel_id}/webhooks", self._create_channel_webhook),
+            ("POST", "/webhooks/{webhook_id}/{webhook_token}", self._execute_webhook),
             (
                 "GET",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/@original",
@@ -1278,17 +1325,17 @@ class DiscordEmulator:
             (
                 "GET",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._get_webhook_message,
+                self._get_any_webhook_message,
             ),
             (
                 "PATCH",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._edit_webhook_message,
+                self._edit_any_webhook_message,
             ),
             (
                 "DELETE",
                 "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._delete_webhook_message,
+                self._delete_any_webhook_message,
             ),
         ]
         self._routes = [(m, t, _template_regex(t), h) for m, t, h in table]
@@ -1415,6 +1462,11 @@ class DiscordEmulator:
             for c in g.channels:
                 if c.id == channel_id:
                     return c
+        thread = self.threads.get(channel_id)
+        if thread is not None:
+            if not self.bot_permissions & Perm.SEND_MESSAGES_IN_THREADS and call.method == "POST":
+                raise ApiError(403, 50013, "Missing Permissions")
+            return thread
         raise ApiError(404, 10003, "Unknown Channel")
 
     async def _get_channel(self, call: _Call) -> tuple[int, Any]:
@@ -1625,6 +1677,184 @@ class DiscordEmulator:
         self._notify()
         return 204, None
 
+    # -- REST handlers: threads -----------------------------------------------------------------
+
+    def thread_messages(self, thread_id: int) -> list[StoredMessage]:
+        """The messages posted in a thread (its starter stays in the parent channel)."""
+        return self.channel_messages(thread_id) if thread_id in self.threads else []
+
+    def _thread_payload(self, thread: ChannelSpec, archive_duration: int = 1440) -> dict[str, Any]:
+        guild = self._guild_of_channel(thread.id)
+        return {
+            **thread.payload(guild.id),
+            "owner_id": str(self.bot_id),
+            "message_count": len(self.thread_messages(thread.id)),
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": archive_duration,
+                "archive_timestamp": iso(snowflake_time(thread.id)),
+                "locked": False,
+            },
+        }
+
+    async def _active_threads(self, call: _Call) -> tuple[int, Any]:
+        guild = self._guild_param(call)
+        threads = [t for t in self.threads.values() if self._guild_of_channel(t.id) is guild]
+        return 200, {"threads": [self._thread_payload(t) for t in threads], "members": []}
+
+    async def _start_forum_post(self, call: _Call) -> tuple[int, Any]:
+        forum = self._channel_param(call)
+        if forum.type != 15:
+            # Threads without a starter message in text channels: not emulated.
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        name = str(call.body.get("name") or "")
+        message = call.body.get("message")
+        if not 1 <= len(name) <= 100 or not isinstance(message, dict):
+            raise ApiError(400, 50035, "Invalid Form Body")
+        if not (message.get("content") or message.get("embeds")):
+            raise ApiError(400, 50006, "Cannot send an empty message")
+        # A forum post is a thread whose starter message has the thread's id.
+        thread_id = self._ids.next()
+        thread = ChannelSpec(thread_id, name, type=11, parent_id=forum.id)
+        self.threads[thread_id] = thread
+        msg = self._new_message(thread_id, message, call.files, msg_id=thread_id)
+        await self._dispatch_message("MESSAGE_CREATE", msg)
+        duration = int(call.body.get("auto_archive_duration") or 1440)
+        return 201, {**self._thread_payload(thread, duration), "message": msg.snapshot()}
+
+    async def _start_thread(self, call: _Call) -> tuple[int, Any]:
+        msg = self._message_param(call)
+        parent = self._channel_param(call)
+        if not self.bot_permissions & Perm.CREATE_PUBLIC_THREADS:
+            raise ApiError(403, 50013, "Missing Permissions")
+        if parent.type not in (0, 5):
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        if msg.id in self.threads:
+            raise ApiError(400, 160004, "A thread has already been created for this message")
+        name = str(call.body.get("name") or "")
+        if not 1 <= len(name) <= 100:
+            raise ApiError(400, 50035, "Invalid Form Body")
+        thread = ChannelSpec(msg.id, name, type=11, parent_id=parent.id)
+        self.threads[msg.id] = thread
+        guild = self._guild_of_channel(parent.id)
+        self._notify()
+        payload = {
+            **thread.payload(guild.id),
+            "owner_id": str(self.bot_id),
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": int(call.body.get("auto_archive_duration") or 1440),
+                "archive_timestamp": iso(snowflake_time(msg.id)),
+                "locked": False,
+            },
+        }
+        return 201, payload
+
+    # -- REST handlers: channel webhooks ---------------------------------------------------------
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        """Delete a channel webhook, as a member with Manage Webhooks would."""
+        self.webhooks[webhook_id].deleted = True
+
+    def channel_webhooks(self, channel: int | str | ChannelSpec) -> list[ChannelWebhookRecord]:
+        """The live webhooks of a channel."""
+        ch = self._channel_arg(channel)
+        return [w for w in self.webhooks.values() if w.channel_id == ch.id and not w.deleted]
+
+    def _require_manage_webhooks(self) -> None:
+        if not self.bot_permissions & Perm.MANAGE_WEBHOOKS:
+            raise ApiError(403, 50013, "Missing Permissions")
+
+    async def _list_channel_webhooks(self, call: _Call) -> tuple[int, Any]:
+        ch = self._channel_param(call)
+        self._require_manage_webhooks()
+        user = self.bot_user_payload()
+        return 200, [w.payload(user) for w in self.channel_webhooks(ch.id)]
+
+    async def _create_channel_webhook(self, call: _Call) -> tuple[int, Any]:
+        ch = self._channel_param(call)
+        self._require_manage_webhooks()
+        if ch.type not in (0, 5):
+            raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        name = str(call.body.get("name") or "")
+        if not 1 <= len(name) <= 80 or "clyde" in name.lower() or "discord" in name.lower():
+            raise ApiError(400, 50035, "Invalid Form Body")
+        webhook_id = self._ids.next()
+        token = f"wh-{webhook_id}-{self._ids.next():x}"
+        guild = self._guild_of_channel(ch.id)
+        record = ChannelWebhookRecord(webhook_id, token, ch.id, guild.id, name, [])
+        self.webhooks[webhook_id] = record
+        self._notify()
+        return 200, record.payload(self.bot_user_payload())
+
+    def _channel_webhook(self, call: _Call) -> ChannelWebhookRecord:
+        webhook_id = _int(call.params["webhook_id"], 10015, "Webhook")
+        record = self.webhooks.get(webhook_id)
+        if record is None or record.deleted or record.token != call.params["webhook_token"]:
+            raise ApiError(404, 10015, "Unknown Webhook")
+        return record
+
+    def _is_followup(self, call: _Call) -> bool:
+        return call.params["webhook_id"] == str(self.application_id)
+
+    async def _execute_webhook(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._create_followup(call)
+        record = self._channel_webhook(call)
+        username = call.body.get("username")
+        if username is not None and not 1 <= len(str(username)) <= 80:
+            raise ApiError(400, 50035, "Invalid Form Body")
+        author = {
+            "id": str(record.id),
+            "username": str(username or record.name),
+            "discriminator": "0000",
+            "avatar": None,
+            "bot": True,
+        }
+        msg = self._new_message(record.channel_id, call.body, call.files, author=author)
+        msg.payload["webhook_id"] = str(record.id)
+        if call.body.get("avatar_url") is not None:
+            # Not part of Discord's message object; kept so tests can see what was asked for.
+            msg.avatar_url = str(call.body["avatar_url"])
+        record.messages.append(msg)
+        await self._dispatch_message("MESSAGE_CREATE", msg)
+        if call.query.get("wait", "").lower() in ("1", "true"):
+            return 200, msg.snapshot()
+        return 204, None
+
+    def _channel_webhook_message(self, call: _Call) -> StoredMessage:
+        record = self._channel_webhook(call)
+        msg_id = _int(call.params["message_id"], 10008, "Message")
+        for msg in record.messages:
+            if msg.id == msg_id and not msg.deleted:
+                return msg
+        raise ApiError(404, 10008, "Unknown Message")
+
+    async def _get_any_webhook_message(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._get_webhook_message(call)
+        return 200, self._channel_webhook_message(call).snapshot()
+
+    async def _edit_any_webhook_message(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._edit_webhook_message(call)
+        msg = self._channel_webhook_message(call)
+        self._apply_edit(msg, call.body, call.files)
+        await self._dispatch_message("MESSAGE_UPDATE", msg)
+        return 200, msg.snapshot()
+
+    async def _delete_any_webhook_message(self, call: _Call) -> tuple[int, Any]:
+        if self._is_followup(call):
+            return await self._delete_webhook_message(call)
+        self._channel_webhook_message(call).deleted = True
+        self._notify()
+        return 204, None
+
     # -- message store ---------------------------------------------------------------------------
 
     def _store_attachment(
@@ -1696,8 +1926,9 @@ class DiscordEmulator:
         *,
         record: InteractionRecord | None = None,
         author: dict[str, Any] | None = None,
+        msg_id: int | None = None,
     ) -> StoredMessage:
-        msg_id = self._ids.next()
+        msg_id = msg_id if msg_id is not None else self._ids.next()
         content = body.get("content") or ""
         allowed = body.get("allowed_mentions")
         mentions, role_ids, everyone = self._mentions(channel_id, content, allowed)

@@ -29,7 +29,10 @@ class Perm:
     ATTACH_FILES = 1 << 15
     READ_MESSAGE_HISTORY = 1 << 16
     MENTION_EVERYONE = 1 << 17
+    MANAGE_WEBHOOKS = 1 << 29
     USE_APPLICATION_COMMANDS = 1 << 31
+    CREATE_PUBLIC_THREADS = 1 << 35
+    SEND_MESSAGES_IN_THREADS = 1 << 38
     ALL = (1 << 53) - 1
     # What @everyone gets in a freshly created guild (close enough for permission checks).
     DEFAULT_EVERYONE = (
@@ -44,7 +47,13 @@ class Perm:
         | USE_APPLICATION_COMMANDS
     )
     # What the emulated bot may do in every channel unless a test says otherwise.
-    DEFAULT_BOT = DEFAULT_EVERYONE | MANAGE_MESSAGES
+    DEFAULT_BOT = (
+        DEFAULT_EVERYONE
+        | MANAGE_MESSAGES
+        | MANAGE_WEBHOOKS
+        | CREATE_PUBLIC_THREADS
+        | SEND_MESSAGES_IN_THREADS
+    )
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,18 @@ ADMIN_GROUPS = {
     "config": ["export"],
     "feed": ["add", "export", "import", "list", "purge", "remove", "status"],
     "settings": ["show", "timezone"],
-    "watch": ["add", "edit", "list", "pause", "preview", "remove", "resume", "template", "test"],
+    "watch": [
+        "add",
+        "delivery",
+        "edit",
+        "list",
+        "pause",
+        "preview",
+        "remove",
+        "resume",
+        "template",
+        "test",
+    ],
 }
 OTHER_GUILD = 900_000_000_000_009_999
 
@@ -33,6 +44,8 @@ OTHER_GUILD = 900_000_000_000_009_999
 def _example(option: dict[str, Any]) -> object:
     """A value a member could enter for a required option of this type."""
     kind = option["type"]
+    if option.get("choices"):
+        return option["choices"][0]["value"]
     if kind == 3:
         return "x"
     if kind == 4:

@@ -442,6 +442,9 @@ async def _sync_watches(
                 enabled=conf.enabled,
                 template=conf.template,
                 colour=_colour(conf.colour),
+                delivery=_delivery(conf.delivery),
+                webhook_name=conf.webhook_name,
+                webhook_avatar=conf.webhook_avatar,
                 origin="config",
                 created_by="config",
             )
@@ -467,6 +470,11 @@ async def _sync_watches(
             row.template, row.colour = conf.template, _colour(conf.colour)
             if f"watch:{conf.name}" not in report.updated:
                 report.updated.append(f"watch:{conf.name}")
+        wanted = (_delivery(conf.delivery), conf.webhook_name, conf.webhook_avatar)
+        if (row.delivery, row.webhook_name, row.webhook_avatar) != wanted:
+            row.delivery, row.webhook_name, row.webhook_avatar = wanted
+            if f"watch:{conf.name}" not in report.updated:
+                report.updated.append(f"watch:{conf.name}")
         new = (conf.name, conf.query, conf.channel_id, conf.role_id, conf.enabled, "config")
         old = (row.name, row.query, row.channel_id, row.role_id, row.enabled, row.origin)
         if new != old:
@@ -484,6 +492,11 @@ async def _sync_watches(
             if f"watch:{conf.name}" not in report.updated:
                 report.updated.append(f"watch:{conf.name}")
         await session.flush()
+
+
+def _delivery(mode: str) -> str | None:
+    # The default ("channel") is stored as NULL, as on rows made before delivery options.
+    return None if mode == "channel" else mode
 
 
 def _colour(value: str | None) -> int | None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import delivery_options
 from ..errors import BadQuery, Conflict, NotFound
 from ..models import GLOBAL_SCOPE, Alert, Watch, utcnow
 from ..outbox import AlertView, load_alert_views
@@ -46,6 +47,9 @@ class WatchView:
     retired_at: datetime | None = None
     template: str | None = None
     colour: int | None = None
+    delivery: str = "channel"
+    webhook_name: str | None = None
+    webhook_avatar: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,9 @@ def _view(watch: Watch) -> WatchView:
         retired_at=watch.retired_at,
         template=watch.template,
         colour=watch.colour,
+        delivery=watch.delivery or "channel",
+        webhook_name=watch.webhook_name,
+        webhook_avatar=watch.webhook_avatar,
     )
 
 
@@ -352,6 +359,49 @@ async def set_template(
         "watch %r template %s by %s",
         watch.name,
         "cleared" if clear else "set",
+        actor,
+        extra={"watch_id": watch.id, "guild_id": guild_id, "actor": actor},
+    )
+    return _view(watch)
+
+
+async def set_delivery(
+    session: AsyncSession,
+    guild_id: int,
+    name: str,
+    actor: str,
+    *,
+    mode: str,
+    webhook_name: str | None = None,
+    avatar_url: str | None = None,
+) -> WatchView:
+    """Choose how a watch posts: as the bot (`channel`) or through the channel's webhook
+    (`webhook`, with `webhook_name` and `avatar_url` as the messages' author)."""
+    watch = await get_watch(session, guild_id, name)
+    if watch.origin == "config" and guild_id != GLOBAL_SCOPE:
+        raise Conflict(f"watch {watch.name!r} comes from the config file: set its delivery there")
+    if reason := delivery_options.mode_problem(mode):
+        raise BadQuery(f"delivery {reason}")
+    if mode != delivery_options.WEBHOOK:
+        if webhook_name is not None or avatar_url is not None:
+            raise BadQuery("a webhook name or avatar needs the webhook delivery")
+        watch.delivery = None if mode == delivery_options.CHANNEL else mode
+        watch.webhook_name, watch.webhook_avatar = None, None
+    else:
+        if webhook_name is not None and (
+            reason := delivery_options.webhook_name_problem(webhook_name)
+        ):
+            raise BadQuery(f"webhook name {reason}")
+        if avatar_url is not None and (reason := delivery_options.avatar_problem(avatar_url)):
+            raise BadQuery(f"avatar URL {reason}")
+        watch.delivery = mode
+        watch.webhook_name = webhook_name.strip() if webhook_name is not None else None
+        watch.webhook_avatar = avatar_url.strip() if avatar_url is not None else None
+    await session.flush()
+    log.info(
+        "watch %r delivery set to %s by %s",
+        watch.name,
+        mode,
         actor,
         extra={"watch_id": watch.id, "guild_id": guild_id, "actor": actor},
     )
