@@ -8,11 +8,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY pyproject.toml setup.py README.md LICENSE ./
-COPY bot.py ./
 COPY timeline ./timeline
 COPY feeds ./feeds
 COPY discordbot ./discordbot
-COPY cli ./cli
+COPY webui ./webui
 COPY migrations ./migrations
 RUN pip install . \
     && useradd --system --uid 10001 --home-dir /var/lib/timeline-bot --create-home timeline

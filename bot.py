@@ -1,4 +1,7 @@
-"""Timeline Bot entry point: `python bot.py ...` is the same as the `timeline-bot` command."""
+"""Timeline Bot entry point: `python bot.py ...` is the same as the `timeline-bot` command.
+
+A launcher for a checkout, not installed: the package's own entry is `timeline.cli.main`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, load the config, wire the pieces, run."""
-    from cli.main import main as cli_main
+    from timeline.cli.main import main as cli_main
 
     return cli_main(argv)
 

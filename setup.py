@@ -8,12 +8,12 @@ from setuptools.command.build_py import build_py
 
 
 class BuildPy(build_py):
-    """Copy config.example.toml (kept at the repository's top level) into the `cli` package,
+    """Copy config.example.toml (kept at the repository's top level) into the `timeline.cli` package,
     where `timeline-bot config init` finds it in an installed wheel."""
 
     def run(self) -> None:
         super().run()
-        target = Path(self.build_lib) / "cli" / "config.example.toml"
+        target = Path(self.build_lib) / "timeline" / "cli" / "config.example.toml"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(__file__).parent / "config.example.toml", target)
 

@@ -2,7 +2,7 @@
 
 The real pieces: the poller and ingest write the outbox row, the real `TimelineBot` (discord.py)
 delivers it to the in-repo Discord emulator, woken by the poller as `timeline-bot run` does
-(`cli/core.py`: `on_outcome` -> `bot.delivery.notify()`). For each trial a story with a unique
+(`timeline/cli/core.py`: `on_outcome` -> `bot.delivery.notify()`). For each trial a story with a unique
 token is injected into one feed, the farm changes its usual share of feeds, and one round runs.
 """
 
@@ -89,7 +89,7 @@ async def run_alerts(config: AlertConfig) -> dict[str, Any]:
                 committed: dict[int, float] = {}
 
                 async def wake_delivery(outcome: FeedOutcome) -> None:
-                    # As `timeline-bot run` wires it (cli/core.py).
+                    # As `timeline-bot run` wires it (timeline/cli/core.py).
                     if outcome.alerts or outcome.edited_alerts:
                         committed.setdefault(outcome.feed_id, loop.time())
                         bot.delivery.notify()

@@ -29,7 +29,7 @@ import aiohttp
 import asyncpg
 
 from bench.farm import WATCH_PHRASES, FarmConfig, FarmProcess
-from cli.app import prepare_database
+from timeline.cli.app import prepare_database
 from timeline.config import load_settings
 from timeline.db import Database
 
@@ -124,7 +124,7 @@ async def _round(db: Database, target: int, procs: list[subprocess.Popen[bytes]]
 def _spawn(config: Path, log_path: Path, extra: list[str]) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "--config", str(config), "poller", *extra],
+            [sys.executable, "-m", "timeline.cli.main", "--config", str(config), "poller", *extra],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=log,

@@ -20,8 +20,8 @@ from typing import Any
 import discord
 import pytest
 
-from cli.main import build_parser
 from discordbot.bot import TimelineBot, cog_modules
+from timeline.cli.main import build_parser
 from timeline.config import parse_settings
 from timeline.db import Database
 from timeline.migrate import upgrade_async
@@ -111,8 +111,8 @@ def use_cases(fn: Callable[..., Any], depth: int = 3) -> set[str]:
             elif inspect.isfunction(obj):
                 if obj.__module__.startswith("timeline.services"):
                     found.add(f"{obj.__module__}.{obj.__name__}")
-                elif obj.__module__ in (module, "cli.admin", "cli.common") or (
-                    obj.__module__.startswith(("cli.", "discordbot.cogs."))
+                elif obj.__module__ in (module, "timeline.cli.admin", "timeline.cli.common") or (
+                    obj.__module__.startswith(("timeline.cli.", "discordbot.cogs."))
                 ):
                     found |= use_cases(obj, depth - 1)
     return found

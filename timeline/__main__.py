@@ -6,6 +6,6 @@ A launcher only: the core does not depend on the command line, the import happen
 import sys
 
 if __name__ == "__main__":
-    from cli.main import main
+    from timeline.cli.main import main
 
     sys.exit(main())

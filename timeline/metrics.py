@@ -2,7 +2,7 @@
 
 The counters live in a registry of their own (`REGISTRY`), incremented where the work is
 recorded (`timeline.polling`, `timeline.outbox`); the HTTP endpoint that serves them is in
-`cli.httpserver` (this layer imports no aiohttp). Counters are per process: a deployment sums
+`timeline.cli.httpserver` (this layer imports no aiohttp). Counters are per process: a deployment sums
 them over its processes, and reads the outbox depth (a database figure) from any of them.
 """
 

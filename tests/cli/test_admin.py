@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from timeline.cli.main import main
 from timeline.config import load_settings
 from timeline.db import Database
 from timeline.migrate import upgrade

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from timeline.cli.main import main
 from timeline.db import Database
 from timeline.migrate import upgrade_async
 from timeline.models import Alert, Entry, Event, Feed, Watch, utcnow

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import build_parser, main
+from timeline.cli.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 READ_ONLY = {
@@ -147,7 +147,7 @@ SOURCE = (
     "timeline",
     "feeds",
     "discordbot",
-    "cli",
+    "webui",
     "migrations",
 )
 
@@ -184,5 +184,9 @@ def test_the_wheel_ships_the_example_config(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = tmp_path.glob("timeline_bot-*.whl")
     with zipfile.ZipFile(wheel) as z:
-        shipped = z.read("cli/config.example.toml").decode()
+        shipped = z.read("timeline/cli/config.example.toml").decode()
+        top_level = {name.split("/")[0] for name in z.namelist()}
     assert shipped == (ROOT / "config.example.toml").read_text()
+    # No generic top-level names in site-packages: the command line lives in timeline.cli,
+    # and bot.py is a checkout's launcher, not an installed module.
+    assert not top_level & {"cli", "bot.py", "bot"}, sorted(top_level)

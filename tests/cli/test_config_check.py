@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from timeline.cli.main import main
 from timeline.db import Database
 from timeline.services.watches import add_watch
 

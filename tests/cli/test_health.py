@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.httpserver import OpsServer
-from cli.main import main
+from timeline.cli.httpserver import OpsServer
+from timeline.cli.main import main
 from timeline.config import MetricsSettings
 from timeline.db import Database
 

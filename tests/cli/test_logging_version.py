@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from cli import common
-from cli.main import main
+from timeline.cli import common
+from timeline.cli.main import main
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo import run_demo
-from cli.main import main
+from timeline.cli.demo import run_demo
+from timeline.cli.main import main
 
 from ..helpers import FeedServer, rss
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cli.demo import run_demo
-from cli.main import main
+from timeline.cli.demo import run_demo
+from timeline.cli.main import main
 from timeline.db import Database
 from timeline.models import Alert, Entry, Event, EventNote, Feed, Watch
 

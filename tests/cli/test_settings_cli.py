@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from timeline.cli.main import main
 from timeline.migrate import upgrade
 
 

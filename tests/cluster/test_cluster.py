@@ -1,7 +1,7 @@
 """Past one machine, end to end: three `poller` processes and two `discord` processes on one
 PostgreSQL database, a feed farm on 127.0.0.1 and the Discord emulator.
 
-Everything runs as real OS processes (`python -m cli.main ... poller|discord`); the discord
+Everything runs as real OS processes (`python -m timeline.cli.main ... poller|discord`); the discord
 processes reach the emulator through the test-only TIMELINE_BOT_DISCORD_API/_GATEWAY variables.
 Rounds are started by making every feed due in the database (the feeds' own interval is an hour,
 so nothing else makes them due). Per round the farm counts the requests of every feed and the
@@ -176,7 +176,7 @@ class Processes:
     def start(self, name: str, command: str, env: dict[str, str] | None = None) -> None:
         log = (self.tmp / f"{name}.log").open("wb")
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "--config", str(self.config), command],
+            [sys.executable, "-m", "timeline.cli.main", "--config", str(self.config), command],
             cwd=ROOT,
             env={**self.env, **(env or {})},
             stdout=log,
@@ -383,7 +383,7 @@ async def _scenario(
 def _start_discord(processes: Processes, n: int, config: Path) -> subprocess.Popen[bytes]:
     log = (processes.tmp / f"discord{n}.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "--config", str(config), "discord"],
+        [sys.executable, "-m", "timeline.cli.main", "--config", str(config), "discord"],
         cwd=ROOT,
         env=processes.env,
         stdout=log,

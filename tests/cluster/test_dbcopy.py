@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cli.app import App
-from cli.main import main
 from tests.helpers import FeedServer, rss
+from timeline.cli.app import App
+from timeline.cli.main import main
 from timeline.config import DatabaseSettings, FeedConfig, PollingSettings, Settings, WatchConfig
 from timeline.db import Database
 from timeline.dbcopy import copy_database, tables

@@ -12,14 +12,14 @@ import discord.gateway
 import discord.http
 import pytest
 
-from cli.httpserver import OpsServer
-from cli.main import main
-from cli.ops import API_ENV, GATEWAY_ENV, patch_discord_endpoints
 from discordbot.bot import ShardedTimelineBot, TimelineBot, make_bot
 from feeds.types import FetchResult, FetchState
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.specs import default_guild
 from timeline import metrics
+from timeline.cli.httpserver import OpsServer
+from timeline.cli.main import main
+from timeline.cli.ops import API_ENV, GATEWAY_ENV, patch_discord_endpoints
 from timeline.config import DiscordSettings, MetricsSettings, PollingSettings, Settings
 from timeline.db import Database
 from timeline.models import Feed

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cli.main import main
+from timeline.cli.main import main
 from timeline.config import (
     AlertSettings,
     ConfigProblems,
@@ -164,7 +164,7 @@ def test_database_password_not_in_repr() -> None:
 def test_token_is_redacted_in_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     import logging
 
-    from cli.common import SecretFilter
+    from timeline.cli.common import SecretFilter
 
     secret = "MTIzNDU2Nzg5.abcdef.ghijklmnop"
     flt = SecretFilter()

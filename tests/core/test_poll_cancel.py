@@ -18,10 +18,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from cli.app import App
 from feeds.poller import Poller
 from feeds.types import FetchResult, FetchState
 from tests.helpers import FeedServer, rss
+from timeline.cli.app import App
 from timeline.config import DatabaseSettings, FeedConfig, PollingSettings, Settings
 from timeline.db import Database
 from timeline.models import Feed, FetchLog

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from cli.app import App
 from tests.helpers import FeedServer, rss
+from timeline.cli.app import App
 from timeline.config import DatabaseSettings, FeedConfig, PollingSettings, Settings
 from timeline.polling import FeedOutcome
 

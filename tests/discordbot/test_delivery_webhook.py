@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from cli.main import main
 from discordbot import delivery as delivery_mod
 from tests.discord_emulator.specs import ChannelSpec, Perm
 from tests.discordbot.admin_harness import ADMIN_COGS, admin_bot, answered
 from tests.discordbot.harness import ALERTS_CHANNEL, GUILD, Harness, harness
 from tests.discordbot.outbox_seed import add_source, alert, alert_rows, event, watch
 from timeline import outbox
+from timeline.cli.main import main
 from timeline.models import Alert, ChannelWebhook, Watch, utcnow
 
 AVATAR = "https://img.example/desk.png"

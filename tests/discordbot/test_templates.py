@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
 from discordbot import render
 from tests.discordbot.admin_harness import admin_bot, answered
 from tests.discordbot.harness import ALERTS_CHANNEL, GUILD, harness
 from tests.discordbot.outbox_seed import alert, event, watch
 from tests.discordbot.test_markdown_escape import _ESCAPED
 from tests.discordbot.test_render import make_alert
+from timeline.cli.main import main
 from timeline.templates import PLACEHOLDERS, render_template, template_problem
 
 TEMPLATE = "**{title}** — {sources}\n{snippet}\n-# {published} · {watch} · `/event show {event_id}`"

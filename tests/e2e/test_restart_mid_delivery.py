@@ -1,6 +1,6 @@
 """`timeline-bot run` killed with SIGKILL while alerts are being posted, then started again.
 
-Real OS processes (`python -m cli.main run`) on a SQLite file and on PostgreSQL, against the
+Real OS processes (`python -m timeline.cli.main run`) on a SQLite file and on PostgreSQL, against the
 in-repo Discord emulator in this process (reached through the test-only
 TIMELINE_BOT_DISCORD_API/_GATEWAY variables). 80 alerts are due in two channels. The emulator
 answers 30 message creates and then holds the next one after storing its message (the POST went
@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cli.app import App
 from tests.cluster.conftest import make_pg_database
 from tests.discord_emulator import DiscordEmulator, StoredMessage
 from tests.discord_emulator.specs import default_guild
 from tests.discordbot.outbox_seed import T0, Seed, add_source, alert, event
 from tests.helpers import FeedServer, rss, wait_until
+from timeline.cli.app import App
 from timeline.config import load_settings
 from timeline.db import Database
 from timeline.models import Alert, Watch
@@ -132,7 +132,7 @@ class Bot:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "cli.main",
+                "timeline.cli.main",
                 "--config",
                 str(self.config),
                 "run",

@@ -11,11 +11,11 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-from cli.app import App
-from cli.core import run_all_in_one
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.specs import default_guild
 from tests.helpers import FeedServer, rss
+from timeline.cli.app import App
+from timeline.cli.core import run_all_in_one
 from timeline.config import (
     DatabaseSettings,
     DiscordSettings,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.query import register, run_match, run_search
 from tests.query.conftest import add_entries, add_feed
+from timeline.cli.query import register, run_match, run_search
 from timeline.db import Database
 from timeline.query import Document, WatchIndex, parse_query
 

@@ -1,6 +1,6 @@
 """Web fixtures: the demo's real SQLite database plus two guilds' own rows, and a live server.
 
-The demo (cli/demo.py) polls its bundled feeds through the real fetcher into a real SQLite
+The demo (timeline/cli/demo.py) polls its bundled feeds through the real fetcher into a real SQLite
 file once per session; each test gets a copy. On top of it: a storyline over the demo's two
 dual-use events, guild A's own feed with a hostile, markup-laden story, and guild B's own feed
 and storyline that guild A must never see.
@@ -20,7 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
-from cli.demo import run_demo
+from timeline.cli.demo import run_demo
 from timeline.config import WebSettings
 from timeline.db import Database
 from timeline.models import Entry, Event, EventNote, Feed, Storyline

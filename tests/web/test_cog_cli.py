@@ -13,12 +13,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from cli.core import run_all_in_one
-from cli.main import main
-from cli.ops import run_discord
 from tests.discord_emulator import DiscordEmulator
 from tests.discordbot.harness import GUILD, harness
 from tests.discordbot.member_harness import MemberBot
+from timeline.cli.core import run_all_in_one
+from timeline.cli.main import main
+from timeline.cli.ops import run_discord
 from timeline.config import DatabaseSettings, DiscordSettings, Settings, WebSettings
 from timeline.tokens import verify_token
 

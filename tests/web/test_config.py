@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from timeline.cli.main import main
 from timeline.config import parse_settings
 from timeline.errors import ConfigError
 

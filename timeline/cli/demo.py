@@ -54,7 +54,9 @@ class DemoFeedServer:
 
     def body(self, slug: str) -> bytes:
         return (
-            resources.files("cli").joinpath("demo_data", f"{slug}_{self.version}.xml").read_bytes()
+            resources.files("timeline.cli")
+            .joinpath("demo_data", f"{slug}_{self.version}.xml")
+            .read_bytes()
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:

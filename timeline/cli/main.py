@@ -21,16 +21,16 @@ log = logging.getLogger(__name__)
 # Each module exposes register(subparsers); missing optional ones are skipped so a partial
 # install still gives a working CLI.
 COMMAND_MODULES = (
-    "cli.core",
-    "cli.poll",
-    "cli.demo",
-    "cli.query",
-    "cli.admin",
-    "cli.chart",
-    "cli.ops",
-    "cli.story",
-    "cli.web",
-    "cli.settings",
+    "timeline.cli.core",
+    "timeline.cli.poll",
+    "timeline.cli.demo",
+    "timeline.cli.query",
+    "timeline.cli.admin",
+    "timeline.cli.chart",
+    "timeline.cli.ops",
+    "timeline.cli.story",
+    "timeline.cli.web",
+    "timeline.cli.settings",
 )
 
 

@@ -380,12 +380,12 @@ def _register_config_export(sub: Any, read: list[argparse.ArgumentParser]) -> No
 
 
 def example_config() -> str:
-    """The shipped config.example.toml: in the `cli` package of a wheel, or at the top of a
+    """The shipped config.example.toml: in the `timeline.cli` package of a wheel, or at the top of a
     source checkout (an editable install)."""
     try:
-        return resources.files("cli").joinpath("config.example.toml").read_text("utf-8")
+        return resources.files("timeline.cli").joinpath("config.example.toml").read_text("utf-8")
     except (FileNotFoundError, OSError):
-        return (Path(__file__).resolve().parents[1] / "config.example.toml").read_text("utf-8")
+        return (Path(__file__).resolve().parents[2] / "config.example.toml").read_text("utf-8")
 
 
 def cmd_config_init(args: argparse.Namespace) -> int:

@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _aliases(args: argparse.Namespace) -> dict[str, str]:
     """Return the config's aliases when a config file is given or present, else none."""
-    from cli import common
+    from timeline.cli import common
 
     path = common.config_path(args)
     if not getattr(args, "config", None) and not os.path.exists(path):
@@ -95,7 +95,7 @@ def match_command(args: argparse.Namespace) -> int:
     try:
         aliases = _aliases(args)
     except ConfigError as exc:
-        from cli import common
+        from timeline.cli import common
 
         return common.report_config_error(exc)
     summary = args.summary
@@ -135,7 +135,7 @@ def run_match(
 
 def search_command(args: argparse.Namespace) -> int:
     """Run `search` against the configured database."""
-    from cli import common
+    from timeline.cli import common
 
     settings = common.load_settings(args)
     return asyncio.run(
