@@ -23,12 +23,11 @@ from typing import Any
 
 import aiohttp
 import discord
-from sqlalchemy import delete
 
 from timeline import notices, outbox
 from timeline.config import AlertSettings
 from timeline.db import Database
-from timeline.models import ChannelWebhook, utcnow
+from timeline.models import utcnow
 from timeline.outbox import AlertView
 
 from . import render
@@ -362,12 +361,11 @@ class AlertDelivery:
     # -- channel webhooks ----------------------------------------------------------------
 
     async def _stored_webhook(self, channel_id: int) -> discord.Webhook | None:
-        async with self.db.session() as session:
-            row = await session.get(ChannelWebhook, channel_id)
-            if row is None:
-                return None
-            token = _keep_secret(row.token)
-            return discord.Webhook.partial(row.webhook_id, token, client=self.client)
+        stored = await outbox.stored_webhook(self.db, channel_id)
+        if stored is None:
+            return None
+        webhook_id, token = stored
+        return discord.Webhook.partial(webhook_id, _keep_secret(token), client=self.client)
 
     async def _webhook(self, channel_id: int, *, renew: bool = False) -> discord.Webhook:
         """The channel's webhook the bot made: stored, else reused or created and stored.
@@ -375,10 +373,7 @@ class AlertDelivery:
         `renew`: the stored one is gone (404 Unknown Webhook); forget it and make another.
         """
         if renew:
-            async with self.db.session() as session:
-                await session.execute(
-                    delete(ChannelWebhook).where(ChannelWebhook.channel_id == channel_id)
-                )
+            await outbox.forget_webhook(self.db, channel_id)
         else:
             stored = await self._stored_webhook(channel_id)
             if stored is not None:
@@ -404,10 +399,7 @@ class AlertDelivery:
         if webhook.token is None:
             raise _Permanent(f"Discord gave no token for the webhook of channel {channel_id}")
         _keep_secret(webhook.token)
-        async with self.db.session() as session:
-            await session.merge(
-                ChannelWebhook(channel_id=channel_id, webhook_id=webhook.id, token=webhook.token)
-            )
+        await outbox.store_webhook(self.db, channel_id, webhook.id, webhook.token)
         log.info("channel %s: using webhook %s for alerts", channel_id, webhook.id)
         return discord.Webhook.partial(webhook.id, webhook.token, client=self.client)
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import metrics
 from .db import Database
-from .models import Alert, Entry, Event, Feed, Storyline, Watch, utcnow
+from .models import Alert, ChannelWebhook, Entry, Event, Feed, Storyline, Watch, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -417,6 +417,27 @@ async def mark_sent(
             )
     metrics.ALERTS_DELIVERED.inc(len(created))
     metrics.observe_latencies(created, sent_at)
+
+
+async def stored_webhook(db: Database, channel_id: int) -> tuple[int, str] | None:
+    """The (webhook id, token) the bot stored for `channel_id`'s webhook deliveries, if any."""
+    async with db.session() as session:
+        row = await session.get(ChannelWebhook, channel_id)
+        return None if row is None else (row.webhook_id, row.token)
+
+
+async def store_webhook(db: Database, channel_id: int, webhook_id: int, token: str) -> None:
+    """Remember the webhook the bot delivers through in `channel_id` (replacing an older one)."""
+    async with db.session() as session:
+        await session.merge(
+            ChannelWebhook(channel_id=channel_id, webhook_id=webhook_id, token=token)
+        )
+
+
+async def forget_webhook(db: Database, channel_id: int) -> None:
+    """Forget `channel_id`'s stored webhook (Discord said it is gone)."""
+    async with db.session() as session:
+        await session.execute(delete(ChannelWebhook).where(ChannelWebhook.channel_id == channel_id))
 
 
 async def mark_webhook_attempt(db: Database, alert_ids: Sequence[int], webhook_id: int) -> None:
