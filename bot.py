@@ -8,10 +8,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from timeline.cli.main import main as cli_main
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line, load the config, wire the pieces, run."""
-    from timeline.cli.main import main as cli_main
 
     return cli_main(argv)
 

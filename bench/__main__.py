@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .farm import FarmConfig, FarmProcess
-from .phase import run_phase
+from bench import bench_query
+from bench.farm import FarmConfig, FarmProcess
+from bench.phase import run_phase
 
 HERE = Path(__file__).resolve().parent
 RESULTS = {"quick": HERE / "results.json", "full": HERE / "results-full.json"}
@@ -107,7 +108,6 @@ _SEARCH_LINE = re.compile(
 
 def run_match(plan: Plan) -> dict[str, Any]:
     """Run bench/bench_query.py match and return its figures (and its raw lines)."""
-    from . import bench_query
 
     argv = ["match", "--watches", *map(str, plan.match_watches), "--items", str(plan.match_items)]
     text = _capture(bench_query.main, argv)
@@ -126,7 +126,6 @@ def run_match(plan: Plan) -> dict[str, Any]:
 
 def run_search(plan: Plan, cache: Path) -> dict[str, Any]:
     """Run bench/bench_query.py search at each size; return latencies (and raw lines)."""
-    from . import bench_query
 
     rows = []
     for entries in plan.search_entries:
@@ -272,7 +271,7 @@ def print_table(results: dict[str, Any]) -> None:
     print()
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benchmark, dispatched in order)
     """Run the benchmark plan named on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     mode = parser.add_mutually_exclusive_group()

@@ -15,18 +15,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from bench.farm import Vocabulary, farm_control
+from bench.measure import percentile
+from bench.poll import SeedStore, feed_urls, setup_database
 from discordbot.bot import make_bot
 from feeds.fetch import Fetcher, FetchSettings
-from feeds.poller import Poller
+from feeds.rounds import Poller
 from tests.discord_emulator import DiscordEmulator, default_guild
-from timeline.config import AlertSettings, DiscordSettings, PollingSettings, Settings
-from timeline.models import Watch
-from timeline.polling import FeedOutcome, PollStore
-from timeline.query import sync_search_index
-
-from .farm import Vocabulary, farm_control
-from .measure import percentile
-from .poll import SeedStore, feed_urls, setup_database
+from timeline.app.config import AlertSettings, DiscordSettings, PollingSettings, Settings
+from timeline.storage.models import Watch
+from timeline.storage.search import sync_search_index
+from timeline.usecases.polling import FeedOutcome, PollStore
 
 log = logging.getLogger(__name__)
 

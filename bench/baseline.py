@@ -13,9 +13,9 @@ from typing import Any
 
 import feedparser
 
-from .farm import WATCH_PHRASES, farm_control
-from .measure import ProcessTreeMeter
-from .poll import feed_urls
+from bench.farm import WATCH_PHRASES, farm_control
+from bench.measure import ProcessTreeMeter
+from bench.poll import feed_urls
 
 log = logging.getLogger(__name__)
 

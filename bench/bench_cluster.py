@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from timeline.clustering import EventIndex
+from timeline.domain.clustering import EventIndex
 
 SYLLABLES = [a + b for a in "bcdfghjklmnprstvwz" for b in ("a", "e", "i", "o", "u", "ai", "ou")]
 START = datetime(2025, 7, 1, tzinfo=UTC)

@@ -27,11 +27,12 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+from sqlalchemy import text
 
 from bench.farm import WATCH_PHRASES, FarmConfig, FarmProcess
-from timeline.cli.app import prepare_database
-from timeline.config import load_settings
-from timeline.db import Database
+from timeline.app.config import load_settings
+from timeline.app.wiring import prepare_database
+from timeline.storage.engine import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -85,14 +86,12 @@ async def _admin(statement: str) -> None:
 
 
 async def _recorded(db: Database) -> int:
-    from sqlalchemy import text
 
     async with db.session() as session:
         return int(await session.scalar(text("SELECT count(*) FROM fetch_results")) or 0)
 
 
 async def _make_due(db: Database) -> None:
-    from sqlalchemy import text
 
     async with db.session() as session:
         await session.execute(text("UPDATE feeds SET next_check_at = CURRENT_TIMESTAMP"))
@@ -145,8 +144,6 @@ async def run_setup(
     try:
         await prepare_database(settings, db)
         async with db.session() as session:
-            from sqlalchemy import text
-
             await session.execute(text("UPDATE feeds SET next_check_at = '2999-01-01'"))
         ports = [_free_port() for _ in range(pollers)]
         batch = ["--batch", "1000"] if setup == "sqlite" else []
@@ -158,7 +155,6 @@ async def run_setup(
         cold = await _round(db, len(urls), procs)
         farm.control("advance", share=0.2)
         warm = await _round(db, 2 * len(urls), procs)
-        from sqlalchemy import text
 
         async with db.session() as session:
             entries = int(await session.scalar(text("SELECT count(*) FROM entries")) or 0)

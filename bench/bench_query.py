@@ -27,15 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from timeline.db import Database
-from timeline.migrate import upgrade
-from timeline.query import (
-    Document,
-    WatchIndex,
-    parse_query,
-    search_entries,
-    sync_search_index,
-)
+from timeline.domain.query import Document, WatchIndex, parse_query
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade
+from timeline.storage.search import search_entries, sync_search_index
 
 NEWS_WORDS = (
     "nato communique china russia drone drones sanctions sanctioned iran iranian missile "

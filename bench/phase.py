@@ -16,6 +16,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.alerts import AlertConfig, run_alerts
+from bench.baseline import BaselineConfig, run_baseline
+from bench.fair import FairConfig, run_fair
+from bench.poll import PollConfig, run_poll
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,20 +30,12 @@ class PhaseFailed(RuntimeError):
 
 def _run(name: str, config: dict[str, Any]) -> dict[str, Any]:
     if name == "poll":
-        from .poll import PollConfig, run_poll
-
         return asyncio.run(run_poll(PollConfig(**config)))
     if name == "baseline":
-        from .baseline import BaselineConfig, run_baseline
-
         return run_baseline(BaselineConfig(**config))
     if name == "fair":
-        from .fair import FairConfig, run_fair
-
         return run_fair(FairConfig(**config))
     if name == "alerts":
-        from .alerts import AlertConfig, run_alerts
-
         return asyncio.run(run_alerts(AlertConfig(**config)))
     raise SystemExit(f"unknown phase {name!r}")
 

@@ -16,18 +16,17 @@ from typing import Any
 
 from sqlalchemy import insert, text, update
 
+from bench.farm import WATCH_PHRASES, farm_control
+from bench.measure import ProcessTreeMeter, percentile
 from feeds.fetch import Fetcher, FetchSettings
-from feeds.poller import Poller
+from feeds.rounds import Poller
 from feeds.types import FetchResult, FetchState
-from timeline.config import PollingSettings
-from timeline.db import Database
-from timeline.migrate import upgrade_async
-from timeline.models import Entry, Event, Feed, Watch
-from timeline.polling import FeedOutcome, PollStore
-from timeline.query import sync_search_index
-
-from .farm import WATCH_PHRASES, farm_control
-from .measure import ProcessTreeMeter, percentile
+from timeline.app.config import PollingSettings
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
+from timeline.storage.models import Entry, Event, Feed, Watch
+from timeline.storage.search import sync_search_index
+from timeline.usecases.polling import FeedOutcome, PollStore
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Does the timeline depend on poll timing? `python -m bench.spread`.
 
 150 outlets over real HTTP on 127.0.0.1 retell the 118 labelled events of
-`tests/storylines/` (each outlet carries 8 of them, in its own words: its name in the title,
+`tests/domain/storylines/` (each outlet carries 8 of them, in its own words: its name in the title,
 an extra sentence, within hours of each other), each on its labelled day (with `--dense`,
 all within two days: the events of a storyline then fall in one clustering window). Servers
 answer after a random delay (network jitter), so fetches finish in a different order on each
@@ -37,13 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from feeds.fetch import Fetcher, FetchSettings  # noqa: E402
-from feeds.poller import Poller  # noqa: E402
-from tests.storylines.labelled import load  # noqa: E402
-from timeline.config import PollingSettings  # noqa: E402
-from timeline.db import Database  # noqa: E402
-from timeline.migrate import upgrade_async  # noqa: E402
-from timeline.models import Event, Feed  # noqa: E402
-from timeline.polling import PollStore  # noqa: E402
+from feeds.rounds import Poller  # noqa: E402
+from tests.domain.storylines.labelled import load  # noqa: E402
+from timeline.app.config import PollingSettings  # noqa: E402
+from timeline.storage.engine import Database  # noqa: E402
+from timeline.storage.migrate import upgrade_async  # noqa: E402
+from timeline.storage.models import Event, Feed  # noqa: E402
+from timeline.usecases.polling import PollStore  # noqa: E402
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 SETTINGS = PollingSettings(allow_private=("127.0.0.1",), timeout_seconds=10.0, jitter=0.0)

@@ -8,20 +8,32 @@ of placing one event in an index of N recent events. Figures, not assertions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import statistics
 import sys
+import tempfile
 import time
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from feeds.types import FeedItem
+from timeline.domain.clustering import EventIndex
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
+from timeline.storage.models import Feed
+from timeline.storage.storylines import StorylineCache
+from timeline.usecases.ingest import ingest as ingest_items
+from timeline.usecases.ingest import load_watch_set
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.storylines.labelled import HERE, SPLITS, load, report, wrong_pairs  # noqa: E402
-from timeline.storylines import StorylineIndex, source_brief, subject  # noqa: E402
+from tests.domain.storylines.labelled import HERE, SPLITS, load, report, wrong_pairs  # noqa: E402
+from timeline.domain.storylines import StorylineIndex, source_brief, subject  # noqa: E402
 
 
 def briefs() -> dict[str, int]:
@@ -58,14 +70,6 @@ def cost(size: int, trials: int = 300) -> dict[str, float]:
 async def _ingest_rounds(
     url: str, with_storylines: bool, rounds: int, per_round: int
 ) -> list[float]:
-    from feeds.types import FeedItem
-    from timeline.clustering import EventIndex
-    from timeline.db import Database
-    from timeline.ingest import ingest as ingest_items
-    from timeline.ingest import load_watch_set
-    from timeline.migrate import upgrade_async
-    from timeline.models import Feed
-    from timeline.storyline_store import StorylineCache
 
     await upgrade_async(url)
     db = Database(url)
@@ -130,9 +134,6 @@ def ingest_cost(rounds: int = 8, per_round: int = 500) -> dict[str, object]:
     The same generated items (labelled texts, shuffled, distinct links) go through the real
     ingest into a real SQLite file; the last five rounds count (the index has filled).
     """
-    import asyncio
-    import statistics
-    import tempfile
 
     out: dict[str, object] = {"items_per_round": per_round}
     medians: dict[str, float] = {}

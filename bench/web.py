@@ -24,16 +24,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from timeline.usecases import events as event_service
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from timeline.config import WebSettings
-from timeline.db import Database
-from timeline.migrate import upgrade
-from timeline.query import sync_search_index
-from timeline.tokens import sign_token
+from timeline.app.config import WebSettings
+from timeline.domain.signed_links import sign_token
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade
+from timeline.storage.search import sync_search_index
 from webui.app import make_app
 
 GUILD = 42
@@ -154,7 +156,6 @@ async def measure(path: Path, requests: int) -> None:
             current[0] = "warm-up"
             for _ in range(5):
                 await client.get("/")
-            from timeline.services import events as event_service
 
             current[0] = "first page, dates not cached"
             for _ in range(max(5, requests // 10)):

@@ -14,9 +14,9 @@ import discord
 from discord import app_commands
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from timeline.services import aliases as alias_svc
-from timeline.services import feeds as feed_svc
-from timeline.services import watches as watch_svc
+from timeline.usecases import aliases as alias_svc
+from timeline.usecases import feeds as feed_svc
+from timeline.usecases import watches as watch_svc
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ import importlib.util
 import logging
 import pkgutil
 from datetime import UTC
+from importlib.metadata import version
 from typing import Any
 
 import discord
@@ -14,11 +15,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from discord.ext import commands
 
-from timeline.config import Settings
-from timeline.db import Database
-
-from .delivery import AlertDelivery
-from .errors import on_app_command_error
+from discordbot.delivery import AlertDelivery
+from discordbot.errors import on_app_command_error
+from timeline.app.config import Settings
+from timeline.storage.engine import Database
+from timeline.usecases.settings import channel_zone
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,6 @@ REQUIRED_PERMISSIONS = discord.Permissions(
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("timeline-bot")
     except Exception:
         return "0+unknown"
@@ -143,7 +142,6 @@ class TimelineBot(commands.Bot):
         crons = self.settings.alerts.digest_cron
         if not crons:
             return
-        from timeline.services.settings import channel_zone
 
         default = self.settings.discord.timezone
         async with self.db.session() as session:

@@ -1,7 +1,7 @@
 """Drain the alert outbox into Discord: post new alerts, edit grown ones, digest bursts.
 
 Exactly-once from the team's point of view: rows are claimed with a lease and a stable nonce
-before anything is sent (`timeline.outbox`), messages are created with that nonce and
+before anything is sent (`timeline.storage.outbox`), messages are created with that nonce and
 ``enforce_nonce`` (discord.py 2.7 sets it whenever a nonce is given), so a retry after a
 timeout, a 5xx or a crash gets Discord's original message back instead of posting twice.
 """
@@ -24,13 +24,13 @@ from typing import Any
 import aiohttp
 import discord
 
-from timeline import notices, outbox
-from timeline.config import AlertSettings
-from timeline.db import Database
-from timeline.models import utcnow
-from timeline.outbox import AlertView
-
-from . import render
+from discordbot import render
+from timeline.app.config import AlertSettings
+from timeline.storage import notices, outbox
+from timeline.storage.engine import Database
+from timeline.storage.models import utcnow
+from timeline.storage.outbox import AlertView
+from timeline.usecases.settings import channel_zone
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class AlertDelivery:
         return report
 
     async def _notices(self, report: DrainReport, now: datetime) -> None:
-        """Post the feed health notices to the ops channel, each once (see timeline.notices)."""
+        """Post the feed health notices to the ops channel, each once (see timeline.storage.notices)."""
         channel_id = self.settings.ops_channel_id
         if channel_id is None:
             return
@@ -728,7 +728,6 @@ class AlertDelivery:
 
     async def _channel_zone(self, channel_id: int) -> tzinfo:
         """The zone the digest heading is written in: that of the guild owning the channel."""
-        from timeline.services.settings import channel_zone
 
         settings = getattr(self.client, "settings", None)
         default = getattr(getattr(settings, "discord", None), "timezone", "UTC")

@@ -12,10 +12,9 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from timeline.errors import BadQuery, TimelineError
-
-from .checks import REFUSAL, NotAdmin
-from .render import CONTENT_LIMIT, cut, neutralise_mentions
+from discordbot.checks import REFUSAL, NotAdmin
+from discordbot.render import CONTENT_LIMIT, cut, neutralise_mentions
+from timeline.domain.errors import BadQuery, TimelineError
 
 log = logging.getLogger(__name__)
 

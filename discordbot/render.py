@@ -19,11 +19,11 @@ from urllib.parse import quote, urlsplit
 import discord
 from discord.utils import format_dt
 
-from timeline.markup import escape_markdown
-from timeline.notices import FAILING, NoticeView
-from timeline.outbox import AlertView, DigestLine, SourceView, StorylineRef
-from timeline.query.normalise import stems, words
-from timeline.templates import render_template
+from timeline.domain.query.normalise import stems, words
+from timeline.render.markup import escape_markdown
+from timeline.render.templates import render_template
+from timeline.storage.notices import FAILING, NoticeView
+from timeline.storage.outbox import AlertView, DigestLine, SourceView, StorylineRef
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ def fit_embed(embed: discord.Embed) -> discord.Embed:
 
 
 def template_values(alert: AlertView, snippet_chars: int = DEFAULT_SNIPPET_CHARS) -> dict[str, str]:
-    """Every placeholder's value for `alert`, escaped (see timeline.templates)."""
+    """Every placeholder's value for `alert`, escaped (see timeline.render.templates)."""
     link = safe_url(alert.event_link) or ""
     names = [escape(n) or "?" for n in alert.source_names]
     when = alert.occurred_at

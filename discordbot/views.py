@@ -16,10 +16,9 @@ from typing import Any
 
 import discord
 
-from timeline.errors import BadQuery, TimelineError
-from timeline.timeparse import parse_when
-
-from .errors import describe, reply
+from discordbot.errors import describe, reply
+from timeline.domain.errors import BadQuery, TimelineError
+from timeline.domain.typed_dates import parse_when
 
 log = logging.getLogger(__name__)
 

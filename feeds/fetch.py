@@ -32,7 +32,7 @@ from feeds.urls import BadURL, check_http_url
 from feeds.workers import ParseWorkerPool, PoolClosed
 
 if TYPE_CHECKING:
-    from timeline.config import PollingSettings
+    from timeline.app.config import PollingSettings
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ class Fetcher:
             kind, f"HTTP {status} {reason}{wait}".strip(), status=status, retry_after=retry_after
         )
 
-    async def _request(self, url: URL, headers: Mapping[str, str], budget: float) -> _Body:
+    async def _request(self, url: URL, headers: Mapping[str, str], budget: float) -> _Body:  # noqa: C901 (one branch per HTTP outcome, kept in the order they happen)
         assert self._session is not None
         limit = self.settings.max_body_bytes
         if budget <= 0:

@@ -273,7 +273,7 @@ def _link(entry: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _image(entry: Mapping[str, Any]) -> str | None:
+def _image(entry: Mapping[str, Any]) -> str | None:  # noqa: C901 (each of feedparser's image shapes in turn)
     """The story's image, if the feed names one: media:thumbnail, then media:content or an
     enclosure of an image type, then an <image>; http(s) URLs only."""
     candidates: list[object] = []
@@ -627,7 +627,7 @@ def _items(entries: list[Any], now: datetime) -> list[FeedItem]:
         # Whether a guid is shared depends on the document, so the same story may come as
         # "guid" in one document and as "guid#content" in a later one (or the reverse):
         # `same_as` names the other form, and the store recognises an entry stored under it
-        # whose title and link are this item's (timeline.ingest), so it is not stored twice.
+        # whose title and link are this item's (timeline.usecases.ingest), so it is not stored twice.
         shared = f"{key}#{content}"
         if len(contents_by_key[key]) > 1:
             key, same_as = shared, (key,)

@@ -1,7 +1,7 @@
 """Characters that are not text, in one table for the feed parser and the query tokeniser.
 
 Stored item text (feeds.parse) and the words the matcher, `match` and search make of any text
-(timeline.query.normalise) both go through `strip_invisible`, so the same text gives the same
+(timeline.domain.query.normalise) both go through `strip_invisible`, so the same text gives the same
 words whichever way it came in.
 """
 

@@ -89,7 +89,7 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr
     jobs = sys.stdin.buffer
 
-    from feeds.parse import parse_job  # after SIGINT is ignored: the import takes a while
+    from feeds.parse import parse_job  # noqa: PLC0415 (after SIGINT is ignored: the import takes a while)
 
     try:
         while True:

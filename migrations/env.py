@@ -9,9 +9,10 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from timeline.db import make_engine, normalise_url
-from timeline.migrate import include_object
-from timeline.models import Base
+from timeline.app.config import load_settings
+from timeline.storage.engine import make_engine, normalise_url
+from timeline.storage.migrate import include_object
+from timeline.storage.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -26,14 +27,13 @@ DATABASE_URL_ENV = "TIMELINE_BOT_DATABASE_URL"
 
 
 def database_url() -> str:
-    """The URL to migrate: set by `timeline.migrate` when run from code; from the `alembic`
+    """The URL to migrate: set by `timeline.storage.migrate` when run from code; from the `alembic`
     command, $TIMELINE_BOT_DATABASE_URL or the config file's [database] url."""
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
     if os.environ.get(DATABASE_URL_ENV):
         return normalise_url(os.environ[DATABASE_URL_ENV])
-    from timeline.config import load_settings
 
     path = os.environ.get("TIMELINE_BOT_CONFIG") or "config.toml"
     return normalise_url(load_settings(path).database.url)

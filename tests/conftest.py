@@ -23,10 +23,9 @@ import greenlet
 import pytest
 from aiohttp import web
 
-from timeline.db import Database
-from timeline.migrate import upgrade_async
-
-from .helpers import FeedServer
+from tests.helpers import FeedServer
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
 
 _THIS_FILE = str(Path(__file__).resolve())
 # Frames from these are left out of a connection's recorded origin: only the project's own

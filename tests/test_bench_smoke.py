@@ -22,12 +22,13 @@ from bench.fair import FairConfig, run_fair
 from bench.farm import FarmConfig, FarmProcess
 from bench.measure import children, percentile
 from bench.poll import PollConfig, run_poll
+from bench.spread import run as run_spread
 from feeds.fetch import Fetcher, FetchSettings
 from feeds.types import FetchResult, FetchState
-from timeline.config import PollingSettings
-from timeline.db import Database
-from timeline.models import Feed, FetchLog
-from timeline.polling import PollStore
+from timeline.app.config import PollingSettings
+from timeline.storage.engine import Database
+from timeline.storage.models import Feed, FetchLog
+from timeline.usecases.polling import PollStore
 
 # Half the feeds fail, one of each kind: HTTP 500, 503, 404 and an HTML page.
 TINY = FarmConfig(feeds=8, items=6, ports=2, slow_share=0.0, failing_share=0.5, bait_share=0.5)
@@ -253,7 +254,6 @@ async def test_group_commit_hands_over_when_the_committer_is_cancelled(db: Datab
 
 
 def test_spread_bench_runs_the_three_ways_at_a_tiny_size() -> None:
-    from bench.spread import run as run_spread
 
     result = asyncio.run(run_spread(feeds=6, per_feed=3, repeats=1))
     events = result["events"]

@@ -15,7 +15,7 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from timeline.db import Database
+from timeline.storage.engine import Database
 
 KEPT = []
 

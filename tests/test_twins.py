@@ -2,7 +2,7 @@
 
 The slash commands are read from the bot's real command tree (every cog loaded, nothing
 connected); the CLI commands from `timeline-bot`'s real parser. For each pair the test reads
-which use-case functions (`timeline.services.*`) the cog's callback and the CLI handler call,
+which use-case functions (`timeline.usecases.*`) the cog's callback and the CLI handler call,
 following the closures and helpers they define, and requires a common one. A new slash
 command without a twin, a twin that goes around the use case, or a CLI command that lost
 its slash twin fails here.
@@ -21,10 +21,12 @@ import discord
 import pytest
 
 from discordbot.bot import TimelineBot, cog_modules
+from timeline.app.config import parse_settings
 from timeline.cli.main import build_parser
-from timeline.config import parse_settings
-from timeline.db import Database
-from timeline.migrate import upgrade_async
+from timeline.domain.query.parser import parse_query
+from timeline.storage import search as query_search
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
 
 # slash command -> its CLI twin (the same name where nothing else is said).
 CLI_NAME = {
@@ -89,7 +91,7 @@ def _codes(code: types.CodeType) -> Iterator[types.CodeType]:
 
 
 def use_cases(fn: Callable[..., Any], depth: int = 3) -> set[str]:
-    """The `timeline.services` functions `fn` calls, directly or through closures, wrappers
+    """The `timeline.usecases` functions `fn` calls, directly or through closures, wrappers
     (`_run(cmd)`) and helpers of its own module, `depth` levels deep."""
     fn = inspect.unwrap(fn)
     found: set[str] = set()
@@ -103,13 +105,13 @@ def use_cases(fn: Callable[..., Any], depth: int = 3) -> set[str]:
         names = set(code.co_names) | set(code.co_freevars)
         for name in names:
             obj = env.get(name)
-            if isinstance(obj, types.ModuleType) and obj.__name__.startswith("timeline.services"):
+            if isinstance(obj, types.ModuleType) and obj.__name__.startswith("timeline.usecases"):
                 for attr in names:
                     target = getattr(obj, attr, None)
                     if inspect.isfunction(target):
                         found.add(f"{obj.__name__}.{attr}")
             elif inspect.isfunction(obj):
-                if obj.__module__.startswith("timeline.services"):
+                if obj.__module__.startswith("timeline.usecases"):
                     found.add(f"{obj.__module__}.{obj.__name__}")
                 elif obj.__module__ in (module, "timeline.cli.admin", "timeline.cli.common") or (
                     obj.__module__.startswith(("timeline.cli.", "discordbot.cogs."))
@@ -150,8 +152,6 @@ async def test_every_cli_command_has_a_slash_twin_or_is_the_operators_own(
 
 async def _bypass(session: Any, text: str) -> Any:
     """A search that goes around the use case, straight to the query module."""
-    from timeline.query import search as query_search
-    from timeline.query.parser import parse_query
 
     return await query_search.search_entries(session, parse_query(text), guild_ids=None)
 
@@ -160,7 +160,7 @@ def test_the_use_case_reader_sees_through_wrappers_and_closures() -> None:
     """The checker itself: it finds the use case behind `_run(cmd)` and in a closure, and
     a command that bypasses the use case shares nothing with its twin."""
     cli = cli_commands()
-    assert "timeline.services.feeds.add_feed" in use_cases(cli["feed add"])
-    assert "timeline.services.watches.remove_watch" in use_cases(cli["watch remove"])
+    assert "timeline.usecases.feeds.add_feed" in use_cases(cli["feed add"])
+    assert "timeline.usecases.watches.remove_watch" in use_cases(cli["watch remove"])
     assert use_cases(cli["search"])
     assert use_cases(_bypass) & use_cases(cli["search"]) == set()

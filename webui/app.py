@@ -1,9 +1,9 @@
 """The web timeline: an aiohttp.web application over the same use cases as the cogs.
 
-Every page needs a valid token (see :mod:`timeline.tokens`): from `?token=` on the first visit,
+Every page needs a valid token (see :mod:`timeline.domain.signed_links`): from `?token=` on the first visit,
 which is moved into a cookie by a redirect so it does not stay in the address bar, then from
 the cookie. The token's guild is the only guild any handler reads. No SQL here: the handlers
-call `timeline.services` and render Jinja2 templates with autoescaping on.
+call `timeline.usecases` and render Jinja2 templates with autoescaping on.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, tzinfo
+from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -19,25 +20,25 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from timeline.config import WebSettings
-from timeline.db import Database
-from timeline.errors import BadQuery, NotFound, TimelineError
-from timeline.services.chart import chart_data, render_png
-from timeline.services.events import mentioned_dates, show_event
-from timeline.services.export import FORMATS, export_events
-from timeline.services.feeds import list_feeds
-from timeline.services.search import check_search
-from timeline.services.settings import check_timezone, guild_zone
-from timeline.services.storylines import (
+from timeline.app.config import WebSettings
+from timeline.domain.errors import BadQuery, NotFound, TimelineError
+from timeline.domain.signed_links import BadToken, Claims, verify_token
+from timeline.domain.typed_dates import parse_when
+from timeline.storage.engine import Database
+from timeline.usecases.chart import chart_data, render_png
+from timeline.usecases.events import mentioned_dates, show_event
+from timeline.usecases.export import FORMATS, export_events
+from timeline.usecases.feeds import list_feeds
+from timeline.usecases.search import check_search
+from timeline.usecases.settings import check_timezone, guild_zone
+from timeline.usecases.storylines import (
     export_storyline,
     list_storylines,
     show_storyline,
     storyline_chart,
 )
-from timeline.services.timeline import timeline_page
-from timeline.services.watches import list_watches
-from timeline.timeparse import parse_when
-from timeline.tokens import BadToken, Claims, verify_token
+from timeline.usecases.timeline import timeline_page
+from timeline.usecases.watches import list_watches
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,6 @@ def make_app(
     app[ENV_KEY] = make_environment()
     app[CLOCK_KEY] = clock or (lambda: datetime.now(UTC))
     app[ZONE_KEY] = check_timezone(default_timezone)
-    from importlib.resources import files
 
     static = files("webui") / "static"
     app.router.add_static("/static/", str(static), name="static", append_version=True)

@@ -6,10 +6,9 @@ import logging
 
 from aiohttp import web
 
-from timeline.config import Settings
-from timeline.db import Database
-
-from .app import make_app
+from timeline.app.config import Settings
+from timeline.storage.engine import Database
+from webui.app import make_app
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,20 @@ from discord import app_commands
 
 from discordbot.autocomplete import alias_names
 from discordbot.bot import TimelineBot
-from timeline.services import aliases as alias_svc
-from timeline.services.aliases import AliasView
-from timeline.services.limits import MAX_QUERY
-
-from ._admin import AdminGroupCog, actor, code, defer, embed, guild_of, lines_within, send, show
+from discordbot.cogs._admin import (
+    AdminGroupCog,
+    actor,
+    code,
+    defer,
+    embed,
+    guild_of,
+    lines_within,
+    send,
+    show,
+)
+from timeline.usecases import aliases as alias_svc
+from timeline.usecases.aliases import AliasView
+from timeline.usecases.limits import MAX_QUERY
 
 log = logging.getLogger(__name__)
 

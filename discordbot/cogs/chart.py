@@ -15,8 +15,8 @@ from discord.ext import commands
 from discordbot.cogs.timeline import check_query
 from discordbot.render import cut, escape, no_pings
 from discordbot.views import blank, guild_of, time_range
-from timeline.services import settings as settings_svc
-from timeline.services.chart import ChartData, chart_data, render_png
+from timeline.usecases import settings as settings_svc
+from timeline.usecases.chart import ChartData, chart_data, render_png
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

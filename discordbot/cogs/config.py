@@ -10,9 +10,8 @@ import discord
 from discord import app_commands
 
 from discordbot.bot import TimelineBot
-from timeline.services.config_io import export_config_toml
-
-from ._admin import AdminGroupCog, guild_of, send
+from discordbot.cogs._admin import AdminGroupCog, guild_of, send
+from timeline.usecases.config_io import export_config_toml
 
 log = logging.getLogger(__name__)
 

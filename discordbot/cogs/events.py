@@ -28,8 +28,8 @@ from discordbot.render import (
     storyline_line,
 )
 from discordbot.views import actor, guild_of
-from timeline.services import events as event_svc
-from timeline.services.views import DateView, EventDetail, NoteView, SourceView
+from timeline.usecases import events as event_svc
+from timeline.usecases.views import DateView, EventDetail, NoteView, SourceView
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

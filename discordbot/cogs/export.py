@@ -17,9 +17,9 @@ from discord.ext import commands
 from discordbot.cogs.timeline import check_query
 from discordbot.render import no_pings
 from discordbot.views import actor, blank, guild_of, time_range
-from timeline.errors import TimelineError
-from timeline.services import settings as settings_svc
-from timeline.services.export import export_events
+from timeline.domain.errors import TimelineError
+from timeline.usecases import settings as settings_svc
+from timeline.usecases.export import export_events
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

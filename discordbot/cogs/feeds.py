@@ -13,15 +13,7 @@ from discord.utils import format_dt
 
 from discordbot.autocomplete import feed_names
 from discordbot.bot import TimelineBot
-from feeds.fetch import Fetcher, FetchSettings
-from timeline.errors import Conflict, NotFound, TimelineError
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import feeds as feed_svc
-from timeline.services.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedStatus, FeedView
-from timeline.services.limits import MAX_URL
-from timeline.services.opml import export_opml, import_opml
-
-from ._admin import (
+from discordbot.cogs._admin import (
     AdminGroupCog,
     Confirm,
     actor,
@@ -32,7 +24,14 @@ from ._admin import (
     send,
     show,
 )
-from ._admin import show_feed_text as feed_text
+from discordbot.cogs._admin import show_feed_text as feed_text
+from feeds.fetch import Fetcher, FetchSettings
+from timeline.domain.errors import Conflict, NotFound, TimelineError
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import feeds as feed_svc
+from timeline.usecases.feeds import MAX_INTERVAL, MIN_INTERVAL, FeedStatus, FeedView
+from timeline.usecases.limits import MAX_URL
+from timeline.usecases.opml import export_opml, import_opml
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """`/search query`: the query language over every stored story, matched terms in bold.
 
 Results are stories (entries), not events: one event with three outlets shows three lines.
-Ten a page, newest first, through the search use case (`timeline.services.search`), whose
+Ten a page, newest first, through the search use case (`timeline.usecases.search`), whose
 cursor each page keeps so Previous and Next cost the same at any depth.
 """
 
@@ -26,9 +26,9 @@ from discordbot.render import (
     safe_url,
 )
 from discordbot.views import PAGE_TIMEOUT, Page, Paginator, guild_of, time_range
-from timeline.services import search as search_svc
-from timeline.services import settings as settings_svc
-from timeline.services.views import HitView
+from timeline.usecases import search as search_svc
+from timeline.usecases import settings as settings_svc
+from timeline.usecases.views import HitView
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

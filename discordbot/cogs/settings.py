@@ -11,10 +11,9 @@ from discord import app_commands
 from discord.utils import format_dt
 
 from discordbot.bot import TimelineBot
-from timeline.services import settings as settings_svc
-from timeline.services.settings import SettingsView
-
-from ._admin import AdminGroupCog, actor, defer, embed, guild_of, send, show
+from discordbot.cogs._admin import AdminGroupCog, actor, defer, embed, guild_of, send, show
+from timeline.usecases import settings as settings_svc
+from timeline.usecases.settings import SettingsView
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from discord.utils import format_dt
 
 from discordbot.render import FIELD_VALUE_LIMIT, cut, discord_len, escape, fit_embed, no_pings
 from discordbot.views import guild_of
-from timeline.services.status import StatusView, status
+from timeline.usecases.status import StatusView, status
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

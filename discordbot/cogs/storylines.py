@@ -1,6 +1,6 @@
 """`/story list|show|chart|export|rename|merge|split|detach`: storylines that follow a subject.
 
-Every command turns Discord options into one call of :mod:`timeline.services.storylines` and
+Every command turns Discord options into one call of :mod:`timeline.usecases.storylines` and
 the result into an embed, a file or a one-line answer. Renaming, merging, splitting and
 detaching change what everyone sees, so they are re-checked for admin rights on the server.
 """
@@ -30,11 +30,11 @@ from discordbot.render import (
     safe_url,
 )
 from discordbot.views import actor, guild_of
-from timeline.services import settings as settings_svc
-from timeline.services import storylines as story_svc
-from timeline.services.chart import render_png
-from timeline.services.storylines import StorylineDetail, StorylineSummary
-from timeline.services.views import EventView
+from timeline.usecases import settings as settings_svc
+from timeline.usecases import storylines as story_svc
+from timeline.usecases.chart import render_png
+from timeline.usecases.storylines import StorylineDetail, StorylineSummary
+from timeline.usecases.views import EventView
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

@@ -33,15 +33,15 @@ from discordbot.views import (
     guild_of,
     time_range,
 )
-from timeline.errors import NotFound, TimelineError
-from timeline.query import parse_query
-from timeline.services import aliases as alias_svc
-from timeline.services import events as event_svc
-from timeline.services import settings as settings_svc
-from timeline.services import watches as watch_svc
-from timeline.services.timeline import list_timeline, source_feed_ids
-from timeline.services.views import EventView, TimelinePage
-from timeline.timeparse import parse_when
+from timeline.domain.errors import NotFound, TimelineError
+from timeline.domain.query import parse_query
+from timeline.domain.typed_dates import parse_when
+from timeline.usecases import aliases as alias_svc
+from timeline.usecases import events as event_svc
+from timeline.usecases import settings as settings_svc
+from timeline.usecases import watches as watch_svc
+from timeline.usecases.timeline import list_timeline, source_feed_ids
+from timeline.usecases.views import EventView, TimelinePage
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession

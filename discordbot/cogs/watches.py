@@ -12,14 +12,7 @@ from discord.utils import format_dt
 
 from discordbot.autocomplete import watch_names
 from discordbot.bot import TimelineBot
-from discordbot.render import DESCRIPTION_LIMIT, alert_embed, cut
-from timeline.errors import TimelineError
-from timeline.services import watches as watch_svc
-from timeline.services.limits import MAX_QUERY
-from timeline.services.watches import MAX_TEST_DAYS, WatchView
-from timeline.templates import MAX_TEMPLATE
-
-from ._admin import (
+from discordbot.cogs._admin import (
     AdminGroupCog,
     actor,
     code,
@@ -31,7 +24,13 @@ from ._admin import (
     send,
     show,
 )
-from ._admin import show_feed_text as feed_text
+from discordbot.cogs._admin import show_feed_text as feed_text
+from discordbot.render import DESCRIPTION_LIMIT, alert_embed, cut
+from timeline.domain.errors import TimelineError
+from timeline.render.templates import MAX_TEMPLATE
+from timeline.usecases import watches as watch_svc
+from timeline.usecases.limits import MAX_QUERY
+from timeline.usecases.watches import MAX_TEST_DAYS, WatchView
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from discord.utils import format_dt
 
 from discordbot.render import no_pings
 from discordbot.views import actor, guild_of
-from timeline.errors import ConfigError, TimelineError
-from timeline.services.web import member_link
+from timeline.domain.errors import ConfigError, TimelineError
+from timeline.usecases.web import member_link
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot

@@ -1,9 +1,9 @@
 """Full-text index for searching entries with the watch query language.
 
 SQLite: an FTS5 table `entries_fts` (rowid = entries.id, detail=none, ascii tokenizer so the
-pre-normalised tokens written by timeline.query are stored exactly). PostgreSQL: a table
+pre-normalised tokens written by timeline.domain.query are stored exactly). PostgreSQL: a table
 `entries_fts` (entry_id, tsvector) with a GIN index. On both, triggers queue the id of every
-inserted or edited entry in `entries_fts_pending`; timeline.query.sync_search_index tokenises
+inserted or edited entry in `entries_fts_pending`; timeline.domain.query.sync_search_index tokenises
 queued entries with the same Python normaliser the matcher uses. Existing entries are queued.
 
 Note for later SQLite revisions: a batch migration that recreates `entries` drops its

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import FeedServer, rss
+from timeline.app.config import load_settings
 from timeline.cli.main import main
-from timeline.config import load_settings
-from timeline.db import Database
-from timeline.migrate import upgrade
-from timeline.models import Entry, Event, Feed
-
-from ..helpers import FeedServer, rss
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade
+from timeline.storage.models import Entry, Event, Feed
 
 NATO = "NATO Summit Draft Communique Calls Out China for Supporting Russian War Machine"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from timeline.cli.main import main
-from timeline.db import Database
-from timeline.migrate import upgrade_async
-from timeline.models import Alert, Entry, Event, Feed, Watch, utcnow
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
+from timeline.storage.models import Alert, Entry, Event, Feed, Watch, utcnow
 
 
 async def _seed(url: str) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from timeline.cli.main import main
-from timeline.db import Database
-from timeline.services.watches import add_watch
+from timeline.storage.engine import Database
+from timeline.usecases.watches import add_watch
 
 
 def watch(query: str, channel: str = "123", extra: str = "") -> str:

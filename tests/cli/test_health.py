@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from timeline.cli.httpserver import OpsServer
+from timeline.app.config import MetricsSettings
+from timeline.app.ops_http import OpsServer
 from timeline.cli.main import main
-from timeline.config import MetricsSettings
-from timeline.db import Database
+from timeline.storage.engine import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 

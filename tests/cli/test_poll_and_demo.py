@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import FeedServer, rss
 from timeline.cli.demo import run_demo
 from timeline.cli.main import main
-
-from ..helpers import FeedServer, rss
 
 NATO_TITLE = "NATO Summit Draft Communique Calls Out China for Supporting Russian War Machine"
 
@@ -47,7 +47,6 @@ async def test_poll_once_json_prints_alerts_and_feed_errors(
         extra="alert_on_first_poll = true",
     )
     # The command runs its own event loop: run it in a thread from this async test.
-    import asyncio
 
     code = await asyncio.to_thread(main, ["--config", str(cfg), "poll", "--once", "--json"])
     assert code == 0

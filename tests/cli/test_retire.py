@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from tests.helpers import FeedServer, rss
 from timeline.cli.demo import run_demo
 from timeline.cli.main import main
-from timeline.db import Database
-from timeline.models import Alert, Entry, Event, EventNote, Feed, Watch
-
-from ..helpers import FeedServer, rss
+from timeline.storage.engine import Database
+from timeline.storage.models import Alert, Entry, Event, EventNote, Feed, Watch
 
 
 async def run(cfg: Path, *argv: str) -> int:
@@ -186,7 +186,6 @@ async def test_feed_purge_needs_yes_refuses_configured_feeds_and_deletes_a_retir
 async def test_poll_all_takes_feeds_leased_by_a_killed_poller(
     tmp_path: Path, feed_server: FeedServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from datetime import UTC, datetime, timedelta
 
     feed_server.bodies["/a.xml"] = rss(("1", "One", "s"))
     feed_server.bodies["/b.xml"] = rss(("2", "Two", "s"))

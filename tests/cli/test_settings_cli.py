@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from timeline.cli.main import main
-from timeline.migrate import upgrade
+from timeline.storage.migrate import upgrade
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from timeline.config import load_settings
-from timeline.db import Database
-from timeline.migrate import upgrade
-from timeline.models import Entry, Event, Feed, Storyline
-
-from .test_admin import run
+from tests.cli.test_admin import run
+from timeline.app.config import load_settings
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade
+from timeline.storage.models import Entry, Event, Feed, Storyline
+from timeline.usecases import storylines as story_svc
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -116,9 +117,6 @@ async def test_story_chart_and_export_use_the_guild_zone(
     paris_cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = paris_cfg
-    from zoneinfo import ZoneInfo
-
-    from timeline.services import storylines as story_svc
 
     database = Database(load_settings(cfg).database.url)
     times = [

@@ -129,8 +129,8 @@ Not emulated: DMs, threads without a starter message in text channels, thread ar
 reactions, voice, channel permission overwrites, rate-limit buckets (only injected 429s).
 """
 
-from .drivers import DriverError
-from .records import (
+from tests.discord_emulator.drivers import DriverError
+from tests.discord_emulator.records import (
     Fault,
     FaultRule,
     InteractionRecord,
@@ -145,8 +145,16 @@ from .records import (
     unknown_channel,
     unknown_message,
 )
-from .server import CommandNotPermitted, DiscordEmulator, MessageHold
-from .specs import AttachmentSpec, ChannelSpec, GuildSpec, MemberSpec, Perm, RoleSpec, default_guild
+from tests.discord_emulator.server import CommandNotPermitted, DiscordEmulator, MessageHold
+from tests.discord_emulator.specs import (
+    AttachmentSpec,
+    ChannelSpec,
+    GuildSpec,
+    MemberSpec,
+    Perm,
+    RoleSpec,
+    default_guild,
+)
 
 __all__ = [
     "AttachmentSpec",

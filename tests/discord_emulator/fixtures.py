@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest_asyncio
 
-from .server import DiscordEmulator
+from tests.discord_emulator.server import DiscordEmulator
 
 
 @pytest_asyncio.fixture

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from .server import DiscordEmulator
+    from tests.discord_emulator.server import DiscordEmulator
 
 log = logging.getLogger(__name__)
 

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
 
-from . import validate
-from .drivers import DriverError, build_command_data, find_command
-from .gateway import (
+from tests.discord_emulator import validate
+from tests.discord_emulator.drivers import DriverError, build_command_data, find_command
+from tests.discord_emulator.gateway import (
     INTENT_GUILD_MESSAGES,
     INTENT_MESSAGE_CONTENT,
     Gateway,
     GatewaySession,
     ResumeRecord,
 )
-from .records import (
+from tests.discord_emulator.records import (
     FLAG_EPHEMERAL,
     FLAG_LOADING,
     Fault,
@@ -39,7 +39,7 @@ from .records import (
     StoredMessage,
     Violation,
 )
-from .specs import (
+from tests.discord_emulator.specs import (
     BASE_TIME,
     AttachmentSpec,
     ChannelSpec,
@@ -332,9 +332,9 @@ class DiscordEmulator:
     @contextlib.contextmanager
     def patch_discord(self) -> Iterator[DiscordEmulator]:
         """Point discord.py's REST base and default gateway at the emulator, then restore them."""
-        import discord.gateway
-        import discord.http
-        import yarl
+        import discord.gateway  # noqa: PLC0415 (discord.py: only when the bot is pointed here)
+        import discord.http  # noqa: PLC0415 (discord.py: only when the bot is pointed here)
+        import yarl  # noqa: PLC0415 (discord.py: only when the bot is pointed here)
 
         old_base = discord.http.Route.BASE
         old_gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
@@ -1562,7 +1562,7 @@ class DiscordEmulator:
             raise ApiError(404, 10062, "Unknown interaction")
         return record
 
-    async def _interaction_callback(self, call: _Call) -> tuple[int, Any]:
+    async def _interaction_callback(self, call: _Call) -> tuple[int, Any]:  # noqa: C901 (one branch per interaction callback type)
         record = self._interaction_param(call)
         if record.acknowledged:
             raise ApiError(400, 40060, "Interaction has already been acknowledged.")

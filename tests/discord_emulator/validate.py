@@ -237,7 +237,7 @@ def _embed_chars(embed: Mapping[str, Any]) -> int:
     return total
 
 
-def _component_problems(components: Any, flags: int, prefix: str) -> list[Problem]:
+def _component_problems(components: Any, flags: int, prefix: str) -> list[Problem]:  # noqa: C901 (Discord's component rules, one per branch)
     if not isinstance(components, list):
         return []
     problems: list[Problem] = []
@@ -365,7 +365,7 @@ def message_problems(
     return problems
 
 
-def _option_problems(options: Any, path: str, depth: int) -> list[Problem]:
+def _option_problems(options: Any, path: str, depth: int) -> list[Problem]:  # noqa: C901 (Discord's option rules, one per branch)
     if not isinstance(options, list):
         return []
     problems: list[Problem] = []

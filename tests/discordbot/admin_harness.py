@@ -9,11 +9,11 @@ from typing import Any
 
 from discordbot.bot import TimelineBot
 from feeds.fetch import Fetcher
-from feeds.poller import Poller, RoundReport
+from feeds.rounds import Poller, RoundReport
 from tests.discord_emulator.records import InteractionRecord
 from tests.discordbot.harness import Harness
-from timeline.config import PollingSettings
-from timeline.polling import PollStore
+from timeline.app.config import PollingSettings
+from timeline.usecases.polling import PollStore
 
 ADMIN_COGS = (
     "discordbot.cogs.aliases",

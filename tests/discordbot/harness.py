@@ -12,8 +12,8 @@ from discordbot.bot import TimelineBot
 from tests.discord_emulator.server import DiscordEmulator
 from tests.discord_emulator.specs import GuildSpec, default_guild
 from tests.discordbot.outbox_seed import Seed, migrated_db
-from timeline.config import AlertSettings, DiscordSettings, Settings
-from timeline.db import Database
+from timeline.app.config import AlertSettings, DiscordSettings, Settings
+from timeline.storage.engine import Database
 
 GUILD = default_guild()
 ALERTS_CHANNEL = GUILD.channel("alerts").id

@@ -7,6 +7,7 @@ own suites), syncs them to the emulated guild and answers like the real thing.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,10 +15,10 @@ from typing import Any
 from discordbot.bot import TimelineBot
 from tests.discord_emulator.records import StoredMessage
 from tests.discordbot.harness import Harness
-from tests.discordbot.outbox_seed import T0, feed
-from timeline.config import Settings
-from timeline.db import Database
-from timeline.models import Alert, Entry, Event, Watch
+from tests.discordbot.outbox_seed import T0, Seed, feed
+from timeline.app.config import Settings
+from timeline.storage.engine import Database
+from timeline.storage.models import Alert, Entry, Event, Watch
 
 MEMBER_COGS = (
     "discordbot.cogs.timeline",
@@ -67,7 +68,6 @@ async def story(
     link: str | None = None,
 ) -> int:
     """Write an event with one entry per source (a minute apart) and its alerts; return its id."""
-    from tests.discordbot.outbox_seed import Seed
 
     seed = Seed()
     feed_ids = [await feed(db, seed, name) for name in sources]
@@ -117,7 +117,6 @@ async def make_watch(db: Database, name: str, query: str, channel_id: int = 1) -
 
 def event_ids(message: StoredMessage) -> list[int]:
     """Return the `#id`s listed in a timeline page, in order."""
-    import re
 
     (embed,) = message.embeds
     return [int(m) for m in re.findall(r"`#(\d+)`", embed.get("description") or "")]

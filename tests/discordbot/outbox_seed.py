@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from timeline.db import Database
-from timeline.migrate import upgrade_async
-from timeline.models import Alert, Entry, Event, Feed, Watch
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
+from timeline.storage.models import Alert, Entry, Event, Feed, Watch
 
 T0 = datetime(2024, 7, 9, 12, 0, tzinfo=UTC)
 

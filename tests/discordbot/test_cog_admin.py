@@ -15,10 +15,10 @@ from discordbot.cogs._admin import code, lines_within, link, show
 from tests.discord_emulator.specs import AttachmentSpec
 from tests.discordbot.admin_harness import ADMIN_COGS, POLLING, admin_bot, answered
 from tests.discordbot.harness import GUILD, harness
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import aliases as alias_svc
-from timeline.services import feeds as feed_svc
-from timeline.services import watches as watch_svc
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import aliases as alias_svc
+from timeline.usecases import feeds as feed_svc
+from timeline.usecases import watches as watch_svc
 
 ADMIN_GROUPS = {
     "alias": ["list", "remove", "set"],

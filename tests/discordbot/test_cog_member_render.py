@@ -17,8 +17,8 @@ from discordbot.render import (
     FIELDS_LIMIT,
     discord_len,
 )
-from timeline.services.status import FailedAlert, FailingFeed, StatusView
-from timeline.services.views import (
+from timeline.usecases.status import FailedAlert, FailingFeed, StatusView
+from timeline.usecases.views import (
     DateView,
     EventDetail,
     EventView,

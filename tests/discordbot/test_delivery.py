@@ -17,8 +17,8 @@ from discordbot.delivery import owner_is_dead
 from tests.discord_emulator.records import Fault, missing_permissions, unknown_message
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, harness
 from tests.discordbot.outbox_seed import T0, add_source, alert, alert_rows, event, watch
-from timeline import outbox
-from timeline.models import utcnow
+from timeline.storage import outbox
+from timeline.storage.models import utcnow
 
 POST = "POST /channels/{channel_id}/messages"
 PATCH = "PATCH /channels/{channel_id}/messages/{message_id}"

@@ -19,7 +19,7 @@ import discord
 from discord import app_commands
 
 from discordbot.checks import admin_only
-from timeline.errors import BadQuery, NotFound
+from timeline.domain.errors import BadQuery, NotFound
 
 
 @app_commands.command(name="probe", description="Fail in a chosen way")

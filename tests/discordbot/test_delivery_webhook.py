@@ -18,9 +18,13 @@ from tests.discord_emulator.specs import ChannelSpec, Perm
 from tests.discordbot.admin_harness import ADMIN_COGS, admin_bot, answered
 from tests.discordbot.harness import ALERTS_CHANNEL, GUILD, Harness, harness
 from tests.discordbot.outbox_seed import add_source, alert, alert_rows, event, watch
-from timeline import outbox
+from timeline.app.config import load_settings
 from timeline.cli.main import main
-from timeline.models import Alert, ChannelWebhook, Watch, utcnow
+from timeline.storage import outbox
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
+from timeline.storage.models import Alert, ChannelWebhook, Watch, utcnow
+from timeline.usecases.config_io import sync_config
 
 AVATAR = "https://img.example/desk.png"
 CREATE = "POST /channels/{channel_id}/webhooks"
@@ -253,10 +257,6 @@ async def test_config_watch_delivery_options_are_synced(tmp_path: Path) -> None:
         f'delivery = "webhook"\nwebhook_name = "Desk"\nwebhook_avatar = "{AVATAR}"\n'
     )
     assert main(["--config", str(cfg), "config", "check"]) == 0
-    from timeline.config import load_settings
-    from timeline.db import Database
-    from timeline.migrate import upgrade_async
-    from timeline.services.config_io import sync_config
 
     settings = load_settings(cfg)
     await upgrade_async(settings.database.url)

@@ -9,9 +9,9 @@ from pathlib import Path
 from discordbot.bot import TimelineBot
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, GUILD, harness
 from tests.discordbot.outbox_seed import T0, alert, event
-from timeline.config import AlertSettings
-from timeline.services import settings as settings_svc
-from timeline.services import watches as watch_svc
+from timeline.app.config import AlertSettings
+from timeline.usecases import settings as settings_svc
+from timeline.usecases import watches as watch_svc
 
 
 async def test_digest_cron_and_heading_follow_the_guild_zone(tmp_path: Path) -> None:

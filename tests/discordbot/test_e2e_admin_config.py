@@ -8,10 +8,10 @@ from pathlib import Path
 from tests.discord_emulator.specs import AttachmentSpec
 from tests.discordbot.admin_harness import admin_bot, answered
 from tests.discordbot.harness import ALERTS_CHANNEL, GUILD, Harness, harness
-from timeline.config import parse_settings
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import aliases as alias_svc
-from timeline.services import watches as watch_svc
+from timeline.app.config import parse_settings
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import aliases as alias_svc
+from timeline.usecases import watches as watch_svc
 
 
 async def aliases(h: Harness) -> dict[str, str]:

@@ -15,9 +15,9 @@ from tests.discord_emulator.specs import AttachmentSpec
 from tests.discordbot.admin_harness import admin_bot, answered, poll_once
 from tests.discordbot.harness import GUILD, Harness, harness
 from tests.helpers import FeedServer, rss
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import feeds as feed_svc
-from timeline.services.opml import parse_opml
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import feeds as feed_svc
+from timeline.usecases.opml import parse_opml
 
 FIXTURES = Path(__file__).parent.parent / "feeds" / "fixtures"
 

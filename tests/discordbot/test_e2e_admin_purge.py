@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from tests.discord_emulator.records import StoredMessage
 from tests.discordbot.admin_harness import ADMIN_COGS, admin_bot, answered
 from tests.discordbot.harness import GUILD, Harness, harness
-from tests.services.factories import make_story
-from timeline.models import GLOBAL_SCOPE, Entry, Feed
+from tests.usecases.factories import make_story
+from timeline.storage.models import GLOBAL_SCOPE, Entry, Feed
 
 
 async def edited(h: Harness, message: StoredMessage) -> StoredMessage:
@@ -29,7 +29,7 @@ async def edited(h: Harness, message: StoredMessage) -> StoredMessage:
 async def test_feed_purge_refuses_a_configured_feed_then_asks_and_deletes_a_retired_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="timeline.services.feeds")
+    caplog.set_level(logging.INFO, logger="timeline.usecases.feeds")
     cogs = (*ADMIN_COGS, "discordbot.cogs.status")
     async with harness(tmp_path) as h, admin_bot(h, extensions=cogs):
         async with h.db.session() as s:

@@ -13,7 +13,7 @@ from tests.discord_emulator.specs import ChannelSpec, MemberSpec, Perm, RoleSpec
 from tests.discordbot.admin_harness import admin_bot, answered, poll_once
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, GUILD, harness
 from tests.helpers import FeedServer, rss
-from timeline.services import watches as watch_svc
+from timeline.usecases import watches as watch_svc
 
 NATO_TITLE = "NATO Summit Draft Communique Calls Out China for Supporting Russian War Machine"
 NATO_SUMMARY = "The draft mentions dual-use military-civilian materials."
@@ -198,7 +198,7 @@ async def test_configured_admin_role_without_manage_server_may_add(
     editor = MemberSpec(900_000_000_000_001_003, "editor", [editors.id])
     guild = replace(GUILD, roles=[*GUILD.roles, editors], members=[*GUILD.members, editor])
     async with harness(tmp_path, guild, admin_role_id=editors.id) as h, admin_bot(h):
-        with caplog.at_level(logging.INFO, logger="timeline.services"):
+        with caplog.at_level(logging.INFO, logger="timeline.usecases"):
             ok = await h.emu.invoke(
                 "watch add",
                 {"name": "drones", "query": "China Russia drone", "channel": "alerts"},

@@ -15,8 +15,8 @@ from tests.discord_emulator.records import server_error
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, harness
 from tests.discordbot.outbox_seed import add_source, alert, alert_rows, event, watch
 from tests.helpers import wait_until
-from timeline import outbox
-from timeline.models import utcnow
+from timeline.storage import outbox
+from timeline.storage.models import utcnow
 
 POST = "POST /channels/{channel_id}/messages"
 

@@ -9,14 +9,14 @@ import pytest
 
 from tests.discordbot.admin_harness import admin_bot, answered
 from tests.discordbot.harness import GUILD, harness
-from timeline.models import GuildSettings
-from timeline.services import settings as settings_svc
+from timeline.storage.models import GuildSettings
+from timeline.usecases import settings as settings_svc
 
 
 async def test_an_admin_sets_the_zone_and_show_says_where_it_comes_from(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="timeline.services.settings")
+    caplog.set_level(logging.INFO, logger="timeline.usecases.settings")
     async with harness(tmp_path) as h, admin_bot(h):
         before = await answered(h, await h.emu.invoke("settings show"))
         assert "`UTC`" in before and "config file's default" in before

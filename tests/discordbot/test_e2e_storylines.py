@@ -15,9 +15,9 @@ from discordbot.render import alert_embed
 from tests.discordbot.harness import harness
 from tests.discordbot.member_harness import make_watch, member_bot, story
 from tests.discordbot.outbox_seed import T0
-from timeline.db import Database
-from timeline.models import Alert, Entry, Event, Storyline
-from timeline.outbox import _load_views
+from timeline.storage.engine import Database
+from timeline.storage.models import Alert, Entry, Event, Storyline
+from timeline.storage.outbox import _load_views
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OTHER_GUILD = 900_000_000_000_009_999
@@ -139,7 +139,7 @@ async def test_story_commands_refuse_bad_input_and_change_nothing(tmp_path: Path
 async def test_admins_rename_split_merge_and_detach(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="timeline.services.storylines")
+    caplog.set_level(logging.INFO, logger="timeline.usecases.storylines")
     async with harness(tmp_path) as h:
         watch = await make_watch(h.db, "NATO communique", "NATO communique")
         sid, ids = await china_story(h.db, watch)

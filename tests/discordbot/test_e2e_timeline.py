@@ -12,7 +12,7 @@ from tests.discord_emulator.drivers import DriverError
 from tests.discordbot.harness import GENERAL_CHANNEL, harness
 from tests.discordbot.member_harness import button, event_ids, make_watch, member_bot, story
 from tests.discordbot.outbox_seed import T0
-from timeline.models import Feed, utcnow
+from timeline.storage.models import Feed, utcnow
 
 TIMELINE = ("discordbot.cogs.timeline",)
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tests.discordbot.harness import GENERAL_CHANNEL, harness
 from tests.discordbot.member_harness import event_ids, make_watch, member_bot, story
 from tests.discordbot.outbox_seed import T0
-from timeline.models import Alert, Entry, Event, EventNote, Feed, utcnow
+from timeline.storage.models import Alert, Entry, Event, EventNote, Feed, utcnow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -58,7 +58,7 @@ async def test_event_show_unknown_id_is_private(tmp_path: Path) -> None:
 async def test_merge_and_split_are_for_admins(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="timeline.services.events")
+    caplog.set_level(logging.INFO, logger="timeline.usecases.events")
     async with harness(tmp_path) as h:
         a = await story(h.db, "NATO summit opens", sources=("Bloomberg",))
         b = await story(
@@ -83,7 +83,7 @@ async def test_merge_and_split_are_for_admins(
         assert a in events and len(events) == 2 and moved != a
         assert f"into the new event `#{moved}`" in split.text()
         admin_id = h.guild.member("admin").id
-        logged = [r.getMessage() for r in caplog.records if r.name == "timeline.services.events"]
+        logged = [r.getMessage() for r in caplog.records if r.name == "timeline.usecases.events"]
         assert f"event {b} merged into {a} by admin ({admin_id}) in guild {h.guild.id}" in logged
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from tests.discordbot.harness import GUILD, harness
 from tests.discordbot.member_harness import event_ids, member_bot, story
 from tests.discordbot.outbox_seed import T0
-from timeline.models import Event, Storyline
-from timeline.services import settings as settings_svc
+from timeline.storage.models import Event, Storyline
+from timeline.usecases import settings as settings_svc
 
 
 async def test_timeline_days_and_dates_follow_the_guild_zone(tmp_path: Path) -> None:

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from feeds.fetch import Fetcher, FetchSettings
-from feeds.poller import Poller
+from feeds.rounds import Poller
 from tests.discordbot.harness import ALERTS_CHANNEL, GENERAL_CHANNEL, harness
 from tests.helpers import FeedServer, rss
-from timeline.config import PollingSettings
-from timeline.models import Feed, FeedNotice
-from timeline.polling import PollStore
+from timeline.app.config import PollingSettings
+from timeline.storage.models import Feed, FeedNotice
+from timeline.usecases.polling import PollStore
 
 SETTINGS = PollingSettings(
     allow_private=("127.0.0.1",), timeout_seconds=5.0, jitter=0.0, failing_after=3

@@ -25,11 +25,11 @@ from discordbot.cogs import events as events_cog
 from discordbot.cogs import search as search_cog
 from discordbot.cogs import storylines as storylines_cog
 from discordbot.cogs import timeline as timeline_cog
-from timeline.markup import escape_markdown
-from timeline.outbox import AlertView, DigestLine, SourceView, StorylineRef
-from timeline.services import views
-from timeline.services.export import render_markdown
-from timeline.services.storylines import StorylineDetail, StorylineSummary
+from timeline.render.markup import escape_markdown
+from timeline.storage.outbox import AlertView, DigestLine, SourceView, StorylineRef
+from timeline.usecases import views
+from timeline.usecases.export import render_markdown
+from timeline.usecases.storylines import StorylineDetail, StorylineSummary
 
 WHEN = datetime(2024, 7, 9, 12, 0, tzinfo=UTC)
 LINK = "https://outlet.example/story"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from discordbot import render
-from timeline.outbox import AlertView, DigestLine, SourceView
+from timeline.storage.outbox import AlertView, DigestLine, SourceView
 
 WHEN = datetime(2024, 7, 9, 12, 0, tzinfo=UTC)
 HOSTILE = "@everyone @here <@&123> <@456> <@!789> **bold** __under__ `code` ||spoiler|| # head"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from discordbot import render
 from tests.discordbot.admin_harness import admin_bot, answered
@@ -16,7 +17,8 @@ from tests.discordbot.outbox_seed import alert, event, watch
 from tests.discordbot.test_markdown_escape import _ESCAPED
 from tests.discordbot.test_render import make_alert
 from timeline.cli.main import main
-from timeline.templates import PLACEHOLDERS, render_template, template_problem
+from timeline.render.templates import PLACEHOLDERS, render_template, template_problem
+from timeline.storage.models import Watch
 
 TEMPLATE = "**{title}** — {sources}\n{snippet}\n-# {published} · {watch} · `/event show {event_id}`"
 
@@ -96,10 +98,6 @@ async def test_template_preview_then_save_then_the_alert_is_posted_with_it(
     async with harness(tmp_path) as h, admin_bot(h) as bot:
         w = await watch(h.db, h.seed, "NATO communique", ALERTS_CHANNEL)
         async with h.db.session() as session:
-            from sqlalchemy import update
-
-            from timeline.models import Watch
-
             await session.execute(update(Watch).values(guild_id=GUILD.id, origin="discord"))
         ev = await event(h.db, h.seed, "Draft communique [names](https://evil.example) China")
         await alert(h.db, w, ev, ALERTS_CHANNEL)

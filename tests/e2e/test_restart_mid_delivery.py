@@ -25,15 +25,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from tests.cluster.conftest import make_pg_database
 from tests.discord_emulator import DiscordEmulator, StoredMessage
 from tests.discord_emulator.specs import default_guild
 from tests.discordbot.outbox_seed import T0, Seed, add_source, alert, event
 from tests.helpers import FeedServer, rss, wait_until
-from timeline.cli.app import App
-from timeline.config import load_settings
-from timeline.db import Database
-from timeline.models import Alert, Watch
+from tests.scaleout.conftest import make_pg_database
+from timeline.app.config import load_settings
+from timeline.app.wiring import App
+from timeline.storage.engine import Database
+from timeline.storage.models import Alert, Watch
 
 ROOT = Path(__file__).resolve().parents[2]
 GUILD = default_guild()

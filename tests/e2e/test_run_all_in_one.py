@@ -14,9 +14,7 @@ from pathlib import Path
 from tests.discord_emulator import DiscordEmulator
 from tests.discord_emulator.specs import default_guild
 from tests.helpers import FeedServer, rss
-from timeline.cli.app import App
-from timeline.cli.core import run_all_in_one
-from timeline.config import (
+from timeline.app.config import (
     DatabaseSettings,
     DiscordSettings,
     FeedConfig,
@@ -24,6 +22,8 @@ from timeline.config import (
     Settings,
     WatchConfig,
 )
+from timeline.app.wiring import App
+from timeline.cli.core import run_all_in_one
 
 GUILD = default_guild()
 ALERTS = GUILD.channel("alerts").id

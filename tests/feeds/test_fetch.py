@@ -12,8 +12,7 @@ import pytest
 
 from feeds.fetch import MAX_RETRY_AFTER, Fetcher, parse_retry_after
 from feeds.types import FetchState
-
-from .conftest import Origin, assert_failure_logged, fetch_settings, fixture_bytes
+from tests.feeds.conftest import Origin, assert_failure_logged, fetch_settings, fixture_bytes
 
 
 async def test_rss20_feed_is_fetched_and_parsed(origin: Origin, fetcher: Fetcher) -> None:

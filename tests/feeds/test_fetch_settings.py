@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 
 from feeds.fetch import FetchSettings
-from timeline.config import PollingSettings
+from timeline.app.config import PollingSettings
 
 # FetchSettings fields that are not config keys (set in code, for tests and benchmarks).
 NOT_IN_CONFIG = {"parse_timeout_seconds"}

@@ -13,13 +13,12 @@ from sqlalchemy import select
 
 from feeds.fetch import Fetcher, FetchSettings
 from feeds.parse import parse_feed
-from feeds.poller import Poller
-from timeline.config import PollingSettings
-from timeline.db import Database
-from timeline.models import Entry, Feed
-from timeline.polling import PollStore
-
-from ..helpers import FeedServer
+from feeds.rounds import Poller
+from tests.helpers import FeedServer
+from timeline.app.config import PollingSettings
+from timeline.storage.engine import Database
+from timeline.storage.models import Entry, Feed
+from timeline.usecases.polling import PollStore
 
 SETTINGS = PollingSettings(
     allow_private=("127.0.0.1",), timeout_seconds=2.0, max_body_bytes=200_000, jitter=0.0

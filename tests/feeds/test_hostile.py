@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from feeds.parse import FeedParseError, parse_feed
-
-from .conftest import fixture_bytes
+from tests.feeds.conftest import fixture_bytes
 
 NOW = datetime(2024, 7, 12, 8, 0, tzinfo=UTC)
 FEED_URL = "https://feeds.example.com/news.xml"

@@ -15,15 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from feeds.fetch import Fetcher, FetchSettings
-from feeds.poller import Poller
-from timeline.config import PollingSettings
-from timeline.db import Database
-from timeline.migrate import upgrade_async
-from timeline.models import Entry, Feed, FetchLog
-from timeline.polling import PollStore
-
-from ..helpers import FeedServer, rss
-from .conftest import fixture_bytes
+from feeds.rounds import Poller
+from tests.feeds.conftest import fixture_bytes
+from tests.helpers import FeedServer, rss
+from timeline.app.config import PollingSettings
+from timeline.storage.engine import Database
+from timeline.storage.migrate import upgrade_async
+from timeline.storage.models import Entry, Feed, FetchLog
+from timeline.usecases.polling import PollStore
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 SETTINGS = PollingSettings(

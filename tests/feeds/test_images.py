@@ -9,14 +9,14 @@ from sqlalchemy import select
 from discordbot import render
 from feeds.fetch import Fetcher, FetchSettings
 from feeds.parse import parse_feed
-from feeds.poller import Poller
+from feeds.rounds import Poller
 from tests.discordbot.test_render import make_alert
 from tests.helpers import FeedServer
-from timeline.config import PollingSettings
-from timeline.db import Database
-from timeline.models import Entry, Feed
-from timeline.outbox import SourceView
-from timeline.polling import PollStore
+from timeline.app.config import PollingSettings
+from timeline.storage.engine import Database
+from timeline.storage.models import Entry, Feed
+from timeline.storage.outbox import SourceView
+from timeline.usecases.polling import PollStore
 
 NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 RSS = {"content-type": "application/rss+xml"}

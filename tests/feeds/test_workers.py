@@ -23,8 +23,7 @@ from feeds.workers import (
     worker_command,
     worker_environment,
 )
-
-from .conftest import fixture_bytes
+from tests.feeds.conftest import fixture_bytes
 
 NOW = datetime(2024, 7, 12, 8, 0, tzinfo=UTC)
 FEED_URL = "https://feeds.example.com/news.xml"

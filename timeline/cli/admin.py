@@ -1,6 +1,6 @@
 """Terminal twins of the Discord commands: timeline, watch, feed, alias, event, export, status.
 
-Every command calls the same `timeline.services` function its slash command does, in guild 0
+Every command calls the same `timeline.usecases` function its slash command does, in guild 0
 (the config-file scope) unless `--guild` says otherwise.
 """
 
@@ -16,29 +16,29 @@ import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, tzinfo
 from importlib import resources
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from timeline.config import Settings
-from timeline.db import Database
-from timeline.errors import BadQuery
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import aliases as alias_svc
-from timeline.services import events as event_svc
-from timeline.services import feeds as feed_svc
-from timeline.services import settings as settings_svc
-from timeline.services import watches as watch_svc
-from timeline.services.config_io import export_config_toml
-from timeline.services.export import FORMATS, event_json, export_events, render_markdown
-from timeline.services.opml import export_opml, import_opml
-from timeline.services.status import status as status_svc
-from timeline.services.timeline import list_timeline
-from timeline.services.views import EventView
-from timeline.timeparse import parse_when
-
-from . import common
+from timeline.app.config import Settings
+from timeline.cli import common
+from timeline.domain.errors import BadQuery
+from timeline.domain.typed_dates import parse_when
+from timeline.storage.engine import Database
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import aliases as alias_svc
+from timeline.usecases import events as event_svc
+from timeline.usecases import feeds as feed_svc
+from timeline.usecases import settings as settings_svc
+from timeline.usecases import watches as watch_svc
+from timeline.usecases.config_io import export_config_toml
+from timeline.usecases.export import FORMATS, event_json, export_events, render_markdown
+from timeline.usecases.opml import export_opml, import_opml
+from timeline.usecases.status import status as status_svc
+from timeline.usecases.timeline import list_timeline
+from timeline.usecases.views import EventView
 
 log = logging.getLogger(__name__)
 
@@ -612,7 +612,7 @@ async def cmd_watch_preview(
     session: AsyncSession, args: argparse.Namespace, settings: Settings
 ) -> int:
     """Print the watch's alert for its latest event as Discord would get it (unsaved)."""
-    from discordbot.render import alert_embed
+    from discordbot.render import alert_embed  # noqa: PLC0415 (discord.py costs 1 s: only for a preview)
 
     view = await watch_svc.preview_alert(
         session, args.guild, args.name, template=args.template, colour=args.colour
@@ -631,7 +631,7 @@ async def cmd_watch_preview(
 
 async def probe_feed(url: str, settings: Settings) -> feed_svc.FeedProbe:
     """Fetch `url` once with the configured limits (the use case's probe, as in chat)."""
-    from feeds.fetch import Fetcher, FetchSettings
+    from feeds.fetch import Fetcher, FetchSettings  # noqa: PLC0415 (aiohttp: only when probing)
 
     async with Fetcher(FetchSettings.from_settings(settings.polling)) as fetcher:
         return await feed_svc.probe_feed(fetcher, url)
@@ -874,7 +874,6 @@ async def cmd_event_split(
 
 async def cmd_status(session: AsyncSession, args: argparse.Namespace, settings: Settings) -> int:
     """Print feed, polling and alert health."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         ver = version("timeline-bot")

@@ -9,14 +9,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from timeline.config import Settings
-from timeline.db import Database
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import settings as settings_svc
-from timeline.services.chart import BUCKETS, ChartData, chart_data, render_png
-from timeline.timeparse import parse_when
-
-from . import common
+from timeline.app.config import Settings
+from timeline.cli import common
+from timeline.domain.typed_dates import parse_when
+from timeline.storage.engine import Database
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import settings as settings_svc
+from timeline.usecases.chart import BUCKETS, ChartData, chart_data, render_png
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import os
 import sys
 from datetime import datetime
 
-from timeline.config import ConfigProblems, Settings
-from timeline.config import load_settings as _load
-from timeline.db import Database
-from timeline.errors import ConfigError
+from timeline.app.config import ConfigProblems, Settings
+from timeline.app.config import load_settings as _load
+from timeline.domain.errors import ConfigError
+from timeline.storage.engine import Database
 
 EX_OK = 0
 EX_USAGE = 2

@@ -9,12 +9,11 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from timeline.config import Settings
-from timeline.migrate import upgrade
-from timeline.polling import FeedOutcome
-from timeline.services.config_io import SyncReport, sync_config
-
-from . import common
+from timeline.app.config import Settings
+from timeline.cli import common
+from timeline.storage.migrate import upgrade
+from timeline.usecases.config_io import SyncReport, sync_config
+from timeline.usecases.polling import FeedOutcome
 
 if TYPE_CHECKING:
     from discordbot.bot import TimelineBot
@@ -105,7 +104,7 @@ async def _sync(settings: Settings, accept_config: bool) -> SyncReport:
 
 def run_bot(args: argparse.Namespace) -> int:
     """Run the Discord bot and the scheduler until interrupted."""
-    from .ops import patch_discord_endpoints
+    from timeline.cli.ops import patch_discord_endpoints  # noqa: PLC0415 (discord.py: only for the bot)
 
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
@@ -129,11 +128,10 @@ async def run_all_in_one(
     accept_config: bool = False,
 ) -> None:
     """Poll feeds and run the Discord bot in one process until `stop` is set (or a signal)."""
-    from discordbot.bot import make_bot
-    from webui.server import WebServer
-
-    from .app import App
-    from .httpserver import OpsServer
+    from discordbot.bot import make_bot  # noqa: PLC0415 (discord.py: only for the bot)
+    from timeline.app.ops_http import OpsServer  # noqa: PLC0415 (aiohttp: only for the bot)
+    from timeline.app.wiring import App  # noqa: PLC0415 (aiohttp: only for the bot)
+    from webui.server import WebServer  # noqa: PLC0415 (aiohttp: only for the bot)
 
     async with App(settings) as app:
         await app.prepare(accept_config=accept_config)

@@ -19,12 +19,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from timeline.config import DatabaseSettings, FeedConfig, PollingSettings, Settings, WatchConfig
-from timeline.services.timeline import list_timeline
-
-from . import common
-from .app import App
-from .poll import outcome_lines
+from timeline.app.config import DatabaseSettings, FeedConfig, PollingSettings, Settings, WatchConfig
+from timeline.app.wiring import App
+from timeline.cli import common
+from timeline.cli.poll import outcome_lines
+from timeline.usecases.timeline import list_timeline
 
 DEMO_FEEDS = (
     ("Bloomberg", "bloomberg"),

@@ -12,9 +12,8 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from timeline.errors import ConfigError, TimelineError
-
-from . import common
+from timeline.cli import common
+from timeline.domain.errors import ConfigError, TimelineError
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,16 @@ import argparse
 import asyncio
 import logging
 import os
+import urllib.error
+import urllib.request
 from typing import Any
 
-from timeline.config import PollingSettings, Settings, redact_url
-from timeline.db import Database
-from timeline.dbcopy import copy_database
-from timeline.notify import OutboxListener, is_postgres
-
-from . import common
-from .core import serve_discord, stop_on_signals
+from timeline.app.config import PollingSettings, Settings, redact_url
+from timeline.cli import common
+from timeline.cli.core import serve_discord, stop_on_signals
+from timeline.storage.copy import copy_database
+from timeline.storage.engine import Database
+from timeline.storage.notify import OutboxListener, is_postgres
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +113,6 @@ def health_url(settings: Settings) -> str | None:
 
 def health_command(args: argparse.Namespace) -> int:
     """Exit 0 when the process's /healthz answers 200; print what it said either way."""
-    import urllib.error
-    import urllib.request
 
     if args.url:
         url = args.url.rstrip("/")
@@ -157,8 +156,8 @@ async def run_poller(
     accept_config: bool = False,
 ) -> None:
     """Poll and ingest until `stop` is set (or SIGINT/SIGTERM), serving /healthz if configured."""
-    from .app import App
-    from .httpserver import OpsServer
+    from timeline.app.ops_http import OpsServer  # noqa: PLC0415 (aiohttp: only for the poller)
+    from timeline.app.wiring import App  # noqa: PLC0415 (aiohttp: only for the poller)
 
     stop = stop_on_signals(stop)
     async with App(settings) as app:
@@ -192,9 +191,9 @@ def patch_discord_endpoints(environ: dict[str, str] | None = None) -> bool:
     gateway = env.get(GATEWAY_ENV, "").strip()
     if not api and not gateway:
         return False
-    import discord.gateway
-    import discord.http
-    import yarl
+    import discord.gateway  # noqa: PLC0415 (discord.py: only for the bot)
+    import discord.http  # noqa: PLC0415 (discord.py: only for the bot)
+    import yarl  # noqa: PLC0415 (discord.py: only for the bot)
 
     if api:
         if not api.startswith(("http://", "https://")):
@@ -217,11 +216,10 @@ async def run_discord(
     accept_config: bool = False,
 ) -> None:
     """Run the gateway, the commands and outbox delivery until `stop` (or a signal)."""
-    from discordbot.bot import make_bot
-    from webui.server import WebServer
-
-    from .app import prepare_database
-    from .httpserver import OpsServer
+    from discordbot.bot import make_bot  # noqa: PLC0415 (discord.py: only for the bot)
+    from timeline.app.ops_http import OpsServer  # noqa: PLC0415 (aiohttp: only for the bot)
+    from timeline.app.wiring import prepare_database  # noqa: PLC0415 (aiohttp: only for the bot)
+    from webui.server import WebServer  # noqa: PLC0415 (aiohttp: only for the bot)
 
     db = Database(settings.database.url)
     try:

@@ -7,10 +7,9 @@ import asyncio
 import json
 from typing import Any
 
-from timeline.polling import FeedOutcome
-
-from . import common
-from .app import App
+from timeline.app.wiring import App
+from timeline.cli import common
+from timeline.usecases.polling import FeedOutcome
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

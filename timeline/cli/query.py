@@ -11,14 +11,15 @@ import sys
 from datetime import UTC, datetime
 from typing import TextIO
 
-from timeline.db import Database
-from timeline.errors import BadQuery, ConfigError
-from timeline.models import GLOBAL_SCOPE
-from timeline.query import Document, feed_source_names, highlight, parse_query
-from timeline.services.search import MAX_PAGE, encode_cursor, search_stories
-from timeline.services.settings import guild_zone
-from timeline.services.views import HitView, SearchPage
-from timeline.timeparse import parse_when
+from timeline.cli import common
+from timeline.domain.errors import BadQuery, ConfigError
+from timeline.domain.query import Document, feed_source_names, highlight, parse_query
+from timeline.domain.typed_dates import parse_when
+from timeline.storage.engine import Database
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases.search import MAX_PAGE, encode_cursor, search_stories
+from timeline.usecases.settings import guild_zone
+from timeline.usecases.views import HitView, SearchPage
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _aliases(args: argparse.Namespace) -> dict[str, str]:
     """Return the config's aliases when a config file is given or present, else none."""
-    from timeline.cli import common
 
     path = common.config_path(args)
     if not getattr(args, "config", None) and not os.path.exists(path):
@@ -95,8 +95,6 @@ def match_command(args: argparse.Namespace) -> int:
     try:
         aliases = _aliases(args)
     except ConfigError as exc:
-        from timeline.cli import common
-
         return common.report_config_error(exc)
     summary = args.summary
     if summary is None:
@@ -135,7 +133,6 @@ def run_match(
 
 def search_command(args: argparse.Namespace) -> int:
     """Run `search` against the configured database."""
-    from timeline.cli import common
 
     settings = common.load_settings(args)
     return asyncio.run(

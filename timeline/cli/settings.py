@@ -9,13 +9,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from timeline.config import Settings
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import settings as settings_svc
-from timeline.services.settings import SettingsView
-
-from . import common
-from .admin import _run, _who, safe
+from timeline.app.config import Settings
+from timeline.cli import common
+from timeline.cli.admin import _run, _who, safe
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import settings as settings_svc
+from timeline.usecases.settings import SettingsView
 
 
 def register(sub: Any) -> None:

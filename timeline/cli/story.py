@@ -10,16 +10,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from timeline.config import Settings
-from timeline.models import GLOBAL_SCOPE
-from timeline.services import settings as settings_svc
-from timeline.services import storylines as story_svc
-from timeline.services.chart import render_png
-from timeline.services.export import FORMATS, event_json
-from timeline.services.storylines import StorylineSummary
-
-from . import common
-from .admin import _iso, _json_line, _print_event, _run, _write, safe
+from timeline.app.config import Settings
+from timeline.cli import common
+from timeline.cli.admin import _actor, _iso, _json_line, _print_event, _run, _write, safe
+from timeline.storage.models import GLOBAL_SCOPE
+from timeline.usecases import settings as settings_svc
+from timeline.usecases import storylines as story_svc
+from timeline.usecases.chart import render_png
+from timeline.usecases.export import FORMATS, event_json
+from timeline.usecases.storylines import StorylineSummary
 
 
 def _scope_parent(actor: bool) -> argparse.ArgumentParser:
@@ -89,7 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _who(args: argparse.Namespace) -> str:
-    from .admin import _actor
 
     return str(args.actor or _actor())
 

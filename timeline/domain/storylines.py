@@ -1,0 +1,621 @@
+"""Storylines: events about one developing subject, followed over weeks.
+
+An event is one happening told by several outlets (see :mod:`timeline.domain.clustering`); a
+storyline strings events together: the April warning, the July report, the draft communique,
+the final communique and Beijing's reply are five events and one storyline. The decision is
+made per new event against the events of the last `window` (30 days by default, far longer
+than the event window), in the ingest transaction, and depends only on what the index holds,
+so a process that reloads the index from the database decides as one that never stopped.
+
+How two events are judged to be about the same subject: each is reduced to its content terms
+(stems of title and text, without stop words and figures) and its names (capitalised words
+inside a sentence, acronyms). Terms are weighted by their rarity among the indexed events
+(IDF with a prior, so a small index does not make every word look distinctive) and names
+count extra. A word an event writes only at a sentence's start ("Panama Canal cuts ...",
+"Bangladesh top court ...") cannot be told from an ordinary capitalised word by the event
+alone; it counts as a name when the indexed events write it as one more often than in lower
+case. Two events are about the same subject when the weighted cosine of their terms
+reaches `JOIN_SCORE`, they share at least `MIN_SHARED` distinctive terms and at least one
+name. "NATO" alone, or "drone" and "China" in stories about other things, do not glue: they
+are frequent, so they weigh little, and one shared word is never enough.
+
+An event joins the storyline of its best-scoring earlier event; when that event has no
+storyline yet, the two start one. A storyline of two or more events is also matched as a
+whole: its profile (its events' terms summed) against the new event, which joins when the
+cosine reaches `PROFILE_SCORE` and it has `CORE_SHARE` of the storyline's core (the terms
+most of its events share). A late event of a long story shares a little with each earlier
+one and enough with all of them; a story about other things that shares a word or two with
+one member has little of the core. An event belongs to at most one storyline. Ties are
+broken by the older event, then the lower id, so the result does not depend on dictionary
+order. Everything the decision reads (postings, counts, profiles) is a function of the
+indexed events, so an index rebuilt from the database decides the same.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from timeline.domain.clustering import _STOPWORDS, _entities, _fold, _stem
+
+# --- thresholds, tuned on tests/domain/storylines/labelled_dev.toml only (see bench/storylines.py) ---
+WINDOW = timedelta(days=30)
+JOIN_SCORE = 0.2
+MIN_SHARED = 3
+SUPPORT = 2
+STRONG_SCORE = 0.25
+NAME_WEIGHT = 1.5
+TITLE_WEIGHT = 1.5
+# IDF smoothing: as if the index held this many more events containing none of the terms.
+IDF_PRIOR = 80
+# Terms in more than this share of the indexed events (past the prior) weigh nothing.
+COMMON_SHARE = 0.25
+MAX_TEXT = 4000
+# The best-overlapping earlier events scored in full (by summed IDF of shared terms).
+MAX_CANDIDATES = 50
+TITLE_TERMS = 4
+# A storyline's profile: its events nearest in time (bounds the cost of a long storyline),
+# the likeness to it that joins (as to one event), and the share of its core (by IDF²) the
+# new event must have. Chosen on the dev split: 0.15 lets distractors in, 0.25 misses;
+# CORE_SHARE 0.4 to 0.6 give the same result, 0.3 lets one in.
+PROFILE_MEMBERS = 8
+PROFILE_SCORE = 0.2
+CORE_SHARE = 0.5
+
+_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+# Words that carry no subject in news copy, beyond the clustering stop words.
+_GENERIC = frozenset(
+    """
+    official officials government minister ministry president leader leaders country
+    countries people percent million billion thousands hundreds dozens first second third
+    last next week weeks months month year years day days time times end start new old
+    told spokesman spokeswoman statement statements press conference news agency agencies
+    group groups part parts plan plans move moves call calls called calling make makes made
+    take takes took give gives gave show shows showed set sets put puts high low big large
+    major key more most other others several many much such after before since during
+    against over under between among about around near across also still again already
+    """.split()
+)
+
+
+# Outlets write "Venezuelan court" and "Venezuela's court": one subject. Added to the
+# clustering module's pairs, which _stem applies first.
+_DEMONYMS = {
+    "afghan": "afghanistan",
+    "armenian": "armenia",
+    "australian": "australia",
+    "austrian": "austria",
+    "azerbaijani": "azerbaijan",
+    "bangladeshi": "bangladesh",
+    "brazilian": "brazil",
+    "bulgarian": "bulgaria",
+    "burmese": "myanmar",
+    "chilean": "chile",
+    "colombian": "colombia",
+    "congolese": "congo",
+    "croatian": "croatia",
+    "cuban": "cuba",
+    "czech": "czechia",
+    "danish": "denmark",
+    "dutch": "netherlands",
+    "egyptian": "egypt",
+    "emirati": "emirates",
+    "estonian": "estonia",
+    "ethiopian": "ethiopia",
+    "filipino": "philippines",
+    "finnish": "finland",
+    "georgian": "georgia",
+    "greek": "greece",
+    "haitian": "haiti",
+    "hungarian": "hungary",
+    "indonesian": "indonesia",
+    "iraqi": "iraq",
+    "irish": "ireland",
+    "jordanian": "jordan",
+    "kazakh": "kazakhstan",
+    "latvian": "latvia",
+    "libyan": "libya",
+    "lithuanian": "lithuania",
+    "malaysian": "malaysia",
+    "malian": "mali",
+    "mexican": "mexico",
+    "moldovan": "moldova",
+    "mongolian": "mongolia",
+    "nepali": "nepal",
+    "nigerian": "nigeria",
+    "nigerien": "niger",
+    "norwegian": "norway",
+    "pakistani": "pakistan",
+    "panamanian": "panama",
+    "peruvian": "peru",
+    "portuguese": "portugal",
+    "romanian": "romania",
+    "serbian": "serbia",
+    "somali": "somalia",
+    "swedish": "sweden",
+    "swiss": "switzerland",
+    "thai": "thailand",
+    "tunisian": "tunisia",
+    "uzbek": "uzbekistan",
+    "venezuelan": "venezuela",
+    "vietnamese": "vietnam",
+    "yemeni": "yemen",
+}
+
+
+_POSSESSIVE = re.compile(r"['’]s$")
+
+
+def _bare(word: str) -> str:
+    """A word without its possessive and edge punctuation: "Russia's" -> "Russia"."""
+    return _POSSESSIVE.sub("", word.strip("'’-")).strip("'’-")
+
+
+def _norm(word: str) -> str:
+    return _stem(_DEMONYMS.get(word, word))
+
+
+def _terms(text: str) -> list[str]:
+    words = _WORD.findall(_fold(text[:MAX_TEXT]))
+    out = []
+    for w in words:
+        w = _bare(w)
+        if len(w) < 3 or w in _STOPWORDS or w in _GENERIC:
+            continue
+        for part in w.split("-"):
+            if len(part) >= 3 and part not in _STOPWORDS and part not in _GENERIC:
+                out.append(_norm(part))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an event is about: weighted content terms and its names (both as stems)."""
+
+    terms: dict[str, float]
+    names: frozenset[str]
+    forms: dict[str, str] = field(default_factory=dict)  # stem -> a word as written
+    # Terms written in lower case somewhere in the event (so not names here), and the terms
+    # written only at a sentence's start (a name or not: the index's other events tell).
+    lower: frozenset[str] = frozenset()
+    initial: frozenset[str] = frozenset()
+
+
+def subject(title: str, text: str = "") -> Subject:
+    """Reduce an event's title and text (its sources' summaries) to a Subject."""
+    title, text = title[:MAX_TEXT], text[:MAX_TEXT]
+    weights: dict[str, float] = {}
+    for stem in _terms(title):
+        weights[stem] = max(weights.get(stem, 0.0), TITLE_WEIGHT)
+    for stem in _terms(text):
+        weights[stem] = max(weights.get(stem, 0.0), 1.0)
+    names = (
+        frozenset(_norm(n) if n in _DEMONYMS else n for n in _entities(title, text))
+        & weights.keys()
+    )
+    for name in names:
+        weights[name] *= NAME_WEIGHT
+    forms: dict[str, str] = {}
+    lower: set[str] = set()
+    for word in _WORD.findall(f"{title} {text}"):
+        word = _bare(word)
+        stem = _norm(_fold(word))
+        if stem in weights:
+            forms.setdefault(stem, word)
+            if word[:1].islower():
+                lower.add(stem)
+    lower -= names
+    return Subject(
+        weights, names, forms, frozenset(lower), frozenset(weights.keys() - names - lower)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMatch:
+    """The earlier event a new event continues, and its storyline (None: start one)."""
+
+    event_id: int
+    storyline_id: int | None
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A storyline as a whole: its events' terms summed (`subject`) and its `core` (the
+    terms most of them share)."""
+
+    subject: Subject
+    core: frozenset[str]
+
+
+@dataclass(slots=True)
+class _Member:
+    event_id: int
+    at: datetime
+    subject: Subject
+    storyline_id: int | None
+
+
+class StorylineIndex:
+    """The events of the last `window`, with their storylines, to place new events."""
+
+    def __init__(self, window: timedelta = WINDOW) -> None:
+        self.window = window
+        self._members: dict[int, _Member] = {}
+        self._postings: dict[str, set[int]] = {}
+        self._df: Counter[str] = Counter()
+        # In how many indexed events a term is written as a name, and in lower case.
+        self._name_df: Counter[str] = Counter()
+        self._lower_df: Counter[str] = Counter()
+        self._by_storyline: dict[int, set[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._members
+
+    def storyline_of(self, event_id: int) -> int | None:
+        """The storyline an indexed event belongs to (None: none, or not indexed)."""
+        member = self._members.get(event_id)
+        return member.storyline_id if member else None
+
+    def add(
+        self, event_id: int, at: datetime, subject: Subject, storyline_id: int | None = None
+    ) -> None:
+        """Index an event (again: its subject and storyline are replaced)."""
+        self.remove(event_id)
+        self._members[event_id] = _Member(event_id, at, subject, storyline_id)
+        if storyline_id is not None:
+            self._by_storyline.setdefault(storyline_id, set()).add(event_id)
+        for term in subject.terms:
+            self._postings.setdefault(term, set()).add(event_id)
+            self._df[term] += 1
+        self._name_df.update(subject.names)
+        self._lower_df.update(subject.lower)
+
+    def remove(self, event_id: int) -> None:
+        """Drop an event from the index (no-op when absent)."""
+        member = self._members.pop(event_id, None)
+        if member is None:
+            return
+        self._leave(member)
+        for term in member.subject.terms:
+            posting = self._postings.get(term)
+            if posting is not None:
+                posting.discard(event_id)
+                if not posting:
+                    del self._postings[term]
+            self._df[term] -= 1
+            if self._df[term] <= 0:
+                del self._df[term]
+        for counts, terms in (
+            (self._name_df, member.subject.names),
+            (self._lower_df, member.subject.lower),
+        ):
+            for term in terms:
+                counts[term] -= 1
+                if counts[term] <= 0:
+                    del counts[term]
+
+    def members_of(self, storyline_id: int) -> set[int]:
+        """The indexed events of a storyline."""
+        return set(self._by_storyline.get(storyline_id, ()))
+
+    def move_earlier(self, event_id: int, at: datetime) -> None:
+        """An indexed event's date moved earlier (an earlier source joined it)."""
+        member = self._members.get(event_id)
+        if member is not None and at < member.at:
+            member.at = at
+
+    def set_storyline(self, event_ids: Iterable[int], storyline_id: int | None) -> None:
+        """Record that these indexed events now belong to `storyline_id`."""
+        for event_id in event_ids:
+            member = self._members.get(event_id)
+            if member is not None:
+                self._leave(member)
+                member.storyline_id = storyline_id
+                if storyline_id is not None:
+                    self._by_storyline.setdefault(storyline_id, set()).add(event_id)
+
+    def _leave(self, member: _Member) -> None:
+        if member.storyline_id is None:
+            return
+        ids = self._by_storyline.get(member.storyline_id)
+        if ids is not None:
+            ids.discard(member.event_id)
+            if not ids:
+                del self._by_storyline[member.storyline_id]
+
+    def prune(self, now: datetime) -> int:
+        """Forget events that happened more than `window` before `now`; return how many."""
+        cutoff = now - self.window
+        old = [m.event_id for m in self._members.values() if m.at < cutoff]
+        for event_id in old:
+            self.remove(event_id)
+        return len(old)
+
+    def idf(self, term: str) -> float:
+        """How distinctive `term` is among the indexed events (0 for the commonest)."""
+        df = self._df.get(term, 0)
+        n = len(self._members)
+        if n >= 20 and df > COMMON_SHARE * n:
+            return 0.0
+        return math.log((n + IDF_PRIOR) / (df + 1))
+
+    def score(
+        self,
+        a: Subject,
+        b: Subject,
+        cache: dict[str, float] | None = None,
+        a_vec: dict[str, float] | None = None,
+    ) -> tuple[float, int, bool]:
+        """Return (weighted cosine, shared distinctive terms, a shared name) of two subjects.
+
+        `cache` holds IDF values already computed (filled as a side effect) and `a_vec` the
+        weighted terms of `a` (`weighted`), so one subject scored against many costs one.
+        """
+        shared = a.terms.keys() & b.terms.keys()
+        if not shared:
+            return 0.0, 0, False
+        idf = {} if cache is None else cache
+        wa = self.weighted(a, idf) if a_vec is None else a_vec
+        na = math.sqrt(sum(w * w for w in wa.values()))
+        # `weighted(b)` without building it: b is scored once, a against many.
+        get = idf.get
+        initial = b.initial
+        nb = dot = 0.0
+        for t, w in b.terms.items():
+            weight = get(t)
+            if weight is None:
+                weight = idf[t] = self.idf(t)
+            if t in initial and self._known_name(t):
+                w *= NAME_WEIGHT
+            x = w * weight
+            nb += x * x
+            if t in wa:
+                dot += wa[t] * x
+        nb = math.sqrt(nb)
+        if not na or not nb:
+            return 0.0, 0, False
+        distinctive = sum(1 for t in shared if idf[t] > 0)
+        named = any(idf[t] > 0 and self.is_name(a, t) and self.is_name(b, t) for t in shared)
+        return dot / (na * nb), distinctive, named
+
+    def weighted(self, subject: Subject, cache: dict[str, float]) -> dict[str, float]:
+        """The terms of `subject` weighted by rarity (`idf`, cached in `cache`), the names
+        the index knows but the event writes only at a sentence's start counting as names."""
+        out = {}
+        get = cache.get
+        initial = subject.initial
+        for t, w in subject.terms.items():
+            idf = get(t)
+            if idf is None:
+                idf = cache[t] = self.idf(t)
+            if t in initial and self._known_name(t):
+                w *= NAME_WEIGHT
+            out[t] = w * idf
+        return out
+
+    def _known_name(self, term: str) -> bool:
+        return self._name_df.get(term, 0) > self._lower_df.get(term, 0)
+
+    def is_name(self, subject: Subject, term: str) -> bool:
+        """Whether `term` is a name in `subject`: written as one inside a sentence, or only
+        at a sentence's start ("Panama Canal cuts ...") while the indexed events mostly write
+        it as a name. A word the event itself writes in lower case is never one."""
+        if term in subject.names:
+            return True
+        return term in subject.initial and self._known_name(term)
+
+    def profile(self, storyline_id: int, at: datetime) -> Profile | None:
+        """What a storyline is about near `at`, from its `PROFILE_MEMBERS` indexed events
+        nearest in time within the window (None: fewer than two such events)."""
+        near = sorted(
+            (abs(m.at - at), m.event_id, m)
+            for m in (self._members[e] for e in self._by_storyline.get(storyline_id, ()))
+            if abs(m.at - at) <= self.window
+        )[:PROFILE_MEMBERS]
+        if len(near) < 2:
+            return None
+        terms: dict[str, float] = {}
+        seen: Counter[str] = Counter()
+        names: set[str] = set()
+        for _, _, m in near:
+            own = m.subject
+            for t, w in own.terms.items():
+                if self.is_name(own, t):
+                    names.add(t)
+                    if t not in own.names:
+                        w *= NAME_WEIGHT
+                terms[t] = terms.get(t, 0.0) + w
+            seen.update(own.terms.keys())
+        wanted = max(2, math.ceil(len(near) / 2))
+        core = frozenset(t for t, c in seen.items() if c >= wanted)
+        return Profile(Subject(terms, frozenset(names)), core)
+
+    def coverage(self, subject: Subject, core: frozenset[str], cache: dict[str, float]) -> float:
+        """The share of a storyline's core, weighted by rarity, that `subject` has too."""
+        total = have = 0.0
+        for t in core:
+            w = cache[t] if t in cache else self.idf(t)
+            total += w * w
+            if t in subject.terms:
+                have += w * w
+        return have / total if total else 0.0
+
+    def find(  # noqa: C901 (the hot loop of placement, kept in one frame for speed)
+        self, subject: Subject, at: datetime, *, exclude: int | None = None
+    ) -> StoryMatch | None:
+        """Return the earlier event within the window that `subject` continues, if any.
+
+        Joining a storyline with two or more events within the window takes `SUPPORT` of them
+        that the new event resembles, or one it resembles strongly (`STRONG_SCORE`), or a
+        likeness to the storyline's profile (its events' terms summed, `PROFILE_SCORE`): one
+        loose likeness to one member is how a story about other things slips in, while a
+        later event of a long story often shares a little with each earlier one and enough
+        with all of them together.
+        """
+        counts: Counter[int] = Counter()
+        mass: dict[int, float] = {}
+        cache: dict[str, float] = {}
+        for term in subject.terms:
+            weight = cache[term] = self.idf(term)
+            if weight <= 0:
+                continue
+            for event_id in self._postings.get(term, ()):
+                counts[event_id] += 1
+                mass[event_id] = mass.get(event_id, 0.0) + weight
+        ranked = sorted(
+            ((e, n) for e, n in counts.items() if n >= MIN_SHARED),
+            key=lambda kv: (-mass[kv[0]], kv[0]),
+        )[:MAX_CANDIDATES]
+        liked: list[tuple[float, datetime, int]] = []
+        near: dict[int, tuple[float, datetime, int]] = {}  # storyline -> its likest member
+        a_vec = self.weighted(subject, cache)
+        for event_id, _ in ranked:
+            if event_id == exclude:
+                continue
+            member = self._members[event_id]
+            if abs(member.at - at) > self.window:
+                continue
+            score, shared, named = self.score(subject, member.subject, cache, a_vec)
+            if member.storyline_id is not None:
+                key = (-score, member.at, event_id)
+                best = near.get(member.storyline_id)
+                if best is None or key < best:
+                    near[member.storyline_id] = key
+            if score >= JOIN_SCORE and shared >= MIN_SHARED and named:
+                liked.append((-score, member.at, event_id))
+        support: Counter[int | None] = Counter(
+            self._members[event_id].storyline_id for _, _, event_id in liked
+        )
+        profiles: dict[int, float] = {}
+        found: dict[int, Profile | None] = {}
+
+        def profile(sid: int) -> Profile | None:
+            if sid not in found:
+                found[sid] = self.profile(sid, at)
+            return found[sid]
+
+        def fits(sid: int) -> bool:
+            """Whether the new event is like the storyline as a whole (see `PROFILE_SCORE`)."""
+            if sid not in profiles:
+                profiles[sid] = 0.0
+                prof = profile(sid)
+                if prof is not None:
+                    score, shared, named = self.score(subject, prof.subject, cache, a_vec)
+                    if (
+                        shared >= MIN_SHARED
+                        and named
+                        and score >= PROFILE_SCORE
+                        and self.coverage(subject, prof.core, cache) >= CORE_SHARE
+                    ):
+                        profiles[sid] = score
+            return profiles[sid] > 0
+
+        for key in sorted(liked):
+            member = self._members[key[2]]
+            sid = member.storyline_id
+            if sid is not None and self._size_near(sid, at) >= 2:
+                if support[sid] < SUPPORT and -key[0] < STRONG_SCORE and not fits(sid):
+                    continue
+            return StoryMatch(member.event_id, sid, -key[0])
+        joinable = sorted(
+            (-profiles[sid], key[1], key[2], sid) for sid, key in near.items() if fits(sid)
+        )
+        if joinable:
+            score, _, event_id, sid = joinable[0]
+            return StoryMatch(event_id, sid, -score)
+        return None
+
+    def _size_near(self, storyline_id: int, at: datetime) -> int:
+        """Members of a storyline within the window of `at` (the ones a new event can like)."""
+        return sum(
+            1
+            for e in self._by_storyline.get(storyline_id, ())
+            if abs(self._members[e].at - at) <= self.window
+        )
+
+    def title_for(self, event_ids: Iterable[int], limit: int = TITLE_TERMS) -> str:
+        """Name a storyline by the distinctive terms most of its indexed events share."""
+        members = [self._members[e] for e in event_ids if e in self._members]
+        if not members:
+            return ""
+        counts: Counter[str] = Counter()
+        forms: dict[str, str] = {}
+        for m in members:
+            counts.update(m.subject.terms.keys())
+            for stem, form in m.subject.forms.items():
+                forms.setdefault(stem, form)
+        wanted = max(2, math.ceil(len(members) / 2))
+        ranked = sorted(
+            (t for t, c in counts.items() if c >= min(wanted, len(members))),
+            key=lambda t: (-counts[t] * (self.idf(t) + 0.01), t),
+        )
+        words = [forms.get(t, t) for t in ranked[:limit]]
+        return ", ".join(w[:1].upper() + w[1:] for w in words)
+
+
+# --- source briefs: what a joining source says that the earlier ones did not ----------------
+
+BRIEF_CHARS = 300
+_SENTENCE = re.compile(r"(?<=[.!?])[\"”’']?\s+(?=[\"“‘A-Z0-9])")
+_CLAUSE = re.compile(r";\s+|\s+[—–]\s+|,\s+(?:while|but|and|as|after|although|whereas)\s+")
+_QUOTE = re.compile(r"[\"“]([^\"”]{8,300})[\"”]")
+_NUMBER = re.compile(r"\d[\d,.]*(?:\s*(?:-|to)\s*\d[\d,.]*)?")
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve dozen dozens hundred "
+    "hundreds thousand thousands million millions billion billions trillion".split()
+)
+
+
+def _facts(text: str) -> set[str]:
+    """The checkable facts of a text: figures, quoted words, names (as folded stems)."""
+    facts = {n.replace(",", "") for n in _NUMBER.findall(text)}
+    for quote in _QUOTE.findall(text):
+        facts.update(f"q:{t}" for t in _terms(quote))
+    facts.update(f"n:{n}" for n in _entities("", text))
+    words = _WORD.findall(_fold(text))
+    facts.update(f"w:{w}" for w in words if w in _NUMBER_WORDS)
+    return facts
+
+
+def _pieces(text: str) -> list[str]:
+    out = []
+    for sentence in _SENTENCE.split(text.strip()):
+        parts = [p.strip() for p in _CLAUSE.split(sentence) if p and p.strip()]
+        out.extend(parts if len(parts) > 1 else [sentence.strip()])
+    return [p for p in out if len(p) >= 12]
+
+
+def source_brief(new: str, earlier: Iterable[str]) -> str | None:
+    """Return the sentence or clause of `new` that adds most to `earlier`, or None.
+
+    Extractive: a piece of the new source's text is kept when it carries figures, quotes,
+    names or terms that no earlier source has. None means the source adds nothing new.
+    """
+    new = new[:MAX_TEXT]
+    seen_text = " ".join(e[:MAX_TEXT] for e in earlier)
+    seen_facts = _facts(seen_text)
+    seen_terms = set(_terms(seen_text))
+    best: tuple[float, int, str] | None = None
+    for i, piece in enumerate(_pieces(new)):
+        facts = _facts(piece) - seen_facts
+        terms = set(_terms(piece)) - seen_terms
+        figures = sum(1 for f in facts if f[0].isdigit() or f.startswith("w:"))
+        quotes = sum(1 for f in facts if f.startswith("q:"))
+        names = sum(1 for f in facts if f.startswith("n:"))
+        score = 2.0 * figures + 1.0 * min(quotes, 3) + 1.0 * names + 0.5 * len(terms)
+        if not (figures or quotes or names) and len(terms) < 3:
+            continue
+        if best is None or (score, -i) > (best[0], -best[1]):
+            best = (score, i, piece)
+    if best is None or best[0] < 2.0:
+        return None
+    piece = best[2]
+    return piece if len(piece) <= BRIEF_CHARS else piece[: BRIEF_CHARS - 1].rstrip() + "…"

@@ -1,0 +1,1 @@
+"""Turning timeline data into what people read: Markdown escaping, alert templates, chart PNGs."""

@@ -1,0 +1,339 @@
+"""Storylines in the ingest transaction: place new events, name storylines, brief new sources.
+
+The decision itself is :mod:`timeline.domain.storylines` (pure, no database). This module keeps one
+:class:`~timeline.domain.storylines.StorylineIndex` per guild scope in memory, brings it up to date
+from the database at the start of every round (events other pollers stored included), and
+writes what the index decides in the same transaction as the entries and events.
+
+One rule decides what the index holds, live and after a restart: the events whose date
+(``events.occurred_at``) lies within the storyline window (plus `GRACE`) of the round's clock, each reduced
+to the subject of its first source (lowest entry id). A process that reloads the index from
+the database therefore places the next event exactly as one that never stopped.
+
+The database is the authority on membership: an admin may have renamed, merged or detached
+since the index was loaded, so the storyline of a matched event is read back from its row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import insert as sa_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from timeline.domain.storylines import WINDOW, StorylineIndex, source_brief, subject
+from timeline.storage.models import Entry, Event, Storyline
+
+log = logging.getLogger(__name__)
+
+# The index keeps events a little longer than the window of now, so an item that arrives up
+# to this late (a feed polled after downtime) still sees its whole window of earlier events.
+GRACE = timedelta(days=3)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event ingest just created, with the text of the source that created it."""
+
+    event_id: int
+    guild_id: int
+    at: datetime
+    title: str
+    summary: str
+
+
+class StorylineCache:
+    """The per-guild storyline indexes of one process, refreshed from the database.
+
+    Between refreshes the index is trusted for membership (no query per event); what admins
+    changed since the last refresh (rename, merge, split, detach: rows whose ``updated_at``
+    moved) is read back at the next refresh, and the earlier events a batch joins are checked
+    against the database in one query before anything is written.
+    """
+
+    def __init__(self, window: timedelta = WINDOW) -> None:
+        self.window = window
+        self.indexes: dict[int, StorylineIndex] = {}
+        # Events an admin took out of their storyline: they neither join nor start one.
+        self.detached: set[int] = set()
+        self._seen: datetime | None = None
+        self._seen_id = 0
+        self._synced: datetime | None = None
+
+    def index(self, guild_id: int) -> StorylineIndex:
+        """The index of one guild scope (created empty)."""
+        return self.indexes.setdefault(guild_id, StorylineIndex(self.window))
+
+    def drop(self) -> None:
+        """Forget everything (after a failed transaction); the next refresh reloads."""
+        self.indexes.clear()
+        self.detached.clear()
+        self._seen = None
+        self._seen_id = 0
+        self._synced = None
+
+    async def refresh(self, session: AsyncSession, now: datetime) -> int:
+        """Add the events stored since the last refresh (by anyone); prune; return how many.
+
+        Events are read in (created_at, id) order, so a reload adds them in the order the live
+        process did. Each is reduced to the subject of its first source (lowest entry id).
+        """
+        cutoff = now - self.window - GRACE
+        first_entry = (
+            select(func.min(Entry.id))
+            .where(Entry.event_id == Event.id)
+            .correlate(Event)
+            .scalar_subquery()
+        )
+        query = (
+            select(
+                Event.id,
+                Event.guild_id,
+                Event.occurred_at,
+                Event.storyline_id,
+                Event.storyline_detached,
+                Event.created_at,
+                Entry.title,
+                Entry.summary,
+            )
+            .join(Entry, Entry.id == first_entry)
+            .where(Event.occurred_at >= cutoff)
+            .order_by(Event.created_at, Event.id)
+        )
+        if self._seen is not None:
+            query = query.where(
+                (Event.created_at > self._seen)
+                | ((Event.created_at == self._seen) & (Event.id > self._seen_id))
+            )
+        synced_from = self._synced
+        # Rows edited from now on are read at the next refresh (a little overlap is harmless).
+        self._synced = await session.scalar(select(func.max(Event.updated_at))) or now
+        added = 0
+        rows = await session.stream(query.execution_options(yield_per=1000))
+        async for event_id, guild_id, at, storyline_id, detached, created, title, summary in rows:
+            self._seen, self._seen_id = created, event_id
+            index = self.index(guild_id)
+            if detached:
+                self.detached.add(event_id)
+            if event_id in index:
+                continue
+            index.add(event_id, at, subject(title, summary or ""), storyline_id)
+            added += 1
+        if synced_from is not None:
+            await self._sync_edits(session, synced_from, cutoff)
+        for index in self.indexes.values():
+            index.prune(now - GRACE)
+        return added
+
+    async def _sync_edits(self, session: AsyncSession, since: datetime, cutoff: datetime) -> None:
+        """Apply storyline changes made to indexed events since `since` (admins, other pollers)."""
+        rows = await session.execute(
+            select(Event.id, Event.guild_id, Event.storyline_id, Event.storyline_detached).where(
+                Event.updated_at >= since, Event.occurred_at >= cutoff
+            )
+        )
+        for event_id, guild_id, storyline_id, detached in rows.all():
+            index = self.indexes.get(guild_id)
+            if detached:
+                self.detached.add(event_id)
+            else:
+                self.detached.discard(event_id)
+            if index is not None and event_id in index:
+                if index.storyline_of(event_id) != storyline_id:
+                    index.set_storyline([event_id], storyline_id)
+
+    async def place(  # noqa: C901 (the placement steps in order, in one transaction)
+        self, session: AsyncSession, events: Sequence[NewEvent], *, now: datetime
+    ) -> dict[int, int]:
+        """Put each new event in the storyline of the earlier event it continues, if any.
+
+        Decided in memory first, event by event (each sees the ones before it), then written
+        in a few statements. Returns {event id: storyline id} for the events placed. The
+        caller commits.
+        """
+        cutoff = now - self.window - GRACE
+        batch = {new.event_id for new in events}
+        # Provisional (negative) ids for storylines this batch starts, until they are inserted.
+        provisional = 0
+        started: dict[int, tuple[int, int]] = {}  # provisional id -> (guild, first event)
+        joins: list[tuple[NewEvent, int, int]] = []  # (event, earlier event, storyline id)
+        before: dict[int, int | None] = {}  # earlier events outside the batch: index's view
+        for new in events:
+            if new.at < cutoff:
+                # Outside the window of now: the index would not hold it after a reload either.
+                continue
+            index = self.index(new.guild_id)
+            subj = subject(new.title, new.summary)
+            match = index.find(subj, new.at, exclude=new.event_id)
+            storyline_id: int | None = None
+            if match is not None and match.event_id not in self.detached:
+                earlier = match.event_id
+                if earlier not in batch:
+                    before.setdefault(earlier, index.storyline_of(earlier))
+                storyline_id = index.storyline_of(earlier)
+                if storyline_id is None:
+                    provisional -= 1
+                    storyline_id = provisional
+                    started[provisional] = (new.guild_id, earlier)
+                    index.set_storyline([earlier], storyline_id)
+                joins.append((new, earlier, storyline_id))
+            index.add(new.event_id, new.at, subj, storyline_id)
+        if not joins:
+            return {}
+        stale = await self._stale(session, before)
+        if stale:
+            # An admin changed these since the last refresh: the joins that relied on them
+            # wait for the next round's view (the events stay without a storyline for now).
+            log.info("storyline placement skipped for %d changed events", len(stale))
+            for new, earlier, _ in joins:
+                if earlier in stale:
+                    self.index(new.guild_id).set_storyline([new.event_id], None)
+            joins = [j for j in joins if j[1] not in stale]
+        used = {sid for _, _, sid in joins}
+        for prov, (guild_id, first) in started.items():
+            if prov not in used:
+                self.index(guild_id).set_storyline([first], None)
+        real: dict[int, int] = {}
+        for prov in sorted(used & started.keys(), reverse=True):
+            real[prov] = (
+                await session.execute(
+                    sa_insert(Storyline)
+                    .values(
+                        guild_id=started[prov][0],
+                        title="",
+                        title_edited=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(Storyline.id)
+                )
+            ).scalar_one()
+        placed: dict[int, int] = {}
+        rows: dict[int, int] = {}
+        for new, earlier, sid in joins:
+            sid = real.get(sid, sid)
+            placed[new.event_id] = sid
+            rows[new.event_id] = sid
+            rows.setdefault(earlier, sid)
+        for prov, sid in real.items():
+            guild_id, first = started[prov]
+            members = [e for e, s in rows.items() if s == sid]
+            self.index(guild_id).set_storyline(members, sid)
+            log.info(
+                "storyline %d started by events %d and %d",
+                sid,
+                first,
+                min(e for e in members if e != first),
+                extra={"guild_id": guild_id},
+            )
+        if not rows:
+            return {}
+        await session.execute(
+            update(Event),
+            [{"id": e, "storyline_id": s, "updated_at": now} for e, s in sorted(rows.items())],
+        )
+        await self._retitle(session, {s for s in rows.values()}, now, events)
+        return placed
+
+    async def _stale(self, session: AsyncSession, before: dict[int, int | None]) -> set[int]:
+        """The earlier events whose storyline in the database is not what the index says."""
+        if not before:
+            return set()
+        current = {
+            event_id: (sid, detached)
+            for event_id, sid, detached in (
+                await session.execute(
+                    select(Event.id, Event.storyline_id, Event.storyline_detached).where(
+                        Event.id.in_(list(before))
+                    )
+                )
+            ).all()
+        }
+        return {
+            e
+            for e, sid in before.items()
+            if e not in current or current[e][1] or current[e][0] != sid
+        }
+
+    async def _retitle(
+        self,
+        session: AsyncSession,
+        storyline_ids: set[int],
+        now: datetime,
+        events: Sequence[NewEvent],
+    ) -> None:
+        """Name the storylines this batch touched after the terms most of their events share."""
+        guilds = {new.guild_id for new in events}
+        values = []
+        for sid in sorted(storyline_ids):
+            for guild_id in guilds:
+                members = self.index(guild_id).members_of(sid)
+                if members:
+                    title = self.index(guild_id).title_for(members) or "Untitled storyline"
+                    values.append({"sid": sid, "title": title[:300]})
+                    break
+        if not values:
+            return
+        table = cast(Table, Storyline.__table__)
+        await session.execute(
+            table.update()
+            .where(table.c.id == bindparam("sid"), table.c.title_edited.is_(False))
+            .values(title=bindparam("title"), updated_at=now),
+            values,
+        )
+        await session.execute(
+            update(Storyline)
+            .where(Storyline.id.in_(sorted(storyline_ids)), Storyline.title_edited.is_(True))
+            .values(updated_at=now)
+        )
+
+
+def _text(title: str, summary: str | None) -> str:
+    title = (title or "").strip()
+    summary = (summary or "").strip()
+    if not summary:
+        return title
+    if not title:
+        return summary
+    return f"{title}. {summary}" if title[-1:] not in ".!?" else f"{title} {summary}"
+
+
+async def write_briefs(session: AsyncSession, joined: Iterable[tuple[int, int]]) -> int:
+    """For each (entry id, event id) that joined an existing event, store what it adds.
+
+    An entry's brief is computed against the entries of its event with lower ids (the
+    sources before it). Returns how many entries got a non-empty brief. The caller commits.
+    """
+    pairs = sorted(set(joined))
+    if not pairs:
+        return 0
+    event_ids = sorted({event_id for _, event_id in pairs})
+    texts: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for start in range(0, len(event_ids), 500):
+        rows = await session.execute(
+            select(Entry.event_id, Entry.id, Entry.title, Entry.summary)
+            .where(Entry.event_id.in_(event_ids[start : start + 500]))
+            .order_by(Entry.id)
+        )
+        for event_id, entry_id, title, summary in rows.all():
+            texts[event_id].append((entry_id, _text(title, summary)))
+    values = []
+    found = 0
+    for entry_id, event_id in pairs:
+        sources = texts.get(event_id, [])
+        own = next((t for i, t in sources if i == entry_id), None)
+        earlier = [t for i, t in sources if i < entry_id]
+        if own is None or not earlier:
+            continue
+        brief = source_brief(own, earlier) or ""
+        found += bool(brief)
+        values.append({"id": entry_id, "brief": brief})
+    if values:
+        await session.execute(update(Entry), values)
+    return found

@@ -1,0 +1,515 @@
+"""The database side of polling: which feeds are due, and recording what a fetch found.
+
+Scheduling state lives in the feeds rows (`next_check_at`, `error_count`, `etag`, ...): one
+scheduler job asks for the due feeds, instead of one job per feed (Miniflux's scheduler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from feeds.types import FetchResult, FetchState
+from timeline.app import metrics
+from timeline.app.config import PollingSettings
+from timeline.domain.clustering import EventIndex
+from timeline.storage import notices
+from timeline.storage.engine import Database
+from timeline.storage.models import Feed, FetchLog, utcnow
+from timeline.storage.notify import announce_outbox
+from timeline.storage.storylines import StorylineCache
+from timeline.usecases.ingest import (
+    IngestReport,
+    NewAlert,
+    WatchSet,
+    ingest,
+    load_recent_sources,
+    load_watch_set,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DueFeed:
+    """A feed claimed for one fetch: what the fetcher needs to know."""
+
+    id: int
+    name: str
+    state: FetchState
+
+
+@dataclass(slots=True)
+class FeedOutcome:
+    """What happened to one feed in a round."""
+
+    feed_id: int
+    name: str
+    url: str
+    outcome: str
+    error: str | None = None
+    error_kind: str | None = None
+    new_entries: int = 0
+    new_events: int = 0
+    joined_events: int = 0
+    edited_alerts: int = 0
+    alerts: list[NewAlert] = field(default_factory=list)
+    backfill: bool = False
+    next_check_at: datetime | None = None
+
+
+class PollStore:
+    """Claims due feeds and records fetch results, each in its own short transaction."""
+
+    def __init__(self, db: Database, settings: PollingSettings, owner: str = "local") -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = owner
+        self.watches: WatchSet | None = None
+        # Recent events per guild scope, for clustering; refreshed from the database each round
+        # (entries other processes stored included) and extended by this process's ingests.
+        self.events: dict[int, EventIndex] = {}
+        self._events_seen: datetime | None = None
+        # Entries in the indexes (loaded, or stored by this process) -> their first_seen_at,
+        # kept for a lease after the watermark: see `begin_round`.
+        self._known: dict[int, datetime] = {}
+        # Recent events per guild scope with their storylines (see timeline.storage.storylines).
+        self.storylines = StorylineCache(timedelta(days=settings.storyline_window_days))
+        # Feeds claimed and not yet recorded: the leases `renew_leases` keeps alive.
+        self.held: set[int] = set()
+        # SQLite has one writer at a time; queueing here is cheaper than busy-waiting there.
+        self._write_lock = asyncio.Lock() if db.dialect == "sqlite" else None
+        # Group commit of fetches without items (see `record`).
+        self._grouped: list[_Queued] = []
+        self._grouping = False
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds a feed unless renewed."""
+        return timedelta(seconds=self.settings.lease_seconds)
+
+    async def claim_due(self, now: datetime | None = None, limit: int = 1000) -> list[DueFeed]:
+        """Lease up to `limit` due feeds to this owner, oldest due first.
+
+        On PostgreSQL the candidate rows are locked with SKIP LOCKED, so pollers claiming at the
+        same moment take disjoint sets; under READ COMMITTED a row another poller leased and
+        committed meanwhile is re-checked against the WHERE clause and left out.
+        """
+        now = now or utcnow()
+        async with self._writing(), self.db.session() as session:
+            query = (
+                select(Feed)
+                .where(
+                    Feed.enabled.is_(True),
+                    Feed.retired_at.is_(None),
+                    Feed.next_check_at <= now,
+                    or_(Feed.lease_until.is_(None), Feed.lease_until < now),
+                )
+                .order_by(Feed.next_check_at, Feed.id)
+                .limit(limit)
+            )
+            if self.db.dialect == "postgresql":
+                # Several pollers on one database: each takes feeds the others have not locked.
+                query = query.with_for_update(skip_locked=True)
+            feeds = (await session.scalars(query)).all()
+            if not feeds:
+                return []
+            await session.execute(
+                update(Feed)
+                .where(Feed.id.in_([f.id for f in feeds]))
+                .values(lease_owner=self.owner, lease_until=now + self.lease)
+            )
+            self.held.update(f.id for f in feeds)
+            metrics.FEEDS_CLAIMED.inc(len(feeds))
+            return [
+                DueFeed(
+                    f.id,
+                    f.name,
+                    FetchState(f.url, f.etag, f.last_modified, f.body_hash),
+                )
+                for f in feeds
+            ]
+
+    async def renew_leases(self, now: datetime | None = None) -> int:
+        """Extend the leases of the feeds this owner claimed and has not recorded yet.
+
+        A round longer than the lease (a big batch behind a small concurrency) would otherwise
+        hand its queued feeds to another poller while they still wait here. A dead process
+        renews nothing, so its feeds come free when the lease runs out.
+        """
+        held = list(self.held)
+        if not held:
+            return 0
+        now = now or utcnow()
+        async with self._writing(), self.db.session() as session:
+            result = await session.execute(
+                update(Feed)
+                .where(Feed.id.in_(held), Feed.lease_owner == self.owner)
+                .values(lease_until=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def release(self, feed_ids: list[int]) -> None:
+        """Hand back this owner's leases of `feed_ids` without recording a fetch."""
+        self.held.difference_update(feed_ids)
+        if not feed_ids:
+            return
+        async with self._writing(), self.db.session() as session:
+            await session.execute(
+                update(Feed)
+                .where(Feed.id.in_(feed_ids), Feed.lease_owner == self.owner)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def make_all_due(self, now: datetime | None = None) -> int:
+        """Mark every active feed due now and take it from other pollers (`poll --once --all`).
+
+        The command is an operator's explicit request to poll everything, so a feed still
+        leased -- typically by a poller that was killed and whose lease has not run out -- is
+        taken over instead of skipped. Returns how many leases were taken.
+        """
+        now = now or utcnow()
+        active = (Feed.enabled.is_(True), Feed.retired_at.is_(None))
+        async with self._writing(), self.db.session() as session:
+            leased = (
+                await session.execute(
+                    select(Feed.id, Feed.name, Feed.lease_owner).where(
+                        *active, Feed.lease_until.is_not(None), Feed.lease_until >= now
+                    )
+                )
+            ).all()
+            await session.execute(
+                update(Feed)
+                .where(*active)
+                .values(next_check_at=now, lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        for feed_id, name, owner in leased:
+            log.warning(
+                "feed %r was leased by %s: taken for poll --all",
+                name,
+                owner,
+                extra={"feed_id": feed_id, "lease_owner": owner},
+            )
+        return len(leased)
+
+    async def begin_round(self, now: datetime | None = None) -> None:
+        """Compile the watches once for the round and bring the event indexes up to date."""
+        now = now or utcnow()
+        # Another poller's round stamps its entries with the time the round started and
+        # commits them over the round, which its lease bounds. So reading only what is newer
+        # than the newest entry seen so far would miss that poller's later commits whenever
+        # one of them was read mid-round: read from a lease before the watermark instead, and
+        # skip the entries already in the indexes.
+        since = None if self._events_seen is None else self._events_seen - self.lease
+        async with self.db.session() as session:
+            self.watches = await load_watch_set(session)
+            newest = await load_recent_sources(
+                session,
+                self.events,
+                seen_after=since,
+                now=now,
+                skip=self._known,
+                loaded=self._known,
+            )
+            if newest is not None and (self._events_seen is None or newest > self._events_seen):
+                self._events_seen = newest
+            if self._events_seen is not None:
+                horizon = self._events_seen - self.lease
+                self._known = {i: t for i, t in self._known.items() if t >= horizon}
+            await self.storylines.refresh(session, now)
+        for index in self.events.values():
+            index.prune(now)
+
+    def _writing(self) -> asyncio.Lock | _NoLock:
+        return self._write_lock or _NoLock()
+
+    async def record(
+        self, due: DueFeed, result: FetchResult, now: datetime | None = None
+    ) -> FeedOutcome:
+        """Store the items and the scheduling state of one fetch, in one transaction.
+
+        A fetch that brings no items (304, same body, error) is committed together with the
+        others that arrive while a transaction is running (group commit); it returns once its
+        own state is committed, as a lone transaction would.
+        """
+        now = now or utcnow()
+        if self.watches is None:
+            await self.begin_round(now)
+        try:
+            if result.outcome == "ok":
+                outcome = await self._record(due, result, now)
+            else:
+                outcome = await self._record_grouped(due, result, now)
+        except BaseException:
+            self._drop_event_indexes()
+            # Not recorded: give the feed back so it is retried, instead of renewing its lease
+            # forever or leaving it until the lease runs out.
+            try:
+                await self.release([due.id])
+            except Exception:
+                log.exception("could not release the lease of feed %r", due.name)
+            raise
+        self.held.discard(due.id)
+        metrics.POLLS.labels(outcome.outcome).inc()
+        if outcome.error_kind or outcome.outcome == "error":
+            metrics.FETCH_FAILURES.labels(outcome.error_kind or "unknown").inc()
+        metrics.ITEMS_INGESTED.inc(outcome.new_entries)
+        metrics.ALERTS_CREATED.inc(len(outcome.alerts))
+        return outcome
+
+    async def _record(self, due: DueFeed, result: FetchResult, now: datetime) -> FeedOutcome:
+        assert self.watches is not None
+        async with self._writing(), self.db.session() as session:
+            feed = await session.get(Feed, due.id)
+            if feed is None:  # removed while it was being fetched
+                return FeedOutcome(due.id, due.name, due.state.url, "removed")
+            report = IngestReport()
+            if result.outcome == "ok":
+                alert = feed.backfilled or self.settings.alert_on_first_poll
+                report = await ingest(
+                    session,
+                    feed,
+                    result.items,
+                    self.watches,
+                    now=now,
+                    alert=alert,
+                    events=self.events.setdefault(feed.guild_id, EventIndex()),
+                    storylines=self.storylines,
+                )
+                self._known.update(dict.fromkeys(report.entry_ids, now))
+                if result.feed_title:
+                    feed.title = result.feed_title[:500]
+            outcome = self._settle(session, feed, result, now, report)
+            if result.outcome == "ok":
+                feed.backfilled = True
+            if report.alerts or report.edited_alerts:
+                # Delivered on commit: the Discord process wakes up for rows it can see.
+                await announce_outbox(session)
+        return outcome
+
+    def _settle(
+        self,
+        session: AsyncSession,
+        feed: Feed,
+        result: FetchResult,
+        now: datetime,
+        report: IngestReport,
+    ) -> FeedOutcome:
+        """Apply a fetch's scheduling state to `feed` and log it; return the outcome."""
+        outcome = FeedOutcome(feed.id, feed.name, feed.url, result.outcome)
+        feed.last_checked_at = now
+        if feed.lease_owner in (self.owner, None):
+            # Another poller may hold it if ours ran out while we were stuck: leave theirs.
+            feed.lease_owner = None
+            feed.lease_until = None
+        if result.outcome == "error":
+            self._record_error(session, feed, result, now)
+            outcome.error = result.error
+            outcome.error_kind = result.error_kind
+        else:
+            outcome.backfill = not (feed.backfilled or self.settings.alert_on_first_poll)
+            self._record_success(session, feed, result, now)
+        outcome.new_entries = report.new_entries
+        outcome.new_events = len(report.new_events)
+        outcome.joined_events = len(report.joined_events)
+        outcome.edited_alerts = report.edited_alerts
+        outcome.alerts = report.alerts
+        outcome.next_check_at = feed.next_check_at
+        session.add(
+            FetchLog(
+                feed_id=feed.id,
+                started_at=now,
+                outcome=result.outcome,
+                status_code=result.status,
+                # An ok fetch keeps what its parse repaired (one line each, see feeds.parse).
+                error=result.error or ("\n".join(result.warnings) or None),
+                error_kind=result.error_kind,
+                new_entries=report.new_entries,
+                bytes_read=result.bytes_read,
+                duration_ms=result.duration_ms,
+            )
+        )
+        return outcome
+
+    async def _record_grouped(  # noqa: C901 (one branch per fetch outcome)
+        self, due: DueFeed, result: FetchResult, now: datetime
+    ) -> FeedOutcome:
+        """Queue a fetch without items; the first caller in commits the queue, in batches.
+
+        Cancelling a caller never strands the others: a cancelled committer hands what is still
+        queued to a live caller (resolving its future with None), and a caller cancelled after
+        being handed the queue, before it could take it, hands it on in turn. A cancelled
+        caller's fetch that is still queued is dropped, not committed: its lease is released by
+        `record` and the feed is fetched again.
+        """
+        mine: asyncio.Future[FeedOutcome | None] = asyncio.get_running_loop().create_future()
+        self._grouped.append((due, result, now, mine))
+        if self._grouping:
+            try:
+                done = await mine
+            except asyncio.CancelledError:
+                if _handed_over(mine):
+                    # Handed the queue, then cancelled before taking it: pass it on.
+                    self._hand_over()
+                raise
+            if done is not None:
+                return done
+            # None: the committer was cancelled and handed the queue over to us.
+        self._grouping = True
+        own: FeedOutcome | None = None
+        own_error: Exception | None = None
+        batch: list[_Queued] = []
+        try:
+            while self._grouped:
+                # Callers cancelled while queued have given up (and release their leases).
+                batch = [q for q in self._grouped if q[3] is mine or not q[3].done()]
+                self._grouped = []
+                if not batch:
+                    break
+                try:
+                    outcomes = await self._record_batch(batch)
+                except Exception as exc:
+                    for *_, waiter in batch:
+                        if waiter is mine:
+                            own_error = exc
+                        elif not waiter.done():
+                            waiter.set_exception(exc)  # each caller releases its own lease
+                    batch = []
+                    continue
+                for (*_, waiter), outcome in zip(batch, outcomes, strict=True):
+                    if waiter is mine:
+                        own = outcome
+                    elif not waiter.done():
+                        waiter.set_result(outcome)
+                batch = []
+        finally:
+            self._grouping = False
+            # Cancelled mid-batch: the batch's callers fail and release their leases (a no-op
+            # for any feed whose state the interrupted transaction did commit).
+            for *_, waiter in batch:
+                if waiter is not mine and not waiter.done():
+                    waiter.set_exception(RuntimeError("recording was cancelled"))
+            # Cancelled with fetches still queued: hand over to a live caller to commit them.
+            self._hand_over()
+        if own_error is not None:
+            raise own_error
+        assert own is not None
+        return own
+
+    def _hand_over(self) -> None:
+        """Give the queue to its first live caller to commit, or empty it if none is left.
+
+        Called with no committer running. The chosen caller's future resolves to None; it
+        takes over when it resumes (or, if it is cancelled before that, hands over again).
+        """
+        live = [waiter for *_, waiter in self._grouped if not waiter.done()]
+        if live:
+            self._grouping = True
+            live[0].set_result(None)
+        else:
+            self._grouping = False
+            self._grouped = []
+
+    async def _record_batch(self, batch: list[_Queued]) -> list[FeedOutcome]:
+        """Store the scheduling state of several fetches without items in one transaction."""
+        async with self._writing(), self.db.session() as session:
+            ids = [due.id for due, *_ in batch]
+            feeds = {
+                feed.id: feed
+                for feed in (await session.scalars(select(Feed).where(Feed.id.in_(ids)))).all()
+            }
+            outcomes = []
+            for due, result, now, _ in batch:
+                feed = feeds.get(due.id)
+                if feed is None:  # removed while it was being fetched
+                    outcomes.append(FeedOutcome(due.id, due.name, due.state.url, "removed"))
+                else:
+                    outcomes.append(self._settle(session, feed, result, now, IngestReport()))
+        return outcomes
+
+    def _drop_event_indexes(self) -> None:
+        # The index may now name rows that were rolled back: rebuild it next round.
+        self.events.clear()
+        self._events_seen = None
+        self._known = {}
+        self.storylines.drop()
+
+    def _interval(self, feed: Feed) -> float:
+        base = feed.interval_seconds or self.settings.interval_seconds
+        base = min(
+            max(base, self.settings.min_interval_seconds), self.settings.max_interval_seconds
+        )
+        # Jitter spreads feeds added together so they do not all fall due in the same tick.
+        return base * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
+
+    def _record_success(
+        self, session: AsyncSession, feed: Feed, result: FetchResult, now: datetime
+    ) -> None:
+        if feed.status == "failing":
+            log.info("feed %r recovered after %d errors", feed.name, feed.error_count)
+            notices.record(session, feed, notices.RECOVERED, now)
+        feed.error_count = 0
+        feed.last_error = None
+        feed.status = "ok"
+        feed.last_success_at = now
+        feed.etag = result.state.etag
+        feed.last_modified = result.state.last_modified
+        feed.body_hash = result.state.body_hash
+        if result.permanent_url and result.permanent_url != feed.url:
+            log.info(
+                "feed %r moved permanently: %s -> %s", feed.name, feed.url, result.permanent_url
+            )
+            feed.url = result.permanent_url
+        feed.next_check_at = now + timedelta(seconds=self._interval(feed))
+
+    def _record_error(
+        self, session: AsyncSession, feed: Feed, result: FetchResult, now: datetime
+    ) -> None:
+        feed.error_count += 1
+        feed.last_error = (result.error or "unknown error")[:2000]
+        if feed.error_count >= self.settings.failing_after:
+            if feed.status != "failing":
+                log.warning(
+                    "feed %r marked failing after %d errors: %s",
+                    feed.name,
+                    feed.error_count,
+                    feed.last_error,
+                )
+                notices.record(session, feed, notices.FAILING, now)
+            feed.status = "failing"
+        # Exponential backoff, capped; a server's Retry-After is honoured when it asks for more.
+        delay = min(
+            self._interval(feed) * 2 ** min(feed.error_count - 1, 20),
+            float(self.settings.backoff_max_seconds),
+        )
+        if result.retry_after:
+            delay = max(delay, min(result.retry_after, float(self.settings.backoff_max_seconds)))
+        feed.next_check_at = now + timedelta(seconds=delay)
+
+
+_Queued = tuple[DueFeed, FetchResult, datetime, "asyncio.Future[FeedOutcome | None]"]
+
+
+def _handed_over(waiter: asyncio.Future[FeedOutcome | None]) -> bool:
+    """Whether a group-commit caller's future says "the queue is yours" (a None result)."""
+    if not waiter.done() or waiter.cancelled():
+        return False
+    # exception() also marks a failure as retrieved, so the loop does not log it as lost.
+    return waiter.exception() is None and waiter.result() is None
+
+
+class _NoLock:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
