@@ -4,7 +4,10 @@ An event is one happening told by several outlets (see :mod:`timeline.domain.clu
 storyline strings events together: the April warning, the July report, the draft communique,
 the final communique and Beijing's reply are five events and one storyline. The decision is
 made per new event against the events of the last `window` (30 days by default, far longer
-than the event window), in the ingest transaction, and depends only on what the index holds,
+than the event window) and the storylines still developing: a storyline whose latest event
+is within the window is compared with its events within the window of that latest one, so a
+story that keeps developing chains over months while a gap of more than the window ends it.
+It is made in the ingest transaction, and depends only on what the index holds,
 so a process that reloads the index from the database decides as one that never stopped.
 
 How two events are judged to be about the same subject: each is reduced to its content terms
@@ -331,10 +334,45 @@ class StorylineIndex:
             if not ids:
                 del self._by_storyline[member.storyline_id]
 
+    def latest(self, storyline_id: int) -> datetime | None:
+        """The date of a storyline's latest indexed event (None: none indexed)."""
+        ids = self._by_storyline.get(storyline_id)
+        return max(self._members[e].at for e in ids) if ids else None
+
+    def _last(self, member: _Member, latest: dict[int, datetime | None]) -> datetime | None:
+        """The latest event of `member`'s storyline (cached in `latest`; None: no storyline)."""
+        sid = member.storyline_id
+        if sid is None:
+            return None
+        if sid not in latest:
+            latest[sid] = self.latest(sid)
+        return latest[sid]
+
+    def _reaches(self, member: _Member, at: datetime, latest: dict[int, datetime | None]) -> bool:
+        """Whether a new event at `at` is compared with `member`: it is within the window of
+        `at`, or its storyline is still developing (its latest event within the window of
+        `at`) and it is within the window of that latest event: a storyline chains, while a
+        gap of more than the window after its latest event ends it."""
+        if abs(member.at - at) <= self.window:
+            return True
+        last = self._last(member, latest)
+        return (
+            last is not None and abs(last - at) <= self.window and last - member.at <= self.window
+        )
+
     def prune(self, now: datetime) -> int:
-        """Forget events that happened more than `window` before `now`; return how many."""
+        """Forget the events that happened more than `window` before `now`, except those of
+        a storyline still developing (its latest event within the window) that are within
+        the window of its latest event; return how many were forgotten. What is held stays
+        bounded: at most twice the window."""
         cutoff = now - self.window
-        old = [m.event_id for m in self._members.values() if m.at < cutoff]
+        latest: dict[int, datetime | None] = {}
+        old = []
+        for m in self._members.values():
+            if m.at < cutoff:
+                last = self._last(m, latest)
+                if last is None or last < cutoff or last - m.at > self.window:
+                    old.append(m.event_id)
         for event_id in old:
             self.remove(event_id)
         return len(old)
@@ -414,11 +452,12 @@ class StorylineIndex:
 
     def profile(self, storyline_id: int, at: datetime) -> Profile | None:
         """What a storyline is about near `at`, from its `PROFILE_MEMBERS` indexed events
-        nearest in time within the window (None: fewer than two such events)."""
+        nearest in time that `at` reaches (`_reaches`; None: fewer than two such events)."""
+        latest: dict[int, datetime | None] = {}
         near = sorted(
             (abs(m.at - at), m.event_id, m)
             for m in (self._members[e] for e in self._by_storyline.get(storyline_id, ()))
-            if abs(m.at - at) <= self.window
+            if self._reaches(m, at, latest)
         )[:PROFILE_MEMBERS]
         if len(near) < 2:
             return None
@@ -453,7 +492,9 @@ class StorylineIndex:
     ) -> StoryMatch | None:
         """Return the earlier event within the window that `subject` continues, if any.
 
-        Joining a storyline with two or more events within the window takes `SUPPORT` of them
+        Earlier events count within the window of `at`, and the events of a storyline still
+        developing within the window of its latest event (`_reaches`). Joining a storyline
+        with two or more such events takes `SUPPORT` of them
         that the new event resembles, or one it resembles strongly (`STRONG_SCORE`), or a
         likeness to the storyline's profile (its events' terms summed, `PROFILE_SCORE`): one
         loose likeness to one member is how a story about other things slips in, while a
@@ -477,11 +518,12 @@ class StorylineIndex:
         liked: list[tuple[float, datetime, int]] = []
         near: dict[int, tuple[float, datetime, int]] = {}  # storyline -> its likest member
         a_vec = self.weighted(subject, cache)
+        latest: dict[int, datetime | None] = {}
         for event_id, _ in ranked:
             if event_id == exclude:
                 continue
             member = self._members[event_id]
-            if abs(member.at - at) > self.window:
+            if not self._reaches(member, at, latest):
                 continue
             score, shared, named = self.score(subject, member.subject, cache, a_vec)
             if member.storyline_id is not None:
@@ -534,11 +576,12 @@ class StorylineIndex:
         return None
 
     def _size_near(self, storyline_id: int, at: datetime) -> int:
-        """Members of a storyline within the window of `at` (the ones a new event can like)."""
+        """Members of a storyline that `at` reaches (the ones a new event can like)."""
+        latest: dict[int, datetime | None] = {}
         return sum(
             1
             for e in self._by_storyline.get(storyline_id, ())
-            if abs(self._members[e].at - at) <= self.window
+            if self._reaches(self._members[e], at, latest)
         )
 
     def title_for(self, event_ids: Iterable[int], limit: int = TITLE_TERMS) -> str:

@@ -6,8 +6,10 @@ from the database at the start of every round (events other pollers stored inclu
 writes what the index decides in the same transaction as the entries and events.
 
 One rule decides what the index holds, live and after a restart: the events whose date
-(``events.occurred_at``) lies within the storyline window (plus `GRACE`) of the round's clock, each reduced
-to the subject of its first source (lowest entry id). A process that reloads the index from
+(``events.occurred_at``) lies within the storyline window (plus `GRACE`) of the round's clock,
+and the earlier events of a storyline still developing (one of its events that recent) within
+the window of its latest event, each reduced to the subject of its first source (lowest entry
+id). A process that reloads the index from
 the database therefore places the next event exactly as one that never stopped.
 
 The database is the authority on membership: an admin may have renamed, merged or detached
@@ -26,6 +28,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from timeline.domain.storylines import WINDOW, StorylineIndex, source_brief, subject
 from timeline.storage.models import Entry, Event, Storyline
@@ -103,10 +106,23 @@ class StorylineCache:
                 Entry.summary,
             )
             .join(Entry, Entry.id == first_entry)
-            .where(Event.occurred_at >= cutoff)
             .order_by(Event.created_at, Event.id)
         )
-        if self._seen is not None:
+        if self._seen is None:
+            # A first load also takes the earlier events of the storylines still developing
+            # (an event within the window): the live index kept those within the window of
+            # their storyline's latest event, and `prune` below keeps exactly those.
+            recent = aliased(Event)
+            developing = select(recent.storyline_id).where(
+                recent.occurred_at >= cutoff, recent.storyline_id.is_not(None)
+            )
+            query = query.where(
+                (Event.occurred_at >= cutoff)
+                | ((Event.occurred_at >= cutoff - self.window) & Event.storyline_id.in_(developing))
+            )
+        else:
+            # Events stored since: ingest gives a storyline only to events within the window.
+            query = query.where(Event.occurred_at >= cutoff)
             query = query.where(
                 (Event.created_at > self._seen)
                 | ((Event.created_at == self._seen) & (Event.id > self._seen_id))

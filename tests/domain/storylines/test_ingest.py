@@ -138,6 +138,9 @@ async def test_restarting_between_rounds_gives_the_same_storylines(
             for sid in {v for v in labels.values() if v is not None}
         )
         results.append((groups, titles))
+        # And the decision the labelled report measures (a developing storyline's earlier
+        # events reloaded too: the Panama drought chains over 103 days, 12 to 26 apart).
+        assert pairwise(events, labels) == pairwise(events, assign(events)), restart
     assert results[0] == results[1]
     assert results[0][0], "the held-out split forms at least one storyline"
 

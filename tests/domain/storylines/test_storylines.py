@@ -5,15 +5,13 @@ from __future__ import annotations
 import tomllib
 from datetime import UTC, datetime, timedelta
 
-from tests.domain.storylines.labelled import HERE, assign, load, pairwise, report
+import pytest
+
+from tests.domain.storylines.labelled import HERE, Labelled, assign, load, report
 from timeline.domain.storylines import StorylineIndex, source_brief, subject
 
 PRECISION_TARGET = 0.95
 RECALL_TARGET = 0.85
-# Measured on the held-out split with the thresholds chosen on the development split: the
-# recall target is not met yet (0.819 with the storyline profiles and the name vocabulary,
-# 0.748 before); this floor keeps it from sliding.
-HELD_OUT_RECALL_FLOOR = 0.8
 
 
 def test_labelled_splits_are_large_enough() -> None:
@@ -31,10 +29,10 @@ def test_development_split_meets_the_targets() -> None:
     assert r["precision"] >= PRECISION_TARGET and r["recall"] >= RECALL_TARGET, r  # type: ignore[operator]
 
 
-def test_held_out_split_precision_and_recall_floor() -> None:
+def test_held_out_split_meets_the_targets() -> None:
+    # The thresholds were chosen on the development split only; 0.89 recall measured.
     r = report("test")
-    assert r["precision"] >= PRECISION_TARGET, r  # type: ignore[operator]
-    assert r["recall"] >= HELD_OUT_RECALL_FLOOR, r  # type: ignore[operator]
+    assert r["precision"] >= PRECISION_TARGET and r["recall"] >= RECALL_TARGET, r  # type: ignore[operator]
 
 
 def test_distractors_sharing_a_word_stay_alone() -> None:
@@ -45,42 +43,72 @@ def test_distractors_sharing_a_word_stay_alone() -> None:
         assert len(alone) >= sum(not e.story for e in events) - 1, (split, got)
 
 
-def test_a_restart_between_rounds_decides_the_same() -> None:
-    events = load("test")
-    straight = assign(events)
-    # Replay with the index rebuilt halfway, as a restarted process loads it from the
-    # database: every event of the window with the storyline it was given.
-    half = len(events) // 2
+def reloaded(
+    events: list[Labelled],
+    numbers: dict[str, int],
+    storyline: dict[str, int | None],
+    now: datetime,
+) -> StorylineIndex:
+    """An index rebuilt as a restarted process loads it from the database: the events of the
+    window, and the earlier events of a storyline still developing (one of its events within
+    the window) within the window of its latest event."""
     index = StorylineIndex()
+    cutoff = now - index.window
+    developing = {storyline[e.id] for e in events if e.at >= cutoff} - {None}
+    latest = {sid: max(e.at for e in events if storyline[e.id] == sid) for sid in developing}
+    for e in events:
+        sid = storyline[e.id]
+        if e.at >= cutoff or (sid in latest and latest[sid] - e.at <= index.window):
+            index.add(numbers[e.id], e.at, subject(e.title, e.summary), sid)
+    return index
+
+
+@pytest.mark.parametrize("split", ["dev", "test"])
+def test_a_restart_between_rounds_decides_the_same(split: str) -> None:
+    events = load(split)
+    straight = assign(events)
     numbers = {e.id: i for i, e in enumerate(events, 1)}
-    storyline: dict[str, int | None] = {}
-    next_id = 1
-    for n, e in enumerate(events):
-        if n == half:
-            reloaded = StorylineIndex()
-            for earlier in events[:half]:
-                if e.at - earlier.at <= reloaded.window:
-                    reloaded.add(
-                        numbers[earlier.id],
-                        earlier.at,
-                        subject(earlier.title, earlier.summary),
-                        storyline[earlier.id],
-                    )
-            index = reloaded
-        index.prune(e.at)
-        subj = subject(e.title, e.summary)
-        match = index.find(subj, e.at)
-        sid = None
-        if match is not None:
-            sid = match.storyline_id
-            if sid is None:
-                sid, next_id = next_id, next_id + 1
-                index.set_storyline([match.event_id], sid)
-                storyline[next(k for k, v in numbers.items() if v == match.event_id)] = sid
-        index.add(numbers[e.id], e.at, subj, sid)
-        storyline[e.id] = sid
-    assert storyline == straight
-    assert pairwise(events, storyline) == pairwise(events, straight)
+    # Restarts at every fifth event: a storyline's chain crosses several of them.
+    for restart_at in range(5, len(events), 5):
+        index = StorylineIndex()
+        storyline: dict[str, int | None] = {}
+        next_id = 1
+        for n, e in enumerate(events):
+            if n == restart_at:
+                index = reloaded(events[:n], numbers, storyline, e.at)
+            index.prune(e.at)
+            subj = subject(e.title, e.summary)
+            match = index.find(subj, e.at)
+            sid = None
+            if match is not None:
+                sid = match.storyline_id
+                if sid is None:
+                    sid, next_id = next_id, next_id + 1
+                    index.set_storyline([match.event_id], sid)
+                    partner = next(k for k, v in numbers.items() if v == match.event_id)
+                    storyline[partner] = sid
+            index.add(numbers[e.id], e.at, subj, sid)
+            storyline[e.id] = sid
+        assert storyline == straight, (split, restart_at)
+
+
+def test_a_developing_storyline_chains_and_a_longer_gap_ends_it() -> None:
+    index = StorylineIndex(window=timedelta(days=30))
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    text = "Slovak Prime Minister Robert Fico, shot in Handlova, {}."
+    index.add(1, start, subject("Fico shot in Handlova", text.format("is in hospital")), 7)
+    index.add(
+        2, start + timedelta(days=25), subject("Fico leaves hospital", text.format("leaves")), 7
+    )
+    later = subject("Fico returns to work", text.format("returns to work"))
+    # 50 days after the first event, 25 after the storyline's latest: the storyline goes on,
+    # and pruning keeps its first event (within the window of the latest).
+    assert index.prune(start + timedelta(days=50)) == 0 and len(index) == 2
+    match = index.find(later, start + timedelta(days=50))
+    assert match is not None and match.storyline_id == 7
+    # More than the window after the storyline's latest event: it has ended.
+    assert index.find(later, start + timedelta(days=56)) is None
+    assert index.prune(start + timedelta(days=56)) == 2 and len(index) == 0
 
 
 def test_a_flood_of_near_identical_items_makes_one_storyline_at_most() -> None:
