@@ -17,7 +17,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -773,38 +773,50 @@ def _check_aliases(problems: _Problems, aliases: Mapping[str, str]) -> None:
                 problems.add(key, reason)
 
 
-def _check_watches(  # noqa: C901 (one check per watch key)
+def _check_watches(
     problems: _Problems, watches: tuple[WatchConfig, ...], aliases: Mapping[str, str]
 ) -> None:
     names: set[str] = set()
     for i, watch in enumerate(watches):
-        reason = _name_problem(watch.name, names)
-        if reason:
-            problems.add(f"watches[{i}].name", reason)
-        reason = "must not be empty" if not watch.query.strip() else None
-        reason = reason or query_problem(watch.query, aliases)
-        if reason:
-            problems.add(f"watches[{i}].query", reason)
-        if parse_snowflake(watch.channel_id) is None:
-            problems.add(f"watches[{i}].channel_id", SNOWFLAKE_RULE)
-        if watch.role_id is not None and parse_snowflake(watch.role_id) is None:
-            problems.add(f"watches[{i}].role_id", SNOWFLAKE_RULE)
-        if watch.template is not None and (reason := template_problem(watch.template)):
-            problems.add(f"watches[{i}].template", reason)
-        if watch.colour is not None and (reason := colour_problem(watch.colour)):
-            problems.add(f"watches[{i}].colour", reason)
-        if reason := delivery_options.mode_problem(watch.delivery):
-            problems.add(f"watches[{i}].delivery", reason)
-        for key, value, check in (
-            ("webhook_name", watch.webhook_name, delivery_options.webhook_name_problem),
-            ("webhook_avatar", watch.webhook_avatar, delivery_options.avatar_problem),
-        ):
-            if value is None:
-                continue
-            if watch.delivery != delivery_options.WEBHOOK:
-                problems.add(f"watches[{i}].{key}", 'needs delivery = "webhook"')
-            elif reason := check(value):
+        for key, reason in _watch_problems(watch, names, aliases):
+            if reason:
                 problems.add(f"watches[{i}].{key}", reason)
+
+
+def _watch_problems(
+    watch: WatchConfig, names: set[str], aliases: Mapping[str, str]
+) -> list[tuple[str, str | None]]:
+    """(key, reason or None) for each key of one `[[watches]]` table; `names` collects names."""
+
+    def optional(value: str | None, check: Callable[[str], str | None]) -> str | None:
+        return None if value is None else check(value)
+
+    found = [
+        ("name", _name_problem(watch.name, names)),
+        (
+            "query",
+            "must not be empty" if not watch.query.strip() else query_problem(watch.query, aliases),
+        ),
+        ("channel_id", None if parse_snowflake(watch.channel_id) is not None else SNOWFLAKE_RULE),
+        (
+            "role_id",
+            None
+            if watch.role_id is None or parse_snowflake(watch.role_id) is not None
+            else SNOWFLAKE_RULE,
+        ),
+        ("template", optional(watch.template, template_problem)),
+        ("colour", optional(watch.colour, colour_problem)),
+        ("delivery", delivery_options.mode_problem(watch.delivery)),
+    ]
+    for key, value, check in (
+        ("webhook_name", watch.webhook_name, delivery_options.webhook_name_problem),
+        ("webhook_avatar", watch.webhook_avatar, delivery_options.avatar_problem),
+    ):
+        if value is not None and watch.delivery != delivery_options.WEBHOOK:
+            found.append((key, 'needs delivery = "webhook"'))
+        else:
+            found.append((key, optional(value, check)))
+    return found
 
 
 def _check_discord(problems: _Problems, discord: DiscordSettings) -> None:

@@ -50,55 +50,63 @@ class _Refused(Exception):
     pass
 
 
-def parse_opml(data: bytes) -> list[OpmlFeed]:  # noqa: C901 (one branch per OPML problem)
+class _OpmlReader:
+    """expat handlers collecting the feed outlines (an outline's folders become its tags)."""
+
+    def __init__(self) -> None:
+        self.feeds: list[OpmlFeed] = []
+        self.folders: list[str | None] = []
+        self.root: str | None = None
+        self.outlines = 0
+
+    @staticmethod
+    def refuse(*_args: Any) -> None:
+        raise _Refused("DOCTYPE and entity declarations are not allowed in OPML")
+
+    @staticmethod
+    def refuse_external(*_args: Any) -> int:
+        raise _Refused("external references are not allowed in OPML")
+
+    def start(self, tag: str, attrs: dict[str, str]) -> None:
+        if self.root is None:
+            self.root = tag
+            if tag.lower() != "opml":
+                raise _Refused(f"not an OPML document (root element <{tag}>)")
+        if len(self.folders) > MAX_DEPTH:
+            raise _Refused(f"outlines nested deeper than {MAX_DEPTH} levels")
+        if tag != "outline":
+            self.folders.append(None)
+            return
+        self.outlines += 1
+        if self.outlines > MAX_OUTLINES:
+            raise _Refused(f"more than {MAX_OUTLINES} outlines")
+        url = (attrs.get("xmlUrl") or attrs.get("xmlurl") or "").strip()
+        label = (attrs.get("title") or attrs.get("text") or "").strip()
+        if not url:
+            self.folders.append(label or None)
+            return
+        tags = [f for f in self.folders if f]
+        tags += [c.strip() for c in attrs.get("category", "").split(",") if c.strip()]
+        self.feeds.append(OpmlFeed(url, label, tuple(dict.fromkeys(t.strip("/") for t in tags))))
+        self.folders.append(None)
+
+    def end(self, _tag: str) -> None:
+        if self.folders:
+            self.folders.pop()
+
+
+def parse_opml(data: bytes) -> list[OpmlFeed]:
     """Return the feed outlines of an OPML document; raise BadQuery for unsafe or broken XML."""
     if len(data) > MAX_OPML_BYTES:
         raise BadQuery(f"OPML file too large ({len(data)} bytes, at most {MAX_OPML_BYTES})")
     parser = xml.parsers.expat.ParserCreate()
-    feeds: list[OpmlFeed] = []
-    folders: list[str | None] = []
-    roots: list[str] = []
-    outlines = [0]
-
-    def refuse(*_args: Any) -> None:
-        raise _Refused("DOCTYPE and entity declarations are not allowed in OPML")
-
-    def refuse_external(*_args: Any) -> int:
-        raise _Refused("external references are not allowed in OPML")
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        if not roots:
-            roots.append(tag)
-            if tag.lower() != "opml":
-                raise _Refused(f"not an OPML document (root element <{tag}>)")
-        if len(folders) > MAX_DEPTH:
-            raise _Refused(f"outlines nested deeper than {MAX_DEPTH} levels")
-        if tag != "outline":
-            folders.append(None)
-            return
-        outlines[0] += 1
-        if outlines[0] > MAX_OUTLINES:
-            raise _Refused(f"more than {MAX_OUTLINES} outlines")
-        url = (attrs.get("xmlUrl") or attrs.get("xmlurl") or "").strip()
-        label = (attrs.get("title") or attrs.get("text") or "").strip()
-        if url:
-            tags = [f for f in folders if f]
-            tags += [c.strip() for c in attrs.get("category", "").split(",") if c.strip()]
-            feeds.append(OpmlFeed(url, label, tuple(dict.fromkeys(t.strip("/") for t in tags))))
-            folders.append(None)
-        else:
-            folders.append(label or None)
-
-    def end(_tag: str) -> None:
-        if folders:
-            folders.pop()
-
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    parser.UnparsedEntityDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse_external
-    parser.StartElementHandler = start
-    parser.EndElementHandler = end
+    reader = _OpmlReader()
+    parser.StartDoctypeDeclHandler = reader.refuse
+    parser.EntityDeclHandler = reader.refuse
+    parser.UnparsedEntityDeclHandler = reader.refuse
+    parser.ExternalEntityRefHandler = reader.refuse_external
+    parser.StartElementHandler = reader.start
+    parser.EndElementHandler = reader.end
     try:
         parser.Parse(data, True)
     except _Refused as exc:
@@ -109,7 +117,7 @@ def parse_opml(data: bytes) -> list[OpmlFeed]:  # noqa: C901 (one branch per OPM
             f"at line {exc.lineno}",
             exc.offset + 1,
         ) from None
-    return feeds
+    return reader.feeds
 
 
 async def import_opml(
