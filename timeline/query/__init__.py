@@ -30,7 +30,17 @@ from .index import WatchIndex
 from .nodes import MatchResult
 from .normalise import fold, stem, words
 from .parser import MAX_DEPTH, MAX_QUERY_CHARS, MAX_TERMS, Query, parse_query
-from .search import MAX_LIMIT, SearchHit, index_tokens, search_entries, sync_search_index
+from .search import (
+    MAX_LIMIT,
+    SearchHit,
+    few_candidates,
+    index_tokens,
+    indexed_candidates,
+    matching_entries,
+    required_feed_ids,
+    search_entries,
+    sync_search_index,
+)
 
 __all__ = [
     "MAX_DEPTH",
@@ -43,10 +53,14 @@ __all__ = [
     "SearchHit",
     "WatchIndex",
     "feed_source_names",
+    "few_candidates",
     "fold",
     "highlight",
     "index_tokens",
+    "indexed_candidates",
+    "matching_entries",
     "parse_query",
+    "required_feed_ids",
     "search_entries",
     "stem",
     "sync_search_index",

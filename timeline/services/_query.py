@@ -74,3 +74,43 @@ async def search(
         )
         for hit in hits
     ]
+
+
+async def few_candidates(
+    session: AsyncSession,
+    query: Any,
+    *,
+    guild_ids: Sequence[int],
+    since: datetime | None,
+    until: datetime | None,
+    few: int,
+) -> list[tuple[int, int]] | None:
+    """(entry_id, event_id) of every entry the index cannot rule out; None if more than `few`."""
+    from ..query import few_candidates as run
+
+    return await run(session, query, guild_ids=guild_ids, since=since, until=until, few=few)
+
+
+async def indexed_candidates(
+    session: AsyncSession, query: Any, entry_ids: Sequence[int]
+) -> set[int]:
+    """Those of `entry_ids` the full-text index cannot rule out."""
+    from ..query import indexed_candidates as run
+
+    return await run(session, query, entry_ids)
+
+
+async def matching_entries(session: AsyncSession, query: Any, entry_ids: Sequence[int]) -> set[int]:
+    """Those of `entry_ids` the query matches (the matcher's verdict)."""
+    from ..query import matching_entries as run
+
+    return await run(session, query, entry_ids)
+
+
+async def required_feed_ids(
+    session: AsyncSession, query: Any, guild_ids: Sequence[int]
+) -> list[int] | None:
+    """The feeds a match must come from (required `source:` terms), or None for any."""
+    from ..query import required_feed_ids as run
+
+    return await run(session, query, guild_ids)
