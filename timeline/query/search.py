@@ -506,8 +506,7 @@ async def few_candidates(
     join = "JOIN" if postgres else "CROSS JOIN"
     stmt = text(
         f"SELECT e.id, e.event_id FROM ({matching}) AS c "
-        f"{join} entries AS e ON e.id = c.id {join} feeds AS f ON f.id = e.feed_id"
-        + _where(where)
+        f"{join} entries AS e ON e.id = c.id {join} feeds AS f ON f.id = e.feed_id" + _where(where)
     ).bindparams(*[b for b in binds if b.key in params])
     return [(row[0], row[1]) for row in (await session.execute(stmt, params)).all()]
 
