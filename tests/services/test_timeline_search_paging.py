@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
@@ -101,10 +102,10 @@ async def _store(sdb: Database, seed: int = 5) -> Store:
         # Zeppelins: one event matched only by a source nine days late (past the window's
         # end), one inside the window, one whose event time is before the window's start
         # although its source is inside.
-        for event_id, hours, late in ((1001, 30, 9 * 24), (1002, 40, 0), (1003, 100, 72)):
+        for event_id, hours, later in ((1001, 30, 9 * 24), (1002, 40, 0), (1003, 100, 72)):
             at = NOW - timedelta(hours=hours)
             events.append({"id": event_id, "guild_id": GUILD, "title": "quiet", "occurred_at": at})
-            pair = (("quiet", at), ("zeppelin", at + timedelta(hours=late)))
+            pair = (("quiet", at), ("zeppelin", at + timedelta(hours=later)))
             for j, (title, when) in enumerate(pair):
                 entries.append(
                     {
@@ -176,7 +177,7 @@ async def _expected(
     return [e.id for e in keep]
 
 
-async def _walk(sdb: Database, text: str, *, limit: int = 7, **filters: object) -> list[int]:
+async def _walk(sdb: Database, text: str, *, limit: int = 7, **filters: Any) -> list[int]:
     """Every page's event ids in order, following next_cursor to the end."""
     seen: list[int] = []
     cursor = None
@@ -188,7 +189,7 @@ async def _walk(sdb: Database, text: str, *, limit: int = 7, **filters: object) 
                 query=text,
                 cursor=cursor,
                 limit=limit,
-                **filters,  # type: ignore[arg-type]
+                **filters,
             )
             assert len(page.events) <= limit
             seen += [e.id for e in page.events]
@@ -233,7 +234,7 @@ async def test_searched_pages_keep_the_filters(
     if dense:
         monkeypatch.setattr(timeline_service, "FEW_CANDIDATES", 2)
     since, until = NOW - timedelta(hours=90), NOW - timedelta(hours=20)
-    cases: list[tuple[dict[str, object], dict[str, object]]] = [
+    cases: list[tuple[dict[str, Any], dict[str, Any]]] = [
         ({"since": since, "until": until}, {"since": since, "until": until}),
         ({"source": "beta.example"}, {"source_feed": "Beta News"}),
         ({"storyline_id": store.story_id}, {"storyline_id": store.story_id}),
@@ -245,7 +246,7 @@ async def test_searched_pages_keep_the_filters(
                     sdb,
                     text,
                     oldest_first=oldest_first,
-                    **oracle_filters,  # type: ignore[arg-type]
+                    **oracle_filters,
                 )
                 got = await _walk(sdb, text, oldest_first=oldest_first, **page_filters)
                 assert got == expected, (text, page_filters)
