@@ -450,3 +450,146 @@ def _postgres_pages(
         return (await session.execute(page.limit(n))).all()
 
     return pages
+
+
+# -- candidates for paging events (the web timeline) --------------------------------------------
+# The timeline pages events, not entries: it asks which entries may match (all of them when
+# there are few), which of a batch of entries may match, and which of those really match.
+
+_RANGE_GAP = 1024
+_MAX_RANGES = 32
+
+
+async def few_candidates(
+    session: AsyncSession,
+    query: Query,
+    *,
+    guild_ids: Sequence[int],
+    since: datetime | None,
+    until: datetime | None,
+    few: int,
+) -> list[tuple[int, int]] | None:
+    """Return (entry_id, event_id) of every entry the index cannot rule out, or None.
+
+    None when the query has no full-text condition or more than `few` entries satisfy it
+    (before the guild and window filters): the caller then walks events instead. Only entries
+    of feeds of `guild_ids`, with an event, published in since..until (inclusive) are returned.
+    """
+    await sync_search_index(session)
+    expr = query.root.fts()
+    if expr is None:
+        return None
+    postgres = _dialect(session) == "postgresql"
+    fts_q = tsquery(expr) if postgres else fts5_query(expr)
+    matching = (
+        "SELECT entry_id AS id FROM entries_fts WHERE tsv @@ CAST(:fts_q AS tsquery)"
+        if postgres
+        else "SELECT rowid AS id FROM entries_fts WHERE entries_fts MATCH :fts_q"
+    )
+    count = (
+        await session.execute(
+            text(f"SELECT count(*) FROM ({matching} LIMIT :cap) AS c"),
+            {"fts_q": fts_q, "cap": few + 1},
+        )
+    ).scalar_one()
+    if count > few:
+        return None
+    if count == 0:
+        return []
+    where = ["f.guild_id IN :guilds", "e.event_id IS NOT NULL"]
+    params: dict[str, Any] = {"fts_q": fts_q, "guilds": list(guild_ids)}
+    binds = [
+        bindparam("guilds", expanding=True),
+        bindparam("since", type_=UTCDateTime()),
+        bindparam("until", type_=UTCDateTime()),
+    ]
+    if since is not None:
+        where.append("e.published_at >= :since")
+        params["since"] = since
+    if until is not None:
+        where.append("e.published_at <= :until")
+        params["until"] = until
+    # CROSS JOIN fixes SQLite's join order (candidates first); PostgreSQL plans it itself.
+    join = "JOIN" if postgres else "CROSS JOIN"
+    stmt = text(
+        f"SELECT e.id, e.event_id FROM ({matching}) AS c "
+        f"{join} entries AS e ON e.id = c.id {join} feeds AS f ON f.id = e.feed_id" + _where(where)
+    ).bindparams(*[b for b in binds if b.key in params])
+    return [(row[0], row[1]) for row in (await session.execute(stmt, params)).all()]
+
+
+async def indexed_candidates(
+    session: AsyncSession, query: Query, entry_ids: Sequence[int]
+) -> set[int]:
+    """Return those of `entry_ids` the full-text index cannot rule out for `query`.
+
+    On SQLite the index is asked for id ranges (FTS5 seeks a rowid range cheaply but not a
+    list): ids close together share a range, and the answer is intersected with the list.
+    """
+    wanted = set(entry_ids)
+    expr = query.root.fts()
+    if expr is None or not wanted:
+        return wanted
+    if _dialect(session) == "postgresql":
+        stmt = text(
+            "SELECT entry_id FROM entries_fts "
+            "WHERE entry_id IN :ids AND tsv @@ CAST(:fts_q AS tsquery)"
+        ).bindparams(bindparam("ids", expanding=True))
+        rows = await session.execute(stmt, {"ids": sorted(wanted), "fts_q": tsquery(expr)})
+        return {row[0] for row in rows} & wanted
+    ranges = _id_ranges(sorted(wanted))
+    params: dict[str, Any] = {"fts_q": fts5_query(expr)}
+    parts = []
+    for i, (low, high) in enumerate(ranges):
+        parts.append(
+            "SELECT rowid FROM entries_fts WHERE entries_fts MATCH :fts_q "
+            f"AND rowid >= :lo{i} AND rowid <= :hi{i}"
+        )
+        params[f"lo{i}"] = low
+        params[f"hi{i}"] = high
+    rows = await session.execute(text(" UNION ALL ".join(parts)), params)
+    return {row[0] for row in rows} & wanted
+
+
+def _id_ranges(ids: Sequence[int]) -> list[tuple[int, int]]:
+    """Cover sorted `ids` with at most _MAX_RANGES ranges, split at the widest gaps."""
+    gaps = sorted(
+        (ids[i + 1] - ids[i], i) for i in range(len(ids) - 1) if ids[i + 1] - ids[i] > _RANGE_GAP
+    )
+    cuts = sorted(i for _, i in gaps[-(_MAX_RANGES - 1) :]) if gaps else []
+    ranges = []
+    start = 0
+    for cut in cuts:
+        ranges.append((ids[start], ids[cut]))
+        start = cut + 1
+    ranges.append((ids[start], ids[-1]))
+    return ranges
+
+
+async def matching_entries(
+    session: AsyncSession, query: Query, entry_ids: Sequence[int]
+) -> set[int]:
+    """Return those of `entry_ids` that `query` matches (the matcher's verdict, per entry)."""
+    if not entry_ids:
+        return set()
+    rows = await session.execute(
+        select(Entry.id, Entry.title, Entry.summary, Feed.name, Feed.url)
+        .join(Feed, Feed.id == Entry.feed_id)
+        .where(Entry.id.in_(list(entry_ids)))
+    )
+    return {
+        entry_id
+        for entry_id, title, summary, feed_name, feed_url in rows
+        if query.match(Document(title, summary or "", feed_source_names(feed_name, feed_url)))
+        is not None
+    }
+
+
+async def required_feed_ids(
+    session: AsyncSession, query: Query, guild_ids: Sequence[int]
+) -> list[int] | None:
+    """Return the feeds a match must come from (the query's required `source:` terms), or None."""
+    sources = _required_source_leaves(query.root)
+    if not sources:
+        return None
+    return await _source_feed_ids(session, sources, guild_ids)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from timeline.domain.query import Document, parse_query
+from timeline.storage import search as fts
 from timeline.storage.search import MAX_LIMIT, search_entries
 from timeline.usecases.views import HitView
 
@@ -73,3 +74,37 @@ async def search(
         )
         for hit in hits
     ]
+
+
+async def few_candidates(
+    session: AsyncSession,
+    query: Any,
+    *,
+    guild_ids: Sequence[int],
+    since: datetime | None,
+    until: datetime | None,
+    few: int,
+) -> list[tuple[int, int]] | None:
+    """(entry_id, event_id) of every entry the index cannot rule out; None if more than `few`."""
+    return await fts.few_candidates(
+        session, query, guild_ids=guild_ids, since=since, until=until, few=few
+    )
+
+
+async def indexed_candidates(
+    session: AsyncSession, query: Any, entry_ids: Sequence[int]
+) -> set[int]:
+    """Those of `entry_ids` the full-text index cannot rule out."""
+    return await fts.indexed_candidates(session, query, entry_ids)
+
+
+async def matching_entries(session: AsyncSession, query: Any, entry_ids: Sequence[int]) -> set[int]:
+    """Those of `entry_ids` the query matches (the matcher's verdict)."""
+    return await fts.matching_entries(session, query, entry_ids)
+
+
+async def required_feed_ids(
+    session: AsyncSession, query: Any, guild_ids: Sequence[int]
+) -> list[int] | None:
+    """The feeds a match must come from (required `source:` terms), or None for any."""
+    return await fts.required_feed_ids(session, query, guild_ids)

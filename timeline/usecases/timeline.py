@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -74,6 +75,14 @@ async def list_timeline(
 
 
 MAX_CURSOR_PAGE = 100
+# A searched cursor page examines at most this many events (a query the full-text index
+# cannot narrow, or a rare match under a narrow filter, stops there): the page is then short,
+# says so (`capped`), and its cursor continues after the last event examined.
+SCAN_BUDGET = 20_000
+# Up to this many full-text candidates, their events are fetched by id and sorted; above, the
+# guild's events are walked in order and each batch's entries are checked against the index.
+FEW_CANDIDATES = 5_000
+_MAX_BATCH = 2_000
 
 
 async def timeline_page(
@@ -90,12 +99,13 @@ async def timeline_page(
     cursor: str | None = None,
     limit: int = 25,
     aliases: Mapping[str, str] | None = None,
-    search_cap: int = SEARCH_CAP,
 ) -> TimelineCursorPage:
     """Return one cursor page of the guild's timeline by `occurred_at` (newest first by default).
 
     `cursor` is the `next_cursor` of the page before (same filters); BadQuery for a bad one.
-    The filters are `list_timeline`'s, plus one storyline.
+    The filters are `list_timeline`'s, plus one storyline. With a `query`, an event is on the
+    page when one of its entries (published in the window) or, for a manual event, its title
+    matches; only about one page of events is searched, so every page costs about the same.
     """
 
     if not 1 <= limit <= MAX_CURSOR_PAGE:
@@ -103,42 +113,194 @@ async def timeline_page(
     if since is not None and until is not None and since > until:
         raise BadQuery("`since` is after `until`: swap them")
     after = decode_cursor(cursor) if cursor else None
-    conds, capped = await _conditions(
+    conds, _ = await _conditions(
         session,
         guild_id,
-        query=query,
+        query=None,
         since=since,
         until=until,
         watch=watch,
         source=source,
         aliases=aliases,
-        search_cap=search_cap,
+        search_cap=0,
     )
     if storyline_id is not None:
         conds.append(Event.storyline_id == storyline_id)
-    if after is not None:
-        at, last_id = after
-        if oldest_first:
-            conds.append(
-                or_(Event.occurred_at > at, and_(Event.occurred_at == at, Event.id > last_id))
-            )
-        else:
-            conds.append(
-                or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < last_id))
-            )
     order = (
         (Event.occurred_at.asc(), Event.id.asc())
         if oldest_first
         else (Event.occurred_at.desc(), Event.id.desc())
     )
-    rows = list(
-        (await session.scalars(select(Event).where(*conds).order_by(*order).limit(limit + 1))).all()
-    )
+    stopped: tuple[datetime, int] | None = None
+    if query is not None and query.strip():
+        if aliases is None:
+            aliases = await aliases_for(session, guild_id)
+        parsed = _query.parse(query, aliases)
+        ids, stopped = await _search_events(
+            session,
+            guild_id,
+            parsed,
+            conds,
+            oldest_first=oldest_first,
+            after=after,
+            want=limit + 1,
+            since=since,
+            until=until,
+        )
+        by_id = {
+            event.id: event
+            for event in (await session.scalars(select(Event).where(Event.id.in_(ids)))).all()
+        }
+        rows = [by_id[i] for i in ids if i in by_id]
+    else:
+        if after is not None:
+            conds.append(_after(after, oldest_first))
+        stmt = select(Event).where(*conds).order_by(*order).limit(limit + 1)
+        rows = list((await session.scalars(stmt)).all())
     more = len(rows) > limit
     rows = rows[:limit]
     views = await event_views(session, guild_id, rows)
-    next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id) if more and rows else None
-    return TimelineCursorPage(views, next_cursor, capped)
+    next_cursor = None
+    if more and rows:
+        next_cursor = encode_cursor(rows[-1].occurred_at, rows[-1].id)
+    elif stopped is not None:
+        next_cursor = encode_cursor(*stopped)
+    return TimelineCursorPage(views, next_cursor, stopped is not None and not more)
+
+
+def _after(position: tuple[datetime, int], oldest_first: bool) -> ColumnElement[bool]:
+    """Events strictly after `position` (occurred_at, id) in the page order."""
+    at, last_id = position
+    if oldest_first:
+        return or_(Event.occurred_at > at, and_(Event.occurred_at == at, Event.id > last_id))
+    return or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < last_id))
+
+
+async def _search_events(  # noqa: C901 (two strategies, few candidates or the event walk, and the filters)
+    session: AsyncSession,
+    guild_id: int,
+    parsed: Any,
+    conds: list[ColumnElement[bool]],
+    *,
+    oldest_first: bool,
+    after: tuple[datetime, int] | None,
+    want: int,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[list[int], tuple[datetime, int] | None]:
+    """Return the ids of the first `want` events after `after` (in page order) that match.
+
+    The second value is None when the search reached `want` events or the end; otherwise it
+    is the (occurred_at, id) of the last event examined when SCAN_BUDGET ran out.
+    """
+    guilds = scope(guild_id)
+    feed_ids = await _query.required_feed_ids(session, parsed, guilds)
+    if feed_ids == []:
+        return [], None  # no feed can satisfy its `source:` terms (nor a manual event)
+    feeds = set(
+        feed_ids
+        if feed_ids is not None
+        else (await session.scalars(select(Feed.id).where(Feed.guild_id.in_(guilds)))).all()
+    )
+    few = await _query.few_candidates(
+        session, parsed, guild_ids=guilds, since=since, until=until, few=FEW_CANDIDATES
+    )
+    by_event: dict[int, list[int]] | None = None
+    restrict: list[int] | None = None
+    if few is not None:
+        by_event = {}
+        for entry_id, event_id in few:
+            by_event.setdefault(event_id, []).append(entry_id)
+        # Manual events have no entries in the index: their titles are matched below.
+        manual = (
+            await session.scalars(
+                # `= true`, the partial index's own term (ix_events_manual), not `IS 1`.
+                select(Event.id).where(*conds, Event.manual == True).limit(FEW_CANDIDATES + 1)  # noqa: E712
+            )
+        ).all()
+        if len(manual) <= FEW_CANDIDATES:
+            restrict = sorted(set(by_event).union(manual))
+            # By id, not by walking the guild's time index (SQLite's planner would, given
+            # the guild column: `+ 0` keeps the condition and hides the index).
+            conds = [(Event.guild_id + 0).in_(guilds), *conds[1:]]
+        else:
+            by_event = None
+    order = (
+        (Event.occurred_at.asc(), Event.id.asc())
+        if oldest_first
+        else (Event.occurred_at.desc(), Event.id.desc())
+    )
+    found: list[int] = []
+    position = after
+    scanned = 0
+    batch = max(2 * want, 50)
+    while True:
+        stmt = select(Event.id, Event.occurred_at, Event.manual, Event.title).where(*conds)
+        if position is not None:
+            stmt = stmt.where(_after(position, oldest_first))
+        if restrict is not None:
+            stmt = stmt.where(Event.id.in_(restrict))
+        rows = (await session.execute(stmt.order_by(*order).limit(batch))).all()
+        ids = [row.id for row in rows]
+        if by_event is not None:
+            candidates = {i: by_event.get(i, []) for i in ids}
+        else:
+            candidates = await _batch_candidates(session, parsed, ids, feeds, since, until)
+        matched = await _query.matching_entries(
+            session, parsed, [entry for i in ids for entry in candidates[i]]
+        )
+        for row in rows:
+            if any(entry in matched for entry in candidates[row.id]) or (
+                row.manual and _query.matches(parsed, title=row.title)
+            ):
+                found.append(row.id)
+                if len(found) == want:
+                    return found, None
+        if len(rows) < batch:
+            return found, None
+        scanned += len(rows)
+        position = (rows[-1].occurred_at, rows[-1].id)
+        if scanned >= SCAN_BUDGET:
+            return found, position
+        # Size the next batch by the share of events that matched so far.
+        rate = max(len(found), 1) / scanned
+        batch = min(_MAX_BATCH, max(100, int((want - len(found)) / rate * 1.5)))
+
+
+async def _batch_candidates(
+    session: AsyncSession,
+    parsed: Any,
+    event_ids: list[int],
+    feeds: set[int],
+    since: datetime | None,
+    until: datetime | None,
+) -> dict[int, list[int]]:
+    """Map each of `event_ids` to its entries that may match (index candidates in the window).
+
+    Only the event index is used (the feed and window are checked here): with the window or
+    the feed in SQL, SQLite's planner would rather walk those indexes over the whole table.
+    """
+    out: dict[int, list[int]] = {i: [] for i in event_ids}
+    if not event_ids:
+        return out
+    rows = [
+        row
+        for row in (
+            await session.execute(
+                select(Entry.id, Entry.event_id, Entry.feed_id, Entry.published_at).where(
+                    Entry.event_id.in_(event_ids)
+                )
+            )
+        ).all()
+        if row.feed_id in feeds
+        and (since is None or row.published_at >= since)
+        and (until is None or row.published_at <= until)
+    ]
+    keep = await _query.indexed_candidates(session, parsed, [row.id for row in rows])
+    for row in rows:
+        if row.id in keep:
+            out[row.event_id].append(row.id)
+    return out
 
 
 async def _conditions(
@@ -153,6 +315,7 @@ async def _conditions(
     aliases: Mapping[str, str] | None,
     search_cap: int,
 ) -> tuple[list[ColumnElement[bool]], bool]:
+    # The guild's condition comes first (_search_events replaces it).
     conds: list[ColumnElement[bool]] = [Event.guild_id.in_(scope(guild_id))]
     if since is not None:
         conds.append(Event.occurred_at >= since)

@@ -58,7 +58,7 @@ class TimelineCursorPage:
 
     events: list[EventView]
     next_cursor: str | None
-    capped: bool = False  # a query matched more entries than were searched
+    capped: bool = False  # a searched page stopped early (SCAN_BUDGET): next_cursor goes on
 
 
 @dataclass(frozen=True, slots=True)
