@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, exists, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import BadQuery, NotFound
-from ..models import Alert, Entry, Event, EventNote, Feed, Storyline, Watch
+from ..models import Alert, Entry, Event, EventNote, Feed, Storyline, UTCDateTime, Watch
 from . import _query
 from ._common import aliases_for, scope, url_host
 from .views import EventView, SourceView, TimelineCursorPage, TimelinePage
@@ -170,10 +170,11 @@ async def timeline_page(
 
 def _after(position: tuple[datetime, int], oldest_first: bool) -> ColumnElement[bool]:
     """Events strictly after `position` (occurred_at, id) in the page order."""
-    at, last_id = position
-    if oldest_first:
-        return or_(Event.occurred_at > at, and_(Event.occurred_at == at, Event.id > last_id))
-    return or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < last_id))
+    # A row value, not `a < x OR (a = x AND id < y)`: given the OR, SQLite's planner takes
+    # two index ranges and sorts all they hold (3 s, not 13 ms, under a source filter at 1 M).
+    key = tuple_(Event.occurred_at, Event.id)
+    at = tuple_(literal(position[0], UTCDateTime()), literal(position[1], Integer()))
+    return key > at if oldest_first else key < at
 
 
 async def _search_events(
