@@ -7,9 +7,9 @@ Builds (or reuses) an SQLite store: N events of one guild, one entry each from f
 two watches alerting on every tenth event, the full-text index synced. Then serves the real
 web app (webui.app.make_app) on 127.0.0.1 and times each request inside the server (a
 middleware around the app's own, so it is the handler's time, without the client's), for the
-first page, a page deep in the cursor chain, searches (one five pages down its cursor chain),
-and prints the figures with the load average and one "target met" line per target of the
-issue. Asserts nothing.
+first page, a page deep in the cursor chain, searches (with filters, and one five pages down
+its cursor chain), and prints the figures with the load average and one "target met" line per
+target of the issue. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +50,11 @@ WORDS = (
 FILLER = [f"w{i}" for i in range(5000)]
 QUERIES = ("dual-use", "nato communique", '"export controls"', "drone OR drones", "w17 w23")
 DEEP_QUERY, DEEP_PAGES = "drone OR drones", 5
+# Searches with the page's filters: a narrow watch (5 % of events) and the oldest-first order.
+FILTERED = (
+    ("nato communique", {"watch": "nato"}),
+    ("drone OR drones", {"order": "oldest"}),
+)
 # The issue's targets (server time p95): the first page of 100,000 events; a search of 1 M.
 FIRST_PAGE_TARGET_MS = 50
 SEARCH_TARGET_MS = 150
@@ -212,6 +217,12 @@ async def measure(path: Path, requests: int, search_requests: int) -> None:
                 for _ in range(search_requests):
                     response = await client.get("/", params={"q": query})
                     assert response.status == 200, (query, response.status)
+                    await response.read()
+            for query, extra in FILTERED:
+                current[0] = f"search {query}, " + ", ".join(f"{k} {v}" for k, v in extra.items())
+                for _ in range(search_requests):
+                    response = await client.get("/", params={"q": query, **extra})
+                    assert response.status == 200, (query, extra, response.status)
                     await response.read()
             # A searched page deep in its cursor chain costs about what the first one does.
             current[0] = "walk"
