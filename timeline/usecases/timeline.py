@@ -7,11 +7,20 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, exists, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from timeline.domain.errors import BadQuery, NotFound
-from timeline.storage.models import Alert, Entry, Event, EventNote, Feed, Storyline, Watch
+from timeline.storage.models import (
+    Alert,
+    Entry,
+    Event,
+    EventNote,
+    Feed,
+    Storyline,
+    UTCDateTime,
+    Watch,
+)
 from timeline.usecases import _query
 from timeline.usecases._common import aliases_for, scope, url_host
 from timeline.usecases.search import decode_cursor, encode_cursor
@@ -170,10 +179,11 @@ async def timeline_page(
 
 def _after(position: tuple[datetime, int], oldest_first: bool) -> ColumnElement[bool]:
     """Events strictly after `position` (occurred_at, id) in the page order."""
-    at, last_id = position
-    if oldest_first:
-        return or_(Event.occurred_at > at, and_(Event.occurred_at == at, Event.id > last_id))
-    return or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < last_id))
+    # A row value, not `a < x OR (a = x AND id < y)`: given the OR, SQLite's planner takes
+    # two index ranges and sorts all they hold (3 s, not 13 ms, under a source filter at 1 M).
+    key = tuple_(Event.occurred_at, Event.id)
+    at = tuple_(literal(position[0], UTCDateTime()), literal(position[1], Integer()))
+    return key > at if oldest_first else key < at
 
 
 async def _search_events(  # noqa: C901 (two strategies, few candidates or the event walk, and the filters)
@@ -233,19 +243,27 @@ async def _search_events(  # noqa: C901 (two strategies, few candidates or the e
     found: list[int] = []
     position = after
     scanned = 0
-    batch = max(2 * want, 50)
+    # Walking, the index rules most events out cheaply: start wide (only candidates are
+    # verified). By id, a batch is a page and its look-ahead.
+    batch = max(8 * want, 200) if by_event is None else max(2 * want, 50)
     while True:
         stmt = select(Event.id, Event.occurred_at, Event.manual, Event.title).where(*conds)
         if position is not None:
             stmt = stmt.where(_after(position, oldest_first))
         if restrict is not None:
             stmt = stmt.where(Event.id.in_(restrict))
-        rows = (await session.execute(stmt.order_by(*order).limit(batch))).all()
+        batch = min(batch, SCAN_BUDGET - scanned)  # the budget bounds the events examined
+        stmt = stmt.order_by(*order).limit(batch)
+        rows = (await session.execute(stmt)).all()
         ids = [row.id for row in rows]
         if by_event is not None:
             candidates = {i: by_event.get(i, []) for i in ids}
         else:
-            candidates = await _batch_candidates(session, parsed, ids, feeds, since, until)
+            # The batch's query again as a subquery: cheaper than binding its ids.
+            batch_ids = select(stmt.with_only_columns(Event.id).subquery().c.id)
+            candidates = await _batch_candidates(
+                session, parsed, ids, batch_ids, feeds, since, until
+            )
         matched = await _query.matching_entries(
             session, parsed, [entry for i in ids for entry in candidates[i]]
         )
@@ -264,18 +282,21 @@ async def _search_events(  # noqa: C901 (two strategies, few candidates or the e
             return found, position
         # Size the next batch by the share of events that matched so far.
         rate = max(len(found), 1) / scanned
-        batch = min(_MAX_BATCH, max(100, int((want - len(found)) / rate * 1.5)))
+        batch = min(_MAX_BATCH, max(100, int((want - len(found)) / rate * 2)))
 
 
 async def _batch_candidates(
     session: AsyncSession,
     parsed: Any,
     event_ids: list[int],
+    batch_ids: Select[tuple[int]],
     feeds: set[int],
     since: datetime | None,
     until: datetime | None,
 ) -> dict[int, list[int]]:
-    """Map each of `event_ids` to its entries that may match (index candidates in the window).
+    """Map each of `event_ids` (`batch_ids` selects them) to its entries that may match.
+
+    Those are the index's candidates, from the guild's `feeds`, published in the window.
 
     Only the event index is used (the feed and window are checked here): with the window or
     the feed in SQL, SQLite's planner would rather walk those indexes over the whole table.
@@ -288,7 +309,7 @@ async def _batch_candidates(
         for row in (
             await session.execute(
                 select(Entry.id, Entry.event_id, Entry.feed_id, Entry.published_at).where(
-                    Entry.event_id.in_(event_ids)
+                    Entry.event_id.in_(batch_ids)
                 )
             )
         ).all()
