@@ -172,7 +172,7 @@ def _norm(word: str) -> str:
 
 
 # Per-word reductions are pure and news words repeat (Zipf): cached, bounded.
-_WORD_CACHE = 1 << 17
+_WORD_CACHE = 1 << 15
 
 
 @lru_cache(maxsize=_WORD_CACHE)
