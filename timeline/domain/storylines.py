@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from timeline.domain.clustering import _STOPWORDS, _entities, _fold, _stem
 
@@ -68,6 +69,14 @@ TITLE_TERMS = 4
 PROFILE_MEMBERS = 8
 PROFILE_SCORE = 0.2
 CORE_SHARE = 0.5
+# Candidates are found through the postings of the terms that at most WALK_MIN events, or
+# WALK_SHARE of the indexed events, have, and of the new event's next rarest terms within
+# WALK_BUDGET postings (see `StorylineIndex._overlaps`). A window of at most WALK_MIN events
+# walks every posting (the labelled sets' windows hold at most 25); in the bench farm's
+# 27,000-event window a placement walked ~25,000 postings, now ~1,000.
+WALK_MIN = 50
+WALK_SHARE = 0.002
+WALK_BUDGET = 1000
 
 _WORD = re.compile(r"[^\W\d_][\w'’-]*")
 # Words that carry no subject in news copy, beyond the clustering stop words.
@@ -162,16 +171,34 @@ def _norm(word: str) -> str:
     return _stem(_DEMONYMS.get(word, word))
 
 
+# Per-word reductions are pure and news words repeat (Zipf): cached, bounded.
+_WORD_CACHE = 1 << 15
+
+
+@lru_cache(maxsize=_WORD_CACHE)
+def _word_terms(w: str) -> tuple[str, ...]:
+    """The terms of one folded word ("russia's" -> ("russia",), "dual-use" -> two)."""
+    w = _bare(w)
+    if len(w) < 3 or w in _STOPWORDS or w in _GENERIC:
+        return ()
+    return tuple(
+        _norm(part)
+        for part in w.split("-")
+        if len(part) >= 3 and part not in _STOPWORDS and part not in _GENERIC
+    )
+
+
+@lru_cache(maxsize=_WORD_CACHE)
+def _written(word: str) -> tuple[str, str]:
+    """A word as written without its possessive, and its stem."""
+    word = _bare(word)
+    return word, _norm(_fold(word))
+
+
 def _terms(text: str) -> list[str]:
-    words = _WORD.findall(_fold(text[:MAX_TEXT]))
-    out = []
-    for w in words:
-        w = _bare(w)
-        if len(w) < 3 or w in _STOPWORDS or w in _GENERIC:
-            continue
-        for part in w.split("-"):
-            if len(part) >= 3 and part not in _STOPWORDS and part not in _GENERIC:
-                out.append(_norm(part))
+    out: list[str] = []
+    for w in _WORD.findall(_fold(text[:MAX_TEXT])):
+        out.extend(_word_terms(w))
     return out
 
 
@@ -204,9 +231,8 @@ def subject(title: str, text: str = "") -> Subject:
         weights[name] *= NAME_WEIGHT
     forms: dict[str, str] = {}
     lower: set[str] = set()
-    for word in _WORD.findall(f"{title} {text}"):
-        word = _bare(word)
-        stem = _norm(_fold(word))
+    for written in _WORD.findall(f"{title} {text}"):
+        word, stem = _written(written)
         if stem in weights:
             forms.setdefault(stem, word)
             if word[:1].islower():
@@ -403,26 +429,43 @@ class StorylineIndex:
         idf = {} if cache is None else cache
         wa = self.weighted(a, idf) if a_vec is None else a_vec
         na = math.sqrt(sum(w * w for w in wa.values()))
-        # `weighted(b)` without building it: b is scored once, a against many.
+        # `weighted(b)` without building it: b is scored once, a against many. `idf` and
+        # `_known_name` inlined (the same arithmetic): this loop is most of placement.
         get = idf.get
         initial = b.initial
+        n = len(self._members)
+        top = n + IDF_PRIOR
+        cut = COMMON_SHARE * n if n >= 20 else math.inf
+        df_get, log = self._df.get, math.log
+        name_get, lower_get = self._name_df.get, self._lower_df.get
+        wa_get = wa.get
         nb = dot = 0.0
         for t, w in b.terms.items():
             weight = get(t)
             if weight is None:
-                weight = idf[t] = self.idf(t)
-            if t in initial and self._known_name(t):
+                df = df_get(t, 0)
+                weight = idf[t] = 0.0 if df > cut else log(top / (df + 1))
+            if t in initial and name_get(t, 0) > lower_get(t, 0):
                 w *= NAME_WEIGHT
             x = w * weight
             nb += x * x
-            if t in wa:
-                dot += wa[t] * x
+            y = wa_get(t)
+            if y is not None:
+                dot += y * x
         nb = math.sqrt(nb)
         if not na or not nb:
             return 0.0, 0, False
         distinctive = sum(1 for t in shared if idf[t] > 0)
         named = any(idf[t] > 0 and self.is_name(a, t) and self.is_name(b, t) for t in shared)
         return dot / (na * nb), distinctive, named
+
+    def _named(self, a: Subject, b: Subject, cache: dict[str, float]) -> bool:
+        """Whether `a` and `b` share a distinctive name, as `score` tells (`cache` holds the
+        IDF of every term of `a`)."""
+        return any(
+            cache[t] > 0 and self.is_name(a, t) and self.is_name(b, t)
+            for t in a.terms.keys() & b.terms.keys()
+        )
 
     def weighted(self, subject: Subject, cache: dict[str, float]) -> dict[str, float]:
         """The terms of `subject` weighted by rarity (`idf`, cached in `cache`), the names
@@ -487,6 +530,58 @@ class StorylineIndex:
                 have += w * w
         return have / total if total else 0.0
 
+    def _overlaps(
+        self, subject: Subject, cache: dict[str, float]
+    ) -> tuple[dict[int, int], dict[int, float]]:
+        """The indexed events sharing distinctive terms with `subject`: how many terms each
+        shares and their summed IDF (`cache` filled with the IDF of every term of `subject`).
+
+        Events are found through the postings of the terms at most `WALK_MIN` events or
+        `WALK_SHARE` of the indexed events have, then of the next rarest terms of `subject`
+        while their postings fit in `WALK_BUDGET` (the rarest whatever its count): a story
+        that fills the window is still found through its least common words. A commoner
+        term's postings (thousands in a busy window) are not walked: it only counts for the
+        events found another way. An event that shares nothing but common words with the new
+        one is no candidate.
+        """
+        counts: dict[int, int] = {}
+        mass: dict[int, float] = {}
+        cap = max(WALK_MIN, WALK_SHARE * len(self._members))
+        common: dict[str, float] = {}
+        postings = self._postings
+        for term in subject.terms:
+            cache[term] = self.idf(term)
+        # Beyond the rare terms, the next rarest are walked within `WALK_BUDGET` postings (and
+        # the rarest one whatever its count), so a story that fills the window is still found
+        # through its least common words.
+        walked: set[str] = set()
+        budget = WALK_BUDGET
+        for df, term in sorted((len(postings.get(t, ())), t) for t, w in cache.items() if w > 0):
+            if df <= cap or df <= budget or not walked:
+                walked.add(term)
+                if df > cap:
+                    budget -= df
+            else:
+                break
+        for term in subject.terms:
+            weight = cache[term]
+            if weight <= 0:
+                continue
+            if term not in walked:
+                common[term] = weight
+                continue
+            posting = postings.get(term, ())
+            for event_id in posting:
+                counts[event_id] = counts.get(event_id, 0) + 1
+                mass[event_id] = mass.get(event_id, 0.0) + weight
+        if common:
+            found = set(counts)
+            for term, weight in common.items():
+                for event_id in found.intersection(postings[term]):  # walks the smaller
+                    counts[event_id] += 1
+                    mass[event_id] += weight
+        return counts, mass
+
     def find(  # noqa: C901 (the hot loop of placement, kept in one frame for speed)
         self, subject: Subject, at: datetime, *, exclude: int | None = None
     ) -> StoryMatch | None:
@@ -501,16 +596,8 @@ class StorylineIndex:
         later event of a long story often shares a little with each earlier one and enough
         with all of them together.
         """
-        counts: Counter[int] = Counter()
-        mass: dict[int, float] = {}
         cache: dict[str, float] = {}
-        for term in subject.terms:
-            weight = cache[term] = self.idf(term)
-            if weight <= 0:
-                continue
-            for event_id in self._postings.get(term, ()):
-                counts[event_id] += 1
-                mass[event_id] = mass.get(event_id, 0.0) + weight
+        counts, mass = self._overlaps(subject, cache)
         ranked = sorted(
             ((e, n) for e, n in counts.items() if n >= MIN_SHARED),
             key=lambda kv: (-mass[kv[0]], kv[0]),
@@ -525,6 +612,8 @@ class StorylineIndex:
             member = self._members[event_id]
             if not self._reaches(member, at, latest):
                 continue
+            if member.storyline_id is None and not self._named(subject, member.subject, cache):
+                continue  # it could only be liked, and liking takes a shared name: no need to score
             score, shared, named = self.score(subject, member.subject, cache, a_vec)
             if member.storyline_id is not None:
                 key = (-score, member.at, event_id)

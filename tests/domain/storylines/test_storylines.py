@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import tomllib
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.domain.storylines.labelled import HERE, Labelled, assign, load, report
+from timeline.domain import storylines
 from timeline.domain.storylines import StorylineIndex, source_brief, subject
 
 PRECISION_TARGET = 0.95
@@ -179,3 +181,44 @@ def test_briefs_are_bounded_and_survive_odd_text() -> None:
     assert got is None or len(got) <= 300
     assert source_brief("", ["a"]) is None
     assert source_brief("\x00\ufffd ### <t:1:R> [x](http://e.x) 12 dead.", []) is not None
+
+
+def _filler(rng: random.Random, vocabulary: list[str], n: int) -> str:
+    return " ".join(rng.choice(vocabulary) for _ in range(n))
+
+
+def test_a_story_that_fills_a_busy_window_is_found_through_its_common_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 2,000 unrelated events and 120 of one storyline: the storyline's words are in more
+    # events than the postings walked for any term (`WALK_MIN`), and the new event's rarest
+    # words are incidental ones a single other event has.
+    rng = random.Random(5)
+    syllables = ["ka", "lo", "mi", "ne", "tu", "ra", "so", "vi", "de", "po", "gu", "fe"]
+    vocabulary = ["".join(rng.choice(syllables) for _ in range(4)) for _ in range(3000)]
+    index = StorylineIndex()
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    rare = ["zorbaxil", "quenthor", "vimblet"]
+    for i in range(2000):
+        at = start + timedelta(minutes=10 * i)
+        text = _filler(rng, vocabulary, 30) + (f" {rare[i % 3]}" if i < 3 else "")
+        index.add(i, at, subject(_filler(rng, vocabulary, 8), text))
+    story = (
+        "Kenyan police fire tear gas as protesters in Nairobi demand President Ruto drop "
+        "the finance bill"
+    )
+    for i in range(2000, 2120):
+        at = start + timedelta(minutes=10 * i)
+        index.add(i, at, subject(f"Kenya finance bill protests, day {i}", story), 1)
+    assert all(index._df[next(iter(subject(w).terms))] == 1 for w in rare)
+    assert index._df["ruto"] > storylines.WALK_MIN
+    new = subject(
+        "Kenya finance bill protests go on",
+        f"{story}, {' '.join(rare)} witnesses said.",
+    )
+    at = start + timedelta(minutes=10 * 2120)
+    match = index.find(new, at)
+    assert match is not None and match.storyline_id == 1
+    # The same decision as walking every posting.
+    monkeypatch.setattr(storylines, "WALK_MIN", 10**9)
+    assert index.find(new, at) == match
