@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +49,9 @@ STOP_GRACE_SECONDS = 5.0
 # Workers fork from a server process that imported the parser only (not the bot's __main__).
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["feeds.parse"])
+
+
+_SHUTDOWN_LOCK = threading.Lock()
 
 
 class ParseWorkerError(Exception):
@@ -121,7 +125,10 @@ class _Slot:
 
 
 def _shutdown(executor: ProcessPoolExecutor, procs: list[BaseProcess]) -> None:
-    executor.shutdown(wait=True)
+    # close() and a job's owner may both stop one executor: a second shutdown after the first
+    # is a no-op, two at once close its queue twice.
+    with _SHUTDOWN_LOCK:
+        executor.shutdown(wait=True)
     for proc in procs:
         proc.join()
 
