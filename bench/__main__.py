@@ -2,6 +2,7 @@
 
     python -m bench --quick     # make bench       (a few minutes)
     python -m bench --full      # make bench-full  (measures the real first poll and 1M search)
+    python -m bench --only poll fair --profile /tmp/round.prof   # + top costs of a steady round
 
 Starts the feed farm in its own process, runs each measured part in a fresh process of its own
 (so CPU and peak RSS are that part's, not the farm's), prints a table and writes
@@ -16,6 +17,7 @@ import io
 import json
 import os
 import platform
+import pstats
 import re
 import sys
 import tempfile
@@ -271,6 +273,14 @@ def print_table(results: dict[str, Any]) -> None:
     print()
 
 
+def print_profile(path: Path, top: int) -> None:
+    """Print the top costs of a profiled round: by own time, then by cumulative time."""
+    print(f"profile of one steady round (the product process; parse workers not included): {path}")
+    for key in ("tottime", "cumulative"):
+        stats = pstats.Stats(str(path))
+        stats.strip_dirs().sort_stats(key).print_stats(top)
+
+
 def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benchmark, dispatched in order)
     """Run the benchmark plan named on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -286,6 +296,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
     parser.add_argument("--only", nargs="+", choices=PLANS["quick"].sections)
     parser.add_argument("--out", type=Path, help="where to write the JSON (default bench/...)")
     parser.add_argument("--cache", type=Path, help="keep search stores here between runs")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="profile one more steady poll round (cProfile, not counted in the figures), "
+        "write the stats to FILE and print the top costs",
+    )
+    parser.add_argument("--profile-top", type=int, default=30, help="how many lines to print")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     plan = PLANS[args.mode or "quick"]
@@ -341,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
                             "parse_workers": plan.parse_workers,
                             "skip_seen_items": plan.skip_seen_items,
                             "seed_backfill": plan.seed_backfill,
+                            "profile": str(args.profile.resolve()) if args.profile else None,
                         },
                         verbose=args.verbose,
                     )
@@ -420,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
             f"first poll seeded in {seeded['seconds']:.0f} s (real fetch + parse, bulk store of "
             f"{seeded['entries']:,} entries; --full measures the product's own first poll)"
         )
+    if args.profile and args.profile.exists():
+        print_profile(args.profile, args.profile_top)
     out = args.out or RESULTS[plan.mode]
     out.write_text(json.dumps(results, indent=1, default=str) + "\n")
     print(f"wrote {out} in {results['seconds']:.0f} s")

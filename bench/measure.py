@@ -1,6 +1,7 @@
 """Measure a process honestly: CPU of it and its children, peak RSS sampled over the run.
 
-Figures come from /proc (Linux), so the parse workers a phase starts are counted with it and
+Figures come from /proc (Linux), so the parse workers a phase starts (and their forkserver)
+are counted with it and
 the feed farm (a different process tree) is not.
 """
 
@@ -32,6 +33,17 @@ def children(pid: int | None = None) -> list[int]:
             found.extend(int(p) for p in (task / "children").read_text().split())
         except OSError:
             continue
+    return found
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Return the pids of the live children of `pid`, their children, and so on (parse
+    workers fork from a forkserver, a child of this process)."""
+    found: list[int] = []
+    todo = children(pid)
+    while todo:
+        found.extend(todo)
+        todo = [grandchild for child in todo for grandchild in children(child)]
     return found
 
 
@@ -94,7 +106,7 @@ class ProcessTreeMeter:
 
     def sample_once(self) -> None:
         """Take one RSS and CPU reading now."""
-        kids = children()
+        kids = descendants()
         total = own = rss_bytes(os.getpid())
         self.peak_own_rss = max(self.peak_own_rss, own)
         for pid in kids:

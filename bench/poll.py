@@ -8,6 +8,7 @@ polls all of them: the unchanged ones must cost a 304 (or a body hash), not a pa
 from __future__ import annotations
 
 import asyncio
+import cProfile
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,8 @@ class PollConfig:
     # Store the first poll with bulk inserts instead of the per-item ingest (see SeedStore).
     seed_backfill: bool = False
     urls: list[str] = field(default_factory=list)
+    # Write a cProfile of one more steady round (after the measured ones) to this file.
+    profile: str | None = None
 
 
 class CountingFetcher:
@@ -285,6 +288,18 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                     rounds[-1]["rss_mb_after"] = meter.last_rss / 1e6
                     rounds[-1]["rss_mb_peak"] = meter.window_peak / 1e6
                     log.info("poll round %s: %s", label, rounds[-1])
+                if config.profile:
+                    # One more steady round under the profiler, outside the measured figures
+                    # (cProfile slows the process down). Parse workers are not profiled.
+                    await loop.run_in_executor(
+                        None, lambda: farm_control(config.ports, "advance", share=config.share)
+                    )
+                    await store.make_all_due()
+                    profiler = cProfile.Profile()
+                    profiler.enable()
+                    await poller.run_round()
+                    profiler.disable()
+                    profiler.dump_stats(config.profile)
             peak_children = meter.peak_children
         peak_rss, peak_own_rss = meter.peak_rss, meter.peak_own_rss
     finally:

@@ -120,8 +120,8 @@ def farm_cost(size: int = 27_000, trials: int = 500, seed: int = 7) -> dict[str,
 
 async def _ingest_rounds(
     url: str, with_storylines: bool, rounds: int, per_round: int
-) -> list[float]:
-
+) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of each round."""
     await upgrade_async(url)
     db = Database(url)
     events = load("dev") + load("test")
@@ -139,7 +139,7 @@ async def _ingest_rounds(
         n = 0
         for _ in range(rounds):
             now += timedelta(hours=1)
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             async with db.session() as s:
                 watches = await load_watch_set(s)
                 if cache is not None:
@@ -173,34 +173,46 @@ async def _ingest_rounds(
                         events=index,
                         storylines=cache,
                     )
-            times.append(time.perf_counter() - began)
+            times.append((time.perf_counter() - began, time.process_time() - began_cpu))
     finally:
         await db.dispose()
     return times
 
 
-def ingest_cost(rounds: int = 8, per_round: int = 500) -> dict[str, object]:
-    """Wall seconds of an ingest round of `per_round` new items, storylines off and on.
+def ingest_cost(rounds: int = 8, per_round: int = 500, repeats: int = 2) -> dict[str, object]:
+    """Seconds of an ingest round of `per_round` new items, storylines off and on.
 
     The same generated items (labelled texts, shuffled, distinct links) go through the real
-    ingest into a real SQLite file; the last five rounds count (the index has filled).
+    ingest into a real SQLite file; the last five rounds count (the index has filled). Off
+    and on run `repeats` times in turn, and the lowest median of each counts. CPU seconds
+    (this process) are the figure to read: wall seconds follow the machine's load.
     """
-
     out: dict[str, object] = {"items_per_round": per_round}
-    medians: dict[str, float] = {}
+    best: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, on in (("off", False), ("on", True)):
-            url = f"sqlite:///{tmp}/{label}.db"
-            times = asyncio.run(_ingest_rounds(url, on, rounds, per_round))
-            medians[label] = round(statistics.median(times[-5:]), 3)
-            out[f"round_s_storylines_{label}"] = medians[label]
-    out["overhead"] = round(medians["on"] / medians["off"] - 1, 3)
+        for attempt in range(repeats):
+            for label, on in (("off", False), ("on", True)):
+                url = f"sqlite:///{tmp}/{label}{attempt}.db"
+                times = asyncio.run(_ingest_rounds(url, on, rounds, per_round))[-5:]
+                wall = statistics.median(w for w, _ in times)
+                cpu = statistics.median(c for _, c in times)
+                old = best.get(label)
+                best[label] = (min(wall, old[0]), min(cpu, old[1])) if old else (wall, cpu)
+    for label, (wall, cpu) in best.items():
+        out[f"round_s_storylines_{label}"] = round(wall, 3)
+        out[f"round_cpu_s_storylines_{label}"] = round(cpu, 3)
+    out["overhead_wall"] = round(best["on"][0] / best["off"][0] - 1, 3)
+    out["overhead"] = round(best["on"][1] / best["off"][1] - 1, 3)
     return out
 
 
 def main() -> int:
     if "--pairs" in sys.argv[1:]:
         print(json.dumps({split: wrong_pairs(split) for split in SPLITS}, indent=1))
+        return 0
+    if "--ingest" in sys.argv[1:]:
+        out = {"load_average": os.getloadavg(), "ingest": ingest_cost()}
+        print(json.dumps(out, indent=1))
         return 0
     if "--farm" in sys.argv[1:]:
         out = {"load_average": os.getloadavg(), "farm": farm_cost()}

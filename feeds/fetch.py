@@ -26,10 +26,10 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from feeds.parse import ParsedFeed, parse_job
+from feeds.parse_pool import ParseWorkerPool, PoolClosed
 from feeds.ssrf import AddressPolicy, GuardedResolver, RefusedAddress
 from feeds.types import FetchResult, FetchState
 from feeds.urls import BadURL, check_http_url
-from feeds.workers import ParseWorkerPool, PoolClosed
 
 if TYPE_CHECKING:
     from timeline.app.config import PollingSettings
@@ -73,7 +73,7 @@ class FetchSettings:
     per_host_concurrency: int = 2
     max_redirects: int = 5
     allow_private: tuple[str, ...] = ()
-    # Parse in this many worker processes (feeds/workers.py; feedparser is CPU-bound); 0 parses
+    # Parse in this many worker processes (feeds/parse_pool.py; feedparser is CPU-bound); 0 parses
     # in a thread.
     parse_workers: int = 0
     # A parse in a worker process that takes longer is stopped (the worker killed) and the

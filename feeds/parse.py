@@ -596,7 +596,7 @@ def parse_job(
 ) -> ParsedFeed | tuple[str, str]:
     """`parse_feed`, with a parse error returned as `(kind, message)` instead of raised.
 
-    What a parse worker process (feeds/worker.py) or a thread runs: both results pickle.
+    What a parse worker process (feeds/parse_pool.py) or a thread runs: both results pickle.
     """
     try:
         return parse_feed(body, headers, url, now)

@@ -20,7 +20,7 @@ from bench.alerts import AlertConfig, run_alerts
 from bench.baseline import BaselineConfig, run_baseline
 from bench.fair import FairConfig, run_fair
 from bench.farm import FarmConfig, FarmProcess
-from bench.measure import children, percentile
+from bench.measure import descendants, percentile
 from bench.poll import PollConfig, run_poll
 from bench.spread import run as run_spread
 from feeds.fetch import Fetcher, FetchSettings
@@ -62,11 +62,10 @@ async def test_farm_answers_conditional_get_and_changes_on_advance(farm: FarmPro
 
 
 async def test_small_bodies_are_parsed_without_starting_a_worker(farm: FarmProcess) -> None:
-    before = set(children())
     async with Fetcher(fetch_settings(parse_workers=1)) as pooled:
         results = [await pooled.fetch(FetchState(u)) for u in farm.urls()]
-        started = set(children()) - before
-    assert started == set()  # the tiny farm's bodies are under the pool threshold
+        # The tiny farm's bodies are under the pool threshold: no worker was started.
+        assert pooled._pool is not None and pooled._pool.pids == []
     assert sum(len(r.items) for r in results) == HEALTHY * TINY.items
 
 
@@ -75,15 +74,15 @@ async def test_parse_workers_give_the_same_items_and_errors_as_a_thread(
 ) -> None:
     monkeypatch.setattr("feeds.fetch._POOL_MIN_BYTES", 0)  # every body goes to the worker
     urls = farm.urls()
-    before = set(children())
     async with Fetcher(fetch_settings()) as threaded:
         expected = [await threaded.fetch(FetchState(u)) for u in urls]
     async with Fetcher(fetch_settings(parse_workers=1)) as pooled:
         got = [await pooled.fetch(FetchState(u)) for u in urls]
-        workers = list(set(children()) - before)
+        assert pooled._pool is not None
+        workers = pooled._pool.pids
         assert len(workers) == 1
-        assert _is_parse_worker(workers[0])
-    assert workers[0] not in children(), "close() shut the worker down"
+        assert workers[0] in descendants() and _is_parse_worker(workers[0])
+    assert workers[0] not in descendants(), "close() shut the worker down"
     assert [(r.outcome, r.error_kind, r.items) for r in got] == [
         (r.outcome, r.error_kind, r.items) for r in expected
     ]
@@ -92,7 +91,7 @@ async def test_parse_workers_give_the_same_items_and_errors_as_a_thread(
 
 def _is_parse_worker(pid: int) -> bool:
     try:
-        return b"feeds.worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return b"multiprocessing.forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
 

@@ -12,12 +12,12 @@ import logging
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, and_, func, or_, select, text, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
 
 from feeds.types import FeedItem
 from timeline.domain.clustering import EventIndex
@@ -151,28 +151,68 @@ async def load_recent_sources(
     an earlier call loaded them); `loaded`, if given, receives each loaded entry's id and
     first_seen_at.
     """
-    query = (
-        select(
-            Entry.id,
-            Event.guild_id,
-            Entry.event_id,
-            Entry.key,
-            Entry.title,
-            Entry.summary,
-            Entry.link,
-            Entry.published_at,
-            Entry.first_seen_at,
-        )
-        .join(Event, Event.id == Entry.event_id)
-        .where(or_(Entry.published_at >= now - window, Entry.first_seen_at >= now - window))
-        .order_by(Entry.first_seen_at, Entry.id)
+    in_window = or_(Entry.published_at >= now - window, Entry.first_seen_at >= now - window)
+    columns = (
+        Entry.id,
+        Event.guild_id,
+        Entry.event_id,
+        Entry.key,
+        Entry.title,
+        Entry.summary,
+        Entry.link,
+        Entry.published_at,
+        Entry.first_seen_at,
     )
-    if seen_after is not None:
-        query = query.where(Entry.first_seen_at > seen_after)
-    watermark = seen_after
-    # Streamed in batches: the first load after a restart (or after a first poll of many
-    # feeds) reads every entry of the window, tens of thousands of rows.
-    rows = await session.stream(query.execution_options(yield_per=1000))
+    order = (Entry.first_seen_at, Entry.id)
+    if seen_after is None or not skip:
+        query = select(*columns).join(Event, Event.id == Entry.event_id).where(in_window)
+        if seen_after is not None:
+            query = query.where(Entry.first_seen_at > seen_after)
+        # Streamed in batches: the first load after a restart (or after a first poll of many
+        # feeds) reads every entry of the window, tens of thousands of rows.
+        rows = await session.stream(query.order_by(*order).execution_options(yield_per=1000))
+        return await _add_sources(rows, indexes, seen_after, skip, loaded, window)
+    # A later round: most rows since `seen_after` are in the indexes already (this process
+    # stored them, or an earlier round read them). Read their ids first, narrow and cheap,
+    # then the whole rows of the others only, in the same order.
+    # (Ids only: converting tens of thousands of timestamps would cost more than the query.)
+    since = and_(in_window, Entry.first_seen_at > seen_after)
+    watermark = await session.scalar(
+        select(func.max(Entry.first_seen_at)).join(Event, Event.id == Entry.event_id).where(since)
+    )
+    if watermark is None:
+        return seen_after
+    # Up to the watermark read first: an entry committed meanwhile is read next round.
+    ids = (
+        await session.scalars(
+            select(Entry.id)
+            .join(Event, Event.id == Entry.event_id)
+            .where(since, Entry.first_seen_at <= watermark)
+            .order_by(*order)
+        )
+    ).all()
+    missing = [entry_id for entry_id in ids if entry_id not in skip]
+    for start in range(0, len(missing), _IN_CHUNK):
+        chunk = missing[start : start + _IN_CHUNK]
+        rows = await session.stream(
+            select(*columns)
+            .join(Event, Event.id == Entry.event_id)
+            .where(Entry.id.in_(chunk))
+            .order_by(*order)
+        )
+        await _add_sources(rows, indexes, seen_after, skip, loaded, window)
+    return watermark
+
+
+async def _add_sources(
+    rows: AsyncResult[Any],
+    indexes: dict[int, EventIndex],
+    watermark: datetime | None,
+    skip: Container[int],
+    loaded: dict[int, datetime] | None,
+    window: timedelta,
+) -> datetime | None:
+    """Add each entry row of `rows` to its scope's index; return the last first_seen_at."""
     async for (
         entry_id,
         guild_id,

@@ -11,9 +11,11 @@ import logging
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from feeds.types import FetchResult, FetchState
 from timeline.app import metrics
@@ -21,7 +23,7 @@ from timeline.app.config import PollingSettings
 from timeline.domain.clustering import EventIndex
 from timeline.storage import notices
 from timeline.storage.engine import Database
-from timeline.storage.models import Feed, FetchLog, utcnow
+from timeline.storage.models import Feed, FeedNotice, FetchLog, utcnow
 from timeline.storage.notify import announce_outbox
 from timeline.storage.storylines import StorylineCache
 from timeline.usecases.ingest import (
@@ -104,7 +106,7 @@ class PollStore:
         now = now or utcnow()
         async with self._writing(), self.db.session() as session:
             query = (
-                select(Feed)
+                select(Feed.id, Feed.name, Feed.url, Feed.etag, Feed.last_modified, Feed.body_hash)
                 .where(
                     Feed.enabled.is_(True),
                     Feed.retired_at.is_(None),
@@ -117,23 +119,24 @@ class PollStore:
             if self.db.dialect == "postgresql":
                 # Several pollers on one database: each takes feeds the others have not locked.
                 query = query.with_for_update(skip_locked=True)
-            feeds = (await session.scalars(query)).all()
+            # Columns, not ORM objects: nothing to track, and the UPDATE has no session state
+            # to synchronise (its "evaluate" pass tested every id against every object).
+            feeds = (await session.execute(query)).tuples().all()
             if not feeds:
                 return []
-            await session.execute(
-                update(Feed)
-                .where(Feed.id.in_([f.id for f in feeds]))
-                .values(lease_owner=self.owner, lease_until=now + self.lease)
-            )
-            self.held.update(f.id for f in feeds)
+            ids = [f[0] for f in feeds]
+            for start in range(0, len(ids), _IN_CHUNK):
+                await session.execute(
+                    update(Feed)
+                    .where(Feed.id.in_(ids[start : start + _IN_CHUNK]))
+                    .values(lease_owner=self.owner, lease_until=now + self.lease)
+                    .execution_options(synchronize_session=False)
+                )
+            self.held.update(ids)
             metrics.FEEDS_CLAIMED.inc(len(feeds))
             return [
-                DueFeed(
-                    f.id,
-                    f.name,
-                    FetchState(f.url, f.etag, f.last_modified, f.body_hash),
-                )
-                for f in feeds
+                DueFeed(feed_id, name, FetchState(url, etag, last_modified, body_hash))
+                for feed_id, name, url, etag, last_modified, body_hash in feeds
             ]
 
     async def renew_leases(self, now: datetime | None = None) -> int:
@@ -304,40 +307,39 @@ class PollStore:
         now: datetime,
         report: IngestReport,
     ) -> FeedOutcome:
-        """Apply a fetch's scheduling state to `feed` and log it; return the outcome."""
-        outcome = FeedOutcome(feed.id, feed.name, feed.url, result.outcome)
-        feed.last_checked_at = now
-        if feed.lease_owner in (self.owner, None):
+        """Apply a fetch's scheduling state to the ORM `feed` and log it; return the outcome."""
+        row = _FeedRow.of(feed)
+        outcome = self._schedule(row, result, now, report)
+        for column, value in row.changes.items():
+            setattr(feed, column, value)
+        if row.notice is not None:
+            session.add(FeedNotice(**row.notice))
+        session.add(FetchLog(**_fetch_log(feed.id, result, now, report)))
+        return outcome
+
+    def _schedule(
+        self, row: _FeedRow, result: FetchResult, now: datetime, report: IngestReport
+    ) -> FeedOutcome:
+        """Work out a fetch's new scheduling state of `row` (in `row.changes`)."""
+        outcome = FeedOutcome(row.id, row.name, row.url, result.outcome)
+        row.set("last_checked_at", now)
+        if row.lease_owner in (self.owner, None):
             # Another poller may hold it if ours ran out while we were stuck: leave theirs.
-            feed.lease_owner = None
-            feed.lease_until = None
+            row.set("lease_owner", None)
+            row.set("lease_until", None)
         if result.outcome == "error":
-            self._record_error(session, feed, result, now)
+            self._record_error(row, result, now)
             outcome.error = result.error
             outcome.error_kind = result.error_kind
         else:
-            outcome.backfill = not (feed.backfilled or self.settings.alert_on_first_poll)
-            self._record_success(session, feed, result, now)
+            outcome.backfill = not (row.backfilled or self.settings.alert_on_first_poll)
+            self._record_success(row, result, now)
         outcome.new_entries = report.new_entries
         outcome.new_events = len(report.new_events)
         outcome.joined_events = len(report.joined_events)
         outcome.edited_alerts = report.edited_alerts
         outcome.alerts = report.alerts
-        outcome.next_check_at = feed.next_check_at
-        session.add(
-            FetchLog(
-                feed_id=feed.id,
-                started_at=now,
-                outcome=result.outcome,
-                status_code=result.status,
-                # An ok fetch keeps what its parse repaired (one line each, see feeds.parse).
-                error=result.error or ("\n".join(result.warnings) or None),
-                error_kind=result.error_kind,
-                new_entries=report.new_entries,
-                bytes_read=result.bytes_read,
-                duration_ms=result.duration_ms,
-            )
-        )
+        outcome.next_check_at = row.next_check_at
         return outcome
 
     async def _record_grouped(  # noqa: C901 (one branch per fetch outcome)
@@ -420,20 +422,46 @@ class PollStore:
             self._grouped = []
 
     async def _record_batch(self, batch: list[_Queued]) -> list[FeedOutcome]:
-        """Store the scheduling state of several fetches without items in one transaction."""
+        """Store the scheduling state of several fetches without items in one transaction.
+
+        Core statements, no ORM objects: one SELECT of the rows' scheduling columns, one
+        executemany UPDATE per set of changed columns (most rows share one), one executemany
+        INSERT of the fetch log rows (and of any notices).
+        """
         async with self._writing(), self.db.session() as session:
             ids = [due.id for due, *_ in batch]
-            feeds = {
-                feed.id: feed
-                for feed in (await session.scalars(select(Feed).where(Feed.id.in_(ids)))).all()
-            }
+            rows: dict[int, _FeedRow] = {}
+            for start in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[start : start + _IN_CHUNK]
+                found = await session.execute(select(*_FeedRow.COLUMNS).where(Feed.id.in_(chunk)))
+                rows.update((r.id, _FeedRow(*r)) for r in found.tuples())
             outcomes = []
+            logs: list[dict[str, object]] = []
+            notices_: list[dict[str, object]] = []
+            by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
+            empty = IngestReport()
             for due, result, now, _ in batch:
-                feed = feeds.get(due.id)
-                if feed is None:  # removed while it was being fetched
+                row = rows.get(due.id)
+                if row is None:  # removed while it was being fetched
                     outcomes.append(FeedOutcome(due.id, due.name, due.state.url, "removed"))
-                else:
-                    outcomes.append(self._settle(session, feed, result, now, IngestReport()))
+                    continue
+                outcomes.append(self._schedule(row, result, now, empty))
+                changes = row.changes
+                by_columns.setdefault(tuple(sorted(changes)), []).append({"_id": row.id, **changes})
+                logs.append(_fetch_log(row.id, result, now, empty))
+                if row.notice is not None:
+                    notices_.append(row.notice)
+            for columns, params in by_columns.items():
+                await session.execute(
+                    update(_FEEDS)
+                    .where(_FEEDS.c.id == bindparam("_id"))
+                    .values({c: bindparam(c) for c in columns}),
+                    params,
+                )
+            if logs:
+                await session.execute(insert(_FETCH_LOG), logs)
+            if notices_:
+                await session.execute(insert(cast(Table, FeedNotice.__table__)), notices_)
         return outcomes
 
     def _drop_event_indexes(self) -> None:
@@ -443,7 +471,7 @@ class PollStore:
         self._known = {}
         self.storylines.drop()
 
-    def _interval(self, feed: Feed) -> float:
+    def _interval(self, feed: _FeedRow) -> float:
         base = feed.interval_seconds or self.settings.interval_seconds
         base = min(
             max(base, self.settings.min_interval_seconds), self.settings.max_interval_seconds
@@ -451,49 +479,132 @@ class PollStore:
         # Jitter spreads feeds added together so they do not all fall due in the same tick.
         return base * (1 + random.uniform(-self.settings.jitter, self.settings.jitter))
 
-    def _record_success(
-        self, session: AsyncSession, feed: Feed, result: FetchResult, now: datetime
-    ) -> None:
-        if feed.status == "failing":
-            log.info("feed %r recovered after %d errors", feed.name, feed.error_count)
-            notices.record(session, feed, notices.RECOVERED, now)
-        feed.error_count = 0
-        feed.last_error = None
-        feed.status = "ok"
-        feed.last_success_at = now
-        feed.etag = result.state.etag
-        feed.last_modified = result.state.last_modified
-        feed.body_hash = result.state.body_hash
-        if result.permanent_url and result.permanent_url != feed.url:
-            log.info(
-                "feed %r moved permanently: %s -> %s", feed.name, feed.url, result.permanent_url
-            )
-            feed.url = result.permanent_url
-        feed.next_check_at = now + timedelta(seconds=self._interval(feed))
+    def _record_success(self, row: _FeedRow, result: FetchResult, now: datetime) -> None:
+        if row.status == "failing":
+            log.info("feed %r recovered after %d errors", row.name, row.error_count)
+            row.notify(notices.RECOVERED, now)
+        row.set("error_count", 0)
+        row.set("last_error", None)
+        row.set("status", "ok")
+        row.set("last_success_at", now)
+        row.set("etag", result.state.etag)
+        row.set("last_modified", result.state.last_modified)
+        row.set("body_hash", result.state.body_hash)
+        if result.permanent_url and result.permanent_url != row.url:
+            log.info("feed %r moved permanently: %s -> %s", row.name, row.url, result.permanent_url)
+            row.set("url", result.permanent_url)
+        row.set("next_check_at", now + timedelta(seconds=self._interval(row)))
 
-    def _record_error(
-        self, session: AsyncSession, feed: Feed, result: FetchResult, now: datetime
-    ) -> None:
-        feed.error_count += 1
-        feed.last_error = (result.error or "unknown error")[:2000]
-        if feed.error_count >= self.settings.failing_after:
-            if feed.status != "failing":
+    def _record_error(self, row: _FeedRow, result: FetchResult, now: datetime) -> None:
+        row.set("error_count", row.error_count + 1)
+        row.set("last_error", (result.error or "unknown error")[:2000])
+        if row.error_count >= self.settings.failing_after:
+            if row.status != "failing":
                 log.warning(
                     "feed %r marked failing after %d errors: %s",
-                    feed.name,
-                    feed.error_count,
-                    feed.last_error,
+                    row.name,
+                    row.error_count,
+                    row.last_error,
                 )
-                notices.record(session, feed, notices.FAILING, now)
-            feed.status = "failing"
+                row.notify(notices.FAILING, now)
+            row.set("status", "failing")
         # Exponential backoff, capped; a server's Retry-After is honoured when it asks for more.
         delay = min(
-            self._interval(feed) * 2 ** min(feed.error_count - 1, 20),
+            self._interval(row) * 2 ** min(row.error_count - 1, 20),
             float(self.settings.backoff_max_seconds),
         )
         if result.retry_after:
             delay = max(delay, min(result.retry_after, float(self.settings.backoff_max_seconds)))
-        feed.next_check_at = now + timedelta(seconds=delay)
+        row.set("next_check_at", now + timedelta(seconds=delay))
+
+
+_FEEDS = cast(Table, Feed.__table__)
+_FETCH_LOG = cast(Table, FetchLog.__table__)
+_IN_CHUNK = 500  # ids per IN (...) list
+
+
+@dataclass(slots=True)
+class _FeedRow:
+    """The scheduling columns of one feed, and what a fetch's outcome changes in them."""
+
+    COLUMNS: ClassVar[tuple[InstrumentedAttribute[Any], ...]] = (
+        Feed.id,
+        Feed.name,
+        Feed.url,
+        Feed.interval_seconds,
+        Feed.status,
+        Feed.error_count,
+        Feed.last_error,
+        Feed.lease_owner,
+        Feed.backfilled,
+    )
+
+    id: int
+    name: str
+    url: str
+    interval_seconds: int | None
+    status: str
+    error_count: int
+    last_error: str | None
+    lease_owner: str | None
+    backfilled: bool
+    next_check_at: datetime | None = None
+    changes: dict[str, object] = field(default_factory=dict)
+    # The feed_notices row this change adds (failing or recovered), if any.
+    notice: dict[str, object] | None = None
+
+    @classmethod
+    def of(cls, feed: Feed) -> _FeedRow:
+        """The scheduling columns of an ORM feed."""
+        return cls(
+            feed.id,
+            feed.name,
+            feed.url,
+            feed.interval_seconds,
+            feed.status,
+            feed.error_count,
+            feed.last_error,
+            feed.lease_owner,
+            feed.backfilled,
+        )
+
+    def set(self, column: str, value: Any) -> None:
+        """Change `column` (and the attribute of that name, if this row mirrors it)."""
+        self.changes[column] = value
+        if column in _MIRRORED:
+            setattr(self, column, value)
+
+    def notify(self, kind: str, now: datetime) -> None:
+        """Add the feed_notices row of this feed's change to `kind` (see timeline.storage.notices)."""
+        self.notice = {
+            "feed_id": self.id,
+            "kind": kind,
+            "detail": (self.last_error or None) if kind == notices.FAILING else None,
+            "error_count": self.error_count,
+            "created_at": now,
+        }
+
+
+_MIRRORED = frozenset(
+    {"url", "status", "error_count", "last_error", "lease_owner", "next_check_at"}
+)
+
+
+def _fetch_log(
+    feed_id: int, result: FetchResult, now: datetime, report: IngestReport
+) -> dict[str, Any]:
+    return {
+        "feed_id": feed_id,
+        "started_at": now,
+        "outcome": result.outcome,
+        "status_code": result.status,
+        # An ok fetch keeps what its parse repaired (one line each, see feeds.parse).
+        "error": result.error or ("\n".join(result.warnings) or None),
+        "error_kind": result.error_kind,
+        "new_entries": report.new_entries,
+        "bytes_read": result.bytes_read,
+        "duration_ms": result.duration_ms,
+    }
 
 
 _Queued = tuple[DueFeed, FetchResult, datetime, "asyncio.Future[FeedOutcome | None]"]

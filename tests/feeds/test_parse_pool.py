@@ -1,4 +1,9 @@
-"""The parse worker pool with real worker processes: results, deaths, cancellation, shutdown."""
+"""The parse worker pool with real worker processes: results, deaths, cancellation, shutdown.
+
+Jobs other than parses are plain picklable callables run through `ParseWorkerPool.run` (the
+product has no test-only job kinds): `signal.raise_signal(SIGKILL)` for a worker that dies,
+`time.sleep` for one that never answers.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +11,39 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-import feeds
 from feeds.parse import ParsedFeed, parse_job
-from feeds.workers import (
+from feeds.parse_pool import (
     WORKER_DIED,
     ParseWorkerError,
     ParseWorkerPool,
     PoolClosed,
-    worker_command,
-    worker_environment,
+    loaded_modules,
 )
 from tests.feeds.conftest import fixture_bytes
 
 NOW = datetime(2024, 7, 12, 8, 0, tzinfo=UTC)
 FEED_URL = "https://feeds.example.com/news.xml"
 RSS = {"Content-Type": "application/rss+xml"}
-HEAVY_MODULES = ("aiohttp", "sqlalchemy", "numpy", "discord", "timeline", "cli", "bot", "yarl")
+# (_pytest: this process's __main__, which a worker must not import.)
+HEAVY_MODULES = (
+    "_pytest",
+    "pytest",
+    "aiohttp",
+    "sqlalchemy",
+    "numpy",
+    "discord",
+    "timeline",
+    "cli",
+    "bot",
+    "yarl",
+)
 
 
 def big_feed(items: int = 1000) -> bytes:
@@ -51,7 +66,7 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 async def pool() -> AsyncIterator[ParseWorkerPool]:
-    running = ParseWorkerPool(1, test_hooks=True)
+    running = ParseWorkerPool(1)
     try:
         yield running
     finally:
@@ -69,7 +84,7 @@ async def warm(pool: ParseWorkerPool) -> int:
 async def until_busy(pool: ParseWorkerPool) -> None:
     """Let the event loop run until a job has taken a worker (no wall-clock wait)."""
     for _ in range(1000):
-        if any(w.busy for w in pool._workers):
+        if any(slot.busy for slot in pool._slots) and pool.pids:
             return
         await asyncio.sleep(0)
     raise AssertionError("no job took a worker")
@@ -110,21 +125,24 @@ async def test_a_big_feed_and_errors_in_turn_on_one_reused_worker(pool: ParseWor
 
 
 async def test_the_worker_imports_only_the_parser(pool: ParseWorkerPool) -> None:
-    modules = await pool.run_test_hook("modules")
+    modules = await pool.run(loaded_modules, url="modules")
     assert isinstance(modules, list)
     assert "feedparser" in modules and "feeds.parse" in modules
+    # (multiprocessing itself is there: the worker is its child.)
     assert [m for m in modules if m.split(".")[0] in HEAVY_MODULES] == []
-    assert "feeds.fetch" not in modules and "multiprocessing" not in modules
+    assert "feeds.fetch" not in modules
 
 
 async def test_a_worker_killed_mid_job_fails_that_job_only(
     pool: ParseWorkerPool, caplog: pytest.LogCaptureFixture
 ) -> None:
     first = await warm(pool)
-    with caplog.at_level(logging.ERROR, logger="feeds.workers"):
-        assert await pool.run_test_hook("sigkill") == WORKER_DIED  # kills itself with SIGKILL
+    with caplog.at_level(logging.ERROR, logger="feeds.parse_pool"):
+        # The worker kills itself with SIGKILL.
+        died = await pool.run(signal.raise_signal, signal.SIGKILL, url="sigkill")
+        assert died == WORKER_DIED
     [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert "died while parsing url=test-hook:sigkill" in error.getMessage()
+    assert f"pid={first} died while parsing url=sigkill" in error.getMessage()
     assert "-9" in error.getMessage()
     assert pool.pids == [] and not alive(first), "the dead worker was reaped"
     second = await warm(pool)  # the next job gets a fresh worker
@@ -135,15 +153,15 @@ async def test_an_exception_in_the_parse_is_raised_and_the_worker_kept(
     pool: ParseWorkerPool,
 ) -> None:
     pid = await warm(pool)
-    with pytest.raises(ParseWorkerError, match="RuntimeError: a test hook raised"):
-        await pool.run_test_hook("raise")
+    with pytest.raises(ParseWorkerError, match="ValueError: invalid literal for int"):
+        await pool.run(int, "not a number", url="raise")
     assert pool.pids == [pid]
     assert await warm(pool) == pid
 
 
 async def test_cancelling_a_job_kills_its_worker(pool: ParseWorkerPool) -> None:
     pid = await warm(pool)
-    job = asyncio.create_task(pool.run_test_hook("block"))  # the worker never answers
+    job = asyncio.create_task(pool.run(time.sleep, 3600, url="block"))  # never answers
     await until_busy(pool)
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -209,40 +227,20 @@ async def test_close_lets_the_job_in_progress_finish() -> None:
     assert not alive(pid)
 
 
-def test_the_worker_exits_when_its_stdin_closes(tmp_path: Path) -> None:
-    done = subprocess.run(
-        worker_command(), input=b"", env=worker_environment(), cwd=tmp_path, timeout=60
-    )
-    assert done.returncode == 0
-
-
-def test_the_worker_environment_puts_the_source_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    root = str(Path(feeds.__file__).resolve().parent.parent)
-    monkeypatch.delenv("PYTHONPATH", raising=False)
-    assert worker_environment()["PYTHONPATH"] == root
-    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
-    assert worker_environment()["PYTHONPATH"] == f"{root}{os.pathsep}/elsewhere"
-    # An installed package needs nothing, and site-packages must not go before the stdlib.
-    installed = "/usr/lib/python3.11/site-packages"
-    assert worker_environment(installed)["PYTHONPATH"] == "/elsewhere"
-    monkeypatch.delenv("PYTHONPATH")
-    assert "PYTHONPATH" not in worker_environment(installed)
-
-
 async def test_a_parse_past_its_deadline_is_stopped_and_its_worker_killed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    pool = ParseWorkerPool(1, test_hooks=True)
+    pool = ParseWorkerPool(1)
     try:
         pid = await warm(pool)  # (the worker's start-up, its imports, under the default)
-        pool.deadline = 0.2  # the "block" hook never answers: any deadline is passed
-        with caplog.at_level(logging.INFO, logger="feeds.workers"):
-            answer = await pool.run_test_hook("block")
+        pool.deadline = 0.2  # a job that sleeps for an hour: any deadline is passed
+        with caplog.at_level(logging.INFO, logger="feeds.parse_pool"):
+            answer = await pool.run(time.sleep, 3600, url="block")
         assert isinstance(answer, tuple)
         kind, message = answer
         assert kind == "timeout" and "took longer than" in message
-        [line] = [r.getMessage() for r in caplog.records if r.name == "feeds.workers"]
-        assert f"pid={pid} killed" in line and "url=test-hook:block" in line
+        [line] = [r.getMessage() for r in caplog.records if r.name == "feeds.parse_pool"]
+        assert f"pid={pid} killed" in line and "url=block" in line
         assert pool.pids == [] and not alive(pid), "killed and reaped"
         pool.deadline = 60.0
         assert await warm(pool) != pid  # the next job gets a fresh worker
