@@ -1,6 +1,6 @@
 """Does the timeline depend on poll timing? `python -m bench.spread`.
 
-150 outlets over real HTTP on 127.0.0.1 retell the 118 labelled events of
+150 outlets over real HTTP on 127.0.0.1 retell the labelled events of
 `tests/domain/storylines/` (each outlet carries 8 of them, in its own words: its name in the title,
 an extra sentence, within hours of each other), each on its labelled day (with `--dense`,
 all within two days: the events of a storyline then fall in one clustering window). Servers
