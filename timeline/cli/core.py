@@ -104,17 +104,12 @@ async def _sync(settings: Settings, accept_config: bool) -> SyncReport:
 
 def run_bot(args: argparse.Namespace) -> int:
     """Run the Discord bot and the scheduler until interrupted."""
-    from timeline.cli.ops import patch_discord_endpoints  # noqa: PLC0415 (discord.py: only for the bot)
+    from timeline.cli.ops import bot_start  # noqa: PLC0415 (ops imports this module)
 
-    settings = common.load_settings(args)
-    token = settings.discord.token(settings.path)
-    common.SECRETS.add(token)
-    common.web_secret(settings)
-    try:
-        patch_discord_endpoints()
-    except ValueError as exc:
-        common.print_err(f"error: {exc}")
+    started = bot_start(args)
+    if started is None:
         return common.EX_USAGE
+    settings, token = started
     asyncio.run(run_all_in_one(settings, token, accept_config=common.accept_config(args)))
     return common.EX_OK
 

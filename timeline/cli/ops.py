@@ -253,8 +253,10 @@ async def run_discord(
     log.info("discord process stopped")
 
 
-def discord_command(args: argparse.Namespace) -> int:
-    """Run the Discord process."""
+def bot_start(args: argparse.Namespace) -> tuple[Settings, str] | None:
+    """Settings and token for a process that runs the Discord bot (`run`, `discord`): the
+    token and the web secret masked in logs, discord.py pointed at the test endpoints if
+    set. None (the error printed) when those endpoints are wrong."""
     settings = common.load_settings(args)
     token = settings.discord.token(settings.path)
     common.SECRETS.add(token)
@@ -263,7 +265,16 @@ def discord_command(args: argparse.Namespace) -> int:
         patch_discord_endpoints()
     except ValueError as exc:
         common.print_err(f"error: {exc}")
+        return None
+    return settings, token
+
+
+def discord_command(args: argparse.Namespace) -> int:
+    """Run the Discord process."""
+    started = bot_start(args)
+    if started is None:
         return common.EX_USAGE
+    settings, token = started
     asyncio.run(run_discord(settings, token, accept_config=common.accept_config(args)))
     return common.EX_OK
 
