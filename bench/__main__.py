@@ -46,6 +46,7 @@ class Plan:
     baseline_rounds: int = 1
     parse_workers: int = 2
     skip_seen_items: bool = True
+    storylines: bool = True
     alert_feeds: int = 200
     alert_trials: int = 5
     match_watches: tuple[int, ...] = (10, 100, 1000, 10_000)
@@ -293,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
     parser.add_argument(
         "--parse-all", action="store_true", help="parse every item of a changed feed"
     )
+    parser.add_argument(
+        "--no-storylines",
+        action="store_true",
+        help="poll without storyline placement (to measure what storylines cost a round)",
+    )
     parser.add_argument("--only", nargs="+", choices=PLANS["quick"].sections)
     parser.add_argument("--out", type=Path, help="where to write the JSON (default bench/...)")
     parser.add_argument("--cache", type=Path, help="keep search stores here between runs")
@@ -316,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
         overrides["parse_workers"] = args.workers
     if args.parse_all:
         overrides["skip_seen_items"] = False
+    if args.no_storylines:
+        overrides["storylines"] = False
     if args.only:
         overrides["sections"] = tuple(args.only)
     plan = Plan(**{**asdict(plan), **overrides})
@@ -333,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
     print(
         f"Timeline Bot benchmark ({plan.mode}): {plan.feeds} feeds, {plan.rounds} rounds, "
         f"{plan.share:.0%} changed per round, parse workers {plan.parse_workers}, "
-        f"skip seen items {plan.skip_seen_items}; "
+        f"skip seen items {plan.skip_seen_items}, storylines {plan.storylines}; "
         f"{results['machine']['cpus']} CPUs, load {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="timeline-bench-") as tmp:
@@ -358,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
                             "share": plan.share,
                             "parse_workers": plan.parse_workers,
                             "skip_seen_items": plan.skip_seen_items,
+                            "storylines": plan.storylines,
                             "seed_backfill": plan.seed_backfill,
                             "profile": str(args.profile.resolve()) if args.profile else None,
                         },

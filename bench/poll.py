@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench.farm import WATCH_PHRASES, farm_control
 from bench.measure import ProcessTreeMeter, percentile
@@ -27,6 +29,7 @@ from timeline.storage.engine import Database
 from timeline.storage.migrate import upgrade_async
 from timeline.storage.models import Entry, Event, Feed, Watch
 from timeline.storage.search import sync_search_index
+from timeline.storage.storylines import NewEvent, StorylineCache
 from timeline.usecases.polling import FeedOutcome, PollStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,8 @@ class PollConfig:
     share: float = 0.2
     parse_workers: int = 2
     skip_seen_items: bool = True
+    # False: the store places no event in a storyline (what storylines cost a round).
+    storylines: bool = True
     concurrency: int = 20
     per_host_concurrency: int = 4
     # Store the first poll with bulk inserts instead of the per-item ingest (see SeedStore).
@@ -67,6 +72,21 @@ class CountingFetcher:
             self.parsed_items += len(result.items)
             self.parsed_feeds += 1
         return result
+
+
+class NoStorylines(StorylineCache):
+    """A storyline cache that places nothing: `--no-storylines` measures a round without
+    storylines, everything else the same."""
+
+    async def refresh(self, session: AsyncSession, now: datetime) -> int:
+        """Load nothing."""
+        return 0
+
+    async def place(
+        self, session: AsyncSession, events: Sequence[NewEvent], *, now: datetime
+    ) -> dict[int, int]:
+        """Place nothing."""
+        return {}
 
 
 class SeedStore:
@@ -245,6 +265,8 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
             async with Fetcher(fetch_settings) as real_fetcher:
                 fetcher = CountingFetcher(real_fetcher)
                 store = PollStore(db, polling, owner="bench")
+                if not config.storylines:
+                    store.storylines = NoStorylines()
                 poller = Poller(store, fetcher, concurrency=polling.concurrency)
                 for n in range(config.rounds + 1):
                     farm = None
@@ -315,6 +337,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
         "feeds": len(urls),
         "parse_workers": config.parse_workers,
         "skip_seen_items": config.skip_seen_items,
+        "storylines": config.storylines,
         "concurrency": config.concurrency,
         "rounds": rounds,
         "steady_rounds": len(steady),

@@ -209,10 +209,14 @@ class Subject:
     terms: dict[str, float]
     names: frozenset[str]
     forms: dict[str, str] = field(default_factory=dict)  # stem -> a word as written
-    # Terms written in lower case somewhere in the event (so not names here), and the terms
-    # written only at a sentence's start (a name or not: the index's other events tell).
-    lower: frozenset[str] = frozenset()
+    # Terms written in lower case somewhere in the event (so not names here; only counted,
+    # so a tuple: a third of a frozenset's memory), and the terms written only at a
+    # sentence's start (a name or not: the index's other events tell).
+    lower: tuple[str, ...] = ()
     initial: frozenset[str] = frozenset()
+
+
+_WEIGHTS: dict[float, float] = {}
 
 
 def subject(title: str, text: str = "") -> Subject:
@@ -238,8 +242,10 @@ def subject(title: str, text: str = "") -> Subject:
             if word[:1].islower():
                 lower.add(stem)
     lower -= names
+    # The few distinct weights shared (a float object each is 24 bytes, per term and event).
+    weights = {t: _WEIGHTS.setdefault(w, w) for t, w in weights.items()}
     return Subject(
-        weights, names, forms, frozenset(lower), frozenset(weights.keys() - names - lower)
+        weights, names, forms, tuple(sorted(lower)), frozenset(weights.keys() - names - lower)
     )
 
 
@@ -459,13 +465,63 @@ class StorylineIndex:
         named = any(idf[t] > 0 and self.is_name(a, t) and self.is_name(b, t) for t in shared)
         return dot / (na * nb), distinctive, named
 
-    def _named(self, a: Subject, b: Subject, cache: dict[str, float]) -> bool:
-        """Whether `a` and `b` share a distinctive name, as `score` tells (`cache` holds the
-        IDF of every term of `a`)."""
-        return any(
-            cache[t] > 0 and self.is_name(a, t) and self.is_name(b, t)
-            for t in a.terms.keys() & b.terms.keys()
-        )
+    def _shares_name(
+        self, a: Subject, b: Subject, shared: Iterable[str], cache: dict[str, float]
+    ) -> bool:
+        """Whether `a` and `b` share a distinctive name, as `score` tells (`shared`: their
+        common terms; `cache` holds the IDF of every term of `a`)."""
+        return any(cache[t] > 0 and self.is_name(a, t) and self.is_name(b, t) for t in shared)
+
+    def _below(
+        self,
+        b: Subject,
+        shared: Iterable[str],
+        a_vec: dict[str, float],
+        floor: float,
+        idf: dict[str, float],
+    ) -> bool:
+        """Whether `score(a, b)` is certainly below `floor` / a's norm (`a_vec`: `weighted(a)`;
+        `idf`: the IDF cache of `score`, holding every term of a).
+
+        The dot product of the two vectors has only the shared terms; b's norm only grows
+        with each of its other terms, so the bound falls as they are added and most unlike
+        candidates stop after a few (exact: a candidate this rejects `score` rejects too).
+        """
+        initial = b.initial
+        n = len(self._members)
+        top = n + IDF_PRIOR
+        cut = COMMON_SHARE * n if n >= 20 else math.inf
+        df_get, log = self._df.get, math.log
+        name_get, lower_get = self._name_df.get, self._lower_df.get
+        terms = b.terms
+        dot = nb2 = 0.0
+        for t in shared:
+            w = terms[t]
+            if t in initial and name_get(t, 0) > lower_get(t, 0):
+                w *= NAME_WEIGHT
+            x = w * idf[t]
+            dot += a_vec[t] * x
+            nb2 += x * x
+        if dot <= 0:
+            return True
+        # score < floor/na  <=>  dot / nb < floor  <=>  nb2 > (dot / floor) ** 2
+        limit = (dot / floor) ** 2
+        if nb2 > limit:
+            return True
+        for t, w in terms.items():
+            if t in a_vec:
+                continue
+            weight = idf.get(t)
+            if weight is None:
+                df = df_get(t, 0)
+                weight = idf[t] = 0.0 if df > cut else log(top / (df + 1))
+            if t in initial and name_get(t, 0) > lower_get(t, 0):
+                w *= NAME_WEIGHT
+            x = w * weight
+            nb2 += x * x
+            if nb2 > limit:
+                return True
+        return False
 
     def weighted(self, subject: Subject, cache: dict[str, float]) -> dict[str, float]:
         """The terms of `subject` weighted by rarity (`idf`, cached in `cache`), the names
@@ -530,11 +586,10 @@ class StorylineIndex:
                 have += w * w
         return have / total if total else 0.0
 
-    def _overlaps(
-        self, subject: Subject, cache: dict[str, float]
-    ) -> tuple[dict[int, int], dict[int, float]]:
-        """The indexed events sharing distinctive terms with `subject`: how many terms each
-        shares and their summed IDF (`cache` filled with the IDF of every term of `subject`).
+    def _overlaps(self, subject: Subject, cache: dict[str, float]) -> list[int]:
+        """The indexed events sharing at least `MIN_SHARED` distinctive terms with `subject`,
+        by the summed IDF of the terms they share, highest first (ties: lower id), at most
+        `MAX_CANDIDATES` (`cache` filled with the IDF of every term of `subject`).
 
         Events are found through the postings of the terms at most `WALK_MIN` events or
         `WALK_SHARE` of the indexed events have, then of the next rarest terms of `subject`
@@ -544,16 +599,10 @@ class StorylineIndex:
         events found another way. An event that shares nothing but common words with the new
         one is no candidate.
         """
-        counts: dict[int, int] = {}
-        mass: dict[int, float] = {}
         cap = max(WALK_MIN, WALK_SHARE * len(self._members))
-        common: dict[str, float] = {}
         postings = self._postings
         for term in subject.terms:
             cache[term] = self.idf(term)
-        # Beyond the rare terms, the next rarest are walked within `WALK_BUDGET` postings (and
-        # the rarest one whatever its count), so a story that fills the window is still found
-        # through its least common words.
         walked: set[str] = set()
         budget = WALK_BUDGET
         for df, term in sorted((len(postings.get(t, ())), t) for t, w in cache.items() if w > 0):
@@ -563,6 +612,11 @@ class StorylineIndex:
                     budget -= df
             else:
                 break
+        # The summed weights in the terms' order (the ranking must not depend on rounding).
+        counts: dict[int, int] = {}
+        mass: dict[int, float] = {}
+        common: dict[str, float] = {}
+        count_get, mass_get = counts.get, mass.get
         for term in subject.terms:
             weight = cache[term]
             if weight <= 0:
@@ -570,17 +624,19 @@ class StorylineIndex:
             if term not in walked:
                 common[term] = weight
                 continue
-            posting = postings.get(term, ())
-            for event_id in posting:
-                counts[event_id] = counts.get(event_id, 0) + 1
-                mass[event_id] = mass.get(event_id, 0.0) + weight
+            for event_id in postings.get(term, ()):
+                counts[event_id] = count_get(event_id, 0) + 1
+                mass[event_id] = mass_get(event_id, 0.0) + weight
         if common:
             found = set(counts)
             for term, weight in common.items():
                 for event_id in found.intersection(postings[term]):  # walks the smaller
                     counts[event_id] += 1
                     mass[event_id] += weight
-        return counts, mass
+        wanted = sorted(e for e, n in counts.items() if n >= MIN_SHARED)
+        # By mass, highest first; equal masses by id (a stable sort keeps the id order).
+        wanted.sort(key=mass.__getitem__, reverse=True)
+        return wanted[:MAX_CANDIDATES]
 
     def find(  # noqa: C901 (the hot loop of placement, kept in one frame for speed)
         self, subject: Subject, at: datetime, *, exclude: int | None = None
@@ -597,23 +653,27 @@ class StorylineIndex:
         with all of them together.
         """
         cache: dict[str, float] = {}
-        counts, mass = self._overlaps(subject, cache)
-        ranked = sorted(
-            ((e, n) for e, n in counts.items() if n >= MIN_SHARED),
-            key=lambda kv: (-mass[kv[0]], kv[0]),
-        )[:MAX_CANDIDATES]
+        ranked = self._overlaps(subject, cache)
         liked: list[tuple[float, datetime, int]] = []
         near: dict[int, tuple[float, datetime, int]] = {}  # storyline -> its likest member
         a_vec = self.weighted(subject, cache)
+        # A candidate in no storyline counts only if liked (JOIN_SCORE and a shared name):
+        # one certainly below is not scored. The margin covers the float rounding.
+        floor = JOIN_SCORE * math.sqrt(sum(w * w for w in a_vec.values())) * (1 - 1e-9)
         latest: dict[int, datetime | None] = {}
-        for event_id, _ in ranked:
+        for event_id in ranked:
             if event_id == exclude:
                 continue
             member = self._members[event_id]
             if not self._reaches(member, at, latest):
                 continue
-            if member.storyline_id is None and not self._named(subject, member.subject, cache):
-                continue  # it could only be liked, and liking takes a shared name: no need to score
+            if member.storyline_id is None:
+                other = member.subject
+                shared_terms = subject.terms.keys() & other.terms.keys()
+                if not self._shares_name(subject, other, shared_terms, cache):
+                    continue  # liking takes a shared name
+                if self._below(other, shared_terms, a_vec, floor, cache):
+                    continue
             score, shared, named = self.score(subject, member.subject, cache, a_vec)
             if member.storyline_id is not None:
                 key = (-score, member.at, event_id)
