@@ -194,6 +194,12 @@ def print_table(results: dict[str, Any]) -> None:
             ),
             ("CPU s per 1,000 new items", _fmt(poll["cpu_s_per_1000_new_items"]), "", ""),
             (
+                "  of which garbage collection per round",
+                _fmt(poll["gc_s_per_round"], ".2f"),
+                "",
+                "",
+            ),
+            (
                 "peak RSS (MB, process + workers)",
                 _fmt(poll["peak_rss_mb"], ".0f"),
                 _fmt(base and base["peak_rss_mb"], ".0f"),

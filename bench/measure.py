@@ -7,6 +7,7 @@ the feed farm (a different process tree) is not.
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import threading
@@ -145,3 +146,26 @@ def percentile(values: list[float], q: float) -> float:
 def median(values: list[float]) -> float:
     """Return the median, 0 for no values."""
     return statistics.median(values) if values else 0.0
+
+
+class GcClock:
+    """Seconds this process spends in the cyclic garbage collector (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._began = 0.0
+
+    def __enter__(self) -> GcClock:
+        gc.callbacks.append(self._tick)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._began
+        self.full += info["generation"] == 2

@@ -21,6 +21,7 @@ from timeline.storage.engine import Database
 from timeline.storage.migrate import upgrade_async
 from timeline.storage.notify import startup_lock
 from timeline.usecases.config_io import sync_config
+from timeline.usecases.heap import HeapKeeper
 from timeline.usecases.polling import PollStore
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ class App:
         self.settings = settings
         self.db = db or Database(settings.database.url)
         self.fetcher = Fetcher(fetch_settings(settings.polling))
-        self.store = PollStore(self.db, settings.polling, owner=owner_id())
+        self.store = PollStore(self.db, settings.polling, owner=owner_id(), heap=HeapKeeper())
         self.poller = Poller(self.store, self.fetcher, concurrency=settings.polling.concurrency)
         self.scheduler: AsyncIOScheduler | None = None
         # The scheduled jobs' work in flight (see `_run_job`): `stop` ends it and waits for it.

@@ -7,6 +7,7 @@ scheduler job asks for the due feeds, instead of one job per feed (Miniflux's sc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from timeline.storage.engine import Database
 from timeline.storage.models import Feed, FeedNotice, FetchLog, utcnow
 from timeline.storage.notify import announce_outbox
 from timeline.storage.storylines import StorylineCache
+from timeline.usecases.heap import HeapKeeper
 from timeline.usecases.ingest import (
     IngestReport,
     NewAlert,
@@ -69,7 +71,13 @@ class FeedOutcome:
 class PollStore:
     """Claims due feeds and records fetch results, each in its own short transaction."""
 
-    def __init__(self, db: Database, settings: PollingSettings, owner: str = "local") -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: PollingSettings,
+        owner: str = "local",
+        heap: HeapKeeper | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.owner = owner
@@ -83,6 +91,9 @@ class PollStore:
         self._known: dict[int, datetime] = {}
         # Recent events per guild scope with their storylines (see timeline.storage.storylines).
         self.storylines = StorylineCache(timedelta(days=settings.storyline_window_days))
+        # The process's keeper of long-lived objects (see usecases.heap): the poller processes
+        # pass one, so the garbage collector skips the indexes.
+        self.heap = heap
         # Feeds claimed and not yet recorded: the leases `renew_leases` keeps alive.
         self.held: set[int] = set()
         # SQLite has one writer at a time; queueing here is cheaper than busy-waiting there.
@@ -213,22 +224,24 @@ class PollStore:
         # one of them was read mid-round: read from a lease before the watermark instead, and
         # skip the entries already in the indexes.
         since = None if self._events_seen is None else self._events_seen - self.lease
+        settling = self.heap.settling() if self.heap else contextlib.nullcontext()
         async with self.db.session() as session:
-            self.watches = await load_watch_set(session)
-            newest = await load_recent_sources(
-                session,
-                self.events,
-                seen_after=since,
-                now=now,
-                skip=self._known,
-                loaded=self._known,
-            )
-            if newest is not None and (self._events_seen is None or newest > self._events_seen):
-                self._events_seen = newest
-            if self._events_seen is not None:
-                horizon = self._events_seen - self.lease
-                self._known = {i: t for i, t in self._known.items() if t >= horizon}
-            await self.storylines.refresh(session, now)
+            with settling:
+                self.watches = await load_watch_set(session)
+                newest = await load_recent_sources(
+                    session,
+                    self.events,
+                    seen_after=since,
+                    now=now,
+                    skip=self._known,
+                    loaded=self._known,
+                )
+                if newest is not None and (self._events_seen is None or newest > self._events_seen):
+                    self._events_seen = newest
+                if self._events_seen is not None:
+                    horizon = self._events_seen - self.lease
+                    self._known = {i: t for i, t in self._known.items() if t >= horizon}
+                await self.storylines.refresh(session, now)
         for index in self.events.values():
             index.prune(now)
 
