@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bench.farm import WATCH_PHRASES, farm_control
 from bench.measure import GcClock, ProcessTreeMeter, percentile
 from feeds.fetch import Fetcher, FetchSettings
-from feeds.rounds import Poller
+from feeds.rounds import Poller, RoundReport
 from feeds.types import FetchResult, FetchState
 from timeline.app.config import PollingSettings
 from timeline.storage.engine import Database
@@ -238,6 +238,18 @@ def _round_figures(
     }
 
 
+async def poll_all(poller: Poller) -> RoundReport:
+    """Poll every due feed, a claim batch after the other, as `App.poll_due` does (one
+    `run_round` claims at most `poller.batch` feeds: 1,000 by default)."""
+    total = RoundReport()
+    while True:
+        report = await poller.run_round()
+        total.outcomes.extend(report.outcomes)
+        total.seconds += report.seconds
+        if len(report.outcomes) < poller.batch:
+            return total
+
+
 async def run_poll(config: PollConfig) -> dict[str, Any]:
     """Poll the farm `config.rounds` times after a backfill round; return the figures."""
     urls = config.urls or feed_urls(config.ports, config.feeds)
@@ -278,7 +290,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                             await sync_search_index(session)
                         seeder = Poller(SeedStore(store), fetcher, concurrency=polling.concurrency)
                         started = loop.time()
-                        report = await seeder.run_round()
+                        report = await poll_all(seeder)
                         seeded = {
                             "seconds": loop.time() - started,
                             "entries": sum(o.new_entries for o in report.outcomes),
@@ -300,7 +312,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                     meter.reset_window()
                     parsed0 = (fetcher.parsed_feeds, fetcher.parsed_items)
                     started = loop.time()
-                    report = await poller.run_round()
+                    report = await poll_all(poller)
                     wall = loop.time() - started
                     cpu = meter.cpu() - cpu0
                     label = "backfill" if n == 0 else str(n)
@@ -323,7 +335,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                     await store.make_all_due()
                     profiler = cProfile.Profile()
                     profiler.enable()
-                    await poller.run_round()
+                    await poll_all(poller)
                     profiler.disable()
                     profiler.dump_stats(config.profile)
             peak_children = meter.peak_children
