@@ -6,7 +6,10 @@ Builds (once, kept at --db) a SQLite timeline of `--entries` entries, one event 
 every `--every` seconds up to now (at 5 s, 51,840 of them in the 72-hour clustering window),
 then starts a fresh process that opens the database and runs `PollStore.begin_round` (watches,
 event index, storylines): the time from before that process is started to the end of
-`begin_round` is the cold start. Prints figures; never asserts on time.
+`begin_round` is the cold start. Its rows are written directly (no stored storyline subjects,
+as by a version before those): the first start computes and stores them, later starts read
+them; the output says which it was. Prints figures (wall, and the measured process's CPU
+and peak RSS); never asserts on time.
 """
 
 from __future__ import annotations

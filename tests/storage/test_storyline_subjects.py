@@ -7,6 +7,7 @@ cache loads is a function of that entry's text, as without stored subjects.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
@@ -39,6 +40,19 @@ def test_stored_subjects_decode_to_the_computed_ones() -> None:
         assert back is not None and list(back.terms.items()) == list(computed.terms.items())
     empty = subject("", "")
     assert decode_subject(encode_subject(empty)) == empty
+
+
+# The stored forms of the labelled events' subjects at this SUBJECT_VERSION.
+FINGERPRINT = {"1": "f8c1b2faa9ee747bdb77c8ad308278e00664daa1324827ae0b9ffe741e635f38"}
+
+
+def test_a_change_to_what_subject_returns_comes_with_a_new_version() -> None:
+    """Stored subjects of the old version would be read as if current: when this fails
+    because `subject` changed, bump SUBJECT_VERSION and record the new fingerprint."""
+    digest = hashlib.sha256()
+    for e in load("dev") + load("test"):
+        digest.update((encode_subject(subject(e.title, e.summary)) or "").encode() + b"\n")
+    assert FINGERPRINT.get(SUBJECT_VERSION) == digest.hexdigest()
 
 
 def test_another_version_or_a_damaged_form_is_not_read() -> None:
