@@ -12,7 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from timeline.storage.engine import make_engine
 from timeline.storage.migrate import downgrade_async, include_object, upgrade_async
@@ -81,3 +81,52 @@ def test_the_alembic_command_migrates_the_configured_database_and_sees_no_drift(
     command.upgrade(cfg, "head")
     command.check(cfg)  # raises when the models and the migrations disagree
     assert (tmp_path / "dev.db").exists()
+
+
+async def _entries_across_0012(url: str) -> None:
+    """0011 -> head keeps the entries (subject NULL, then writable); back to 0011 keeps them
+    without the column."""
+    await upgrade_async(url, "0011")
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO feeds (id, guild_id, name, url, tags, origin, enabled, "
+                    "next_check_at, error_count, status, backfilled, created_at) VALUES "
+                    "(1, 0, 'Wire', 'https://wire.example/rss', '[]', 'config', true, "
+                    "'2026-01-01 00:00:00', 0, 'ok', true, '2026-01-01 00:00:00')"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO entries (id, feed_id, key, title, summary, tags, published_at, "
+                    "published_is_estimated, first_seen_at) VALUES (7, 1, 'k', 'Volcano', 's', "
+                    "'[]', '2026-01-01 00:00:00', false, '2026-01-01 00:00:00')"
+                )
+            )
+        await upgrade_async(url)
+        async with engine.begin() as conn:
+            got = (await conn.execute(text("SELECT id, subject FROM entries"))).all()
+            assert [tuple(row) for row in got] == [(7, None)]
+            await conn.execute(text("UPDATE entries SET subject = '1|volcano|b|i|Volcano'"))
+        await downgrade_async(url, "0011")
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT * FROM entries"))).mappings().all()
+        assert [(r["id"], r["title"]) for r in rows] == [(7, "Volcano")]
+        assert "subject" not in rows[0]
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_0012_adds_and_drops_the_stored_subject_keeping_entries(
+    tmp_path: Path,
+) -> None:
+    await _entries_across_0012(f"sqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.postgres
+async def test_postgres_0012_adds_and_drops_the_stored_subject_keeping_entries(
+    pg_url: str,
+) -> None:
+    await _entries_across_0012(pg_url)

@@ -43,6 +43,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import compress
+from sys import intern
 
 from timeline.domain.clustering import _STOPWORDS, _entities, _fold, _stem
 
@@ -249,6 +251,86 @@ def subject(title: str, text: str = "") -> Subject:
     )
 
 
+# --- a Subject stored with its event (so a restart reads it instead of recomputing it) --------
+
+# Bump when `subject` (or what it uses: stop words, stems, demonyms, weights) changes what it
+# returns: a stored subject of another version is ignored and recomputed from the text.
+SUBJECT_VERSION = "1"
+# The term weights `subject` gives, one character each (any other weight: not stored).
+_WEIGHTS = sorted({1.0, TITLE_WEIGHT, NAME_WEIGHT, TITLE_WEIGHT * NAME_WEIGHT})
+_WEIGHT_CODE = {w: "abcdefgh"[i] for i, w in enumerate(_WEIGHTS)}
+_CODE_WEIGHT = {c: w for w, c in _WEIGHT_CODE.items()}
+# Per term, what it is: a name ("n"), written in lower case somewhere ("l"), else written only
+# at a sentence's start ("i", `Subject.initial`).
+_IS_NAME = {"n": True, "l": False, "i": False}
+_IS_LOWER = {"n": False, "l": True, "i": False}
+# Stems and forms are words of `_WORD` (letters, digits, ' ’ -): none holds these.
+_SEP, _FIELD = " ", "|"
+_UNSAFE = re.compile(r"[\s|]")
+
+
+def encode_subject(subj: Subject) -> str | None:
+    """A compact text form of `subj` that :func:`decode_subject` turns back into an equal
+    Subject (its terms in the same order); None if it cannot be stored (then it is recomputed).
+
+    ``VERSION|stems|weight codes|kinds|forms``: stems and forms separated by spaces, forms
+    aligned with the stems ("" where a stem has none), one character per term for its weight
+    and its kind. Measured against JSON, marshal and pickle in bench/subjects.py.
+    """
+    stems = list(subj.terms)
+    try:
+        weights = "".join(_WEIGHT_CODE[w] for w in subj.terms.values())
+    except KeyError:
+        return None
+    names, lower, initial = subj.names, subj.lower, subj.initial
+    kinds = []
+    for t in stems:
+        if t in names:
+            kinds.append("n")
+        elif t in lower:
+            kinds.append("l")
+        elif t in initial:
+            kinds.append("i")
+        else:
+            return None
+    if len(names) + len(lower) + len(initial) != len(stems) or not subj.forms.keys() <= set(stems):
+        return None
+    forms = [subj.forms.get(t, "") for t in stems]
+    if any(not t or _UNSAFE.search(t) for t in stems) or any(_UNSAFE.search(f) for f in forms):
+        return None
+    return _FIELD.join(
+        (SUBJECT_VERSION, _SEP.join(stems), weights, "".join(kinds), _SEP.join(forms))
+    )
+
+
+def decode_subject(text: str | None) -> Subject | None:
+    """The Subject `text` (from :func:`encode_subject`) holds; None if there is none, or it
+    was stored by another `SUBJECT_VERSION` (then the caller recomputes it)."""
+    if not text:
+        return None
+    parts = text.split(_FIELD)
+    if len(parts) != 5 or parts[0] != SUBJECT_VERSION:
+        return None
+    _, joined, weights, kinds, written = parts
+    if not joined:
+        return Subject({}, frozenset())
+    # Interned, as the computed subjects' stems are shared (cached per word): hundreds of
+    # thousands of subjects share a vocabulary of tens of thousands of words.
+    stems = list(map(intern, joined.split(_SEP)))
+    forms = list(map(intern, written.split(_SEP)))
+    if not (len(stems) == len(weights) == len(kinds) == len(forms)):
+        return None
+    # C-level throughout (zip, map, compress): a cold start decodes hundreds of thousands.
+    terms = dict(zip(stems, map(_CODE_WEIGHT.__getitem__, weights), strict=True))
+    names = frozenset(compress(stems, map(_IS_NAME.__getitem__, kinds)))
+    lower = frozenset(compress(stems, map(_IS_LOWER.__getitem__, kinds)))
+    if "" in forms:
+        got = {t: f for t, f in zip(stems, forms, strict=True) if f}
+    else:
+        got = dict(zip(stems, forms, strict=True))
+    return Subject(terms, names, got, lower, frozenset(terms.keys() - names - lower))
+
+
 @dataclass(frozen=True, slots=True)
 class StoryMatch:
     """The earlier event a new event continues, and its storyline (None: start one)."""
@@ -307,9 +389,14 @@ class StorylineIndex:
         self._members[event_id] = _Member(event_id, at, subject, storyline_id)
         if storyline_id is not None:
             self._by_storyline.setdefault(storyline_id, set()).add(event_id)
+        postings = self._postings
         for term in subject.terms:
-            self._postings.setdefault(term, set()).add(event_id)
-            self._df[term] += 1
+            posting = postings.get(term)
+            if posting is None:
+                postings[term] = {event_id}
+            else:
+                posting.add(event_id)
+        self._df.update(subject.terms.keys())  # (counted in C: a cold start adds 500 k)
         self._name_df.update(subject.names)
         self._lower_df.update(subject.lower)
 

@@ -179,6 +179,10 @@ class Entry(Base):
     # What this source added to its event's earlier sources (None: the first source, or not
     # computed; "": nothing new). See timeline.domain.storylines.source_brief.
     brief: Mapped[str | None] = mapped_column(Text)
+    # The storyline subject of this entry's title and summary, as ingest computed it when the
+    # entry created its event (timeline.domain.storylines.encode_subject), so a restart reads
+    # it instead of recomputing it. None: not stored (then computed from the text).
+    subject: Mapped[str | None] = mapped_column(Text)
 
 
 class EventNote(Base):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
@@ -30,7 +31,16 @@ from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from timeline.domain.storylines import WINDOW, StorylineIndex, source_brief, subject
+from timeline.domain.storylines import (
+    WINDOW,
+    StorylineIndex,
+    Subject,
+    decode_subject,
+    encode_subject,
+    source_brief,
+    subject,
+)
+from timeline.storage.bulk import paused_gc
 from timeline.storage.models import Entry, Event, Storyline
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,12 @@ class NewEvent:
     at: datetime
     title: str
     summary: str
+    # The entry that created it (its first source): its subject is stored with it.
+    entry_id: int | None = None
+
+
+# Stored subjects written back per statement (a first load after the upgrade writes many).
+_WRITE_CHUNK = 5000
 
 
 class StorylineCache:
@@ -85,7 +101,9 @@ class StorylineCache:
         """Add the events stored since the last refresh (by anyone); prune; return how many.
 
         Events are read in (created_at, id) order, so a reload adds them in the order the live
-        process did. Each is reduced to the subject of its first source (lowest entry id).
+        process did. Each is reduced to the subject of its first source (lowest entry id): the
+        one stored with that entry when it created the event, else computed from its text (and
+        stored, so the next start reads it; the text never changes, so neither does it).
         """
         cutoff = now - self.window - GRACE
         first_entry = (
@@ -102,6 +120,8 @@ class StorylineCache:
                 Event.storyline_id,
                 Event.storyline_detached,
                 Event.created_at,
+                Entry.id,
+                Entry.subject,
                 Entry.title,
                 Entry.summary,
             )
@@ -131,16 +151,23 @@ class StorylineCache:
         # Rows edited from now on are read at the next refresh (a little overlap is harmless).
         self._synced = await session.scalar(select(func.max(Event.updated_at))) or now
         added = 0
+        computed: list[dict[str, object]] = []
         rows = await session.stream(query.execution_options(yield_per=1000))
-        async for event_id, guild_id, at, storyline_id, detached, created, title, summary in rows:
-            self._seen, self._seen_id = created, event_id
-            index = self.index(guild_id)
-            if detached:
-                self.detached.add(event_id)
-            if event_id in index:
-                continue
-            index.add(event_id, at, subject(title, summary or ""), storyline_id)
-            added += 1
+        # A batch per await, not a row: a first load reads hundreds of thousands of rows
+        # (without the cycle collector traversing them as they are built: see `paused_gc`).
+        with paused_gc() if synced_from is None else nullcontext():
+            async for batch in rows.partitions():
+                for row in batch:
+                    event_id, guild_id, at, storyline_id, detached, created = row[:6]
+                    self._seen, self._seen_id = created, event_id
+                    index = self.index(guild_id)
+                    if detached:
+                        self.detached.add(event_id)
+                    if event_id in index:
+                        continue
+                    index.add(event_id, at, _subject_of(row[6:], computed), storyline_id)
+                    added += 1
+        await _store_subjects(session, computed)
         if synced_from is not None:
             await self._sync_edits(session, synced_from, cutoff)
         for index in self.indexes.values():
@@ -180,12 +207,15 @@ class StorylineCache:
         started: dict[int, tuple[int, int]] = {}  # provisional id -> (guild, first event)
         joins: list[tuple[NewEvent, int, int]] = []  # (event, earlier event, storyline id)
         before: dict[int, int | None] = {}  # earlier events outside the batch: index's view
+        subjects: list[dict[str, object]] = []  # stored with the entries, for a restart
         for new in events:
             if new.at < cutoff:
                 # Outside the window of now: the index would not hold it after a reload either.
                 continue
             index = self.index(new.guild_id)
             subj = subject(new.title, new.summary)
+            if new.entry_id is not None and (stored := encode_subject(subj)) is not None:
+                subjects.append({"id": new.entry_id, "subject": stored})
             match = index.find(subj, new.at, exclude=new.event_id)
             storyline_id: int | None = None
             if match is not None and match.event_id not in self.detached:
@@ -200,6 +230,7 @@ class StorylineCache:
                     index.set_storyline([earlier], storyline_id)
                 joins.append((new, earlier, storyline_id))
             index.add(new.event_id, new.at, subj, storyline_id)
+        await _store_subjects(session, subjects)
         if not joins:
             return {}
         stale = await self._stale(session, before)
@@ -308,6 +339,25 @@ class StorylineCache:
             .where(Storyline.id.in_(sorted(storyline_ids)), Storyline.title_edited.is_(True))
             .values(updated_at=now)
         )
+
+
+def _subject_of(row: Sequence[object], computed: list[dict[str, object]]) -> Subject:
+    """The subject of a first source from its row (entry id, stored subject, title, summary):
+    the stored one, else computed from the text and queued in `computed` to be stored."""
+    entry_id, stored, title, summary = row
+    got = decode_subject(cast(str | None, stored))
+    if got is None:
+        got = subject(cast(str, title), cast(str | None, summary) or "")
+        if (text := encode_subject(got)) is not None:
+            computed.append({"id": entry_id, "subject": text})
+    return got
+
+
+async def _store_subjects(session: AsyncSession, values: list[dict[str, object]]) -> None:
+    """Store entries' subjects ({"id", "subject"}), in entry id order, a chunk a statement."""
+    values.sort(key=lambda v: cast(int, v["id"]))
+    for start in range(0, len(values), _WRITE_CHUNK):
+        await session.execute(update(Entry), values[start : start + _WRITE_CHUNK])
 
 
 def _text(title: str, summary: str | None) -> str:

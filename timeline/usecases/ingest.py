@@ -23,6 +23,7 @@ from feeds.types import FeedItem
 from timeline.domain.clustering import EventIndex
 from timeline.domain.errors import BadQuery
 from timeline.domain.query import Document, WatchIndex, feed_source_names, parse_query
+from timeline.storage.bulk import paused_gc
 from timeline.storage.models import GLOBAL_SCOPE, Alert, Alias, Entry, Event, Feed, Watch
 from timeline.storage.notify import lock_key
 from timeline.storage.search import sync_search_index
@@ -171,7 +172,8 @@ async def load_recent_sources(
         # Streamed in batches: the first load after a restart (or after a first poll of many
         # feeds) reads every entry of the window, tens of thousands of rows.
         rows = await session.stream(query.order_by(*order).execution_options(yield_per=1000))
-        return await _add_sources(rows, indexes, seen_after, skip, loaded, window)
+        with paused_gc():
+            return await _add_sources(rows, indexes, seen_after, skip, loaded, window)
     # A later round: most rows since `seen_after` are in the indexes already (this process
     # stored them, or an earlier round read them). Read their ids first, narrow and cheap,
     # then the whole rows of the others only, in the same order.
@@ -213,7 +215,20 @@ async def _add_sources(
     window: timedelta,
 ) -> datetime | None:
     """Add each entry row of `rows` to its scope's index; return the last first_seen_at."""
-    async for (
+    async for batch in rows.partitions():  # a batch per await, not a row (a restart reads 50 k)
+        watermark = _add_batch(batch, indexes, watermark, skip, loaded, window)
+    return watermark
+
+
+def _add_batch(
+    rows: Sequence[Any],
+    indexes: dict[int, EventIndex],
+    watermark: datetime | None,
+    skip: Container[int],
+    loaded: dict[int, datetime] | None,
+    window: timedelta,
+) -> datetime | None:
+    for (
         entry_id,
         guild_id,
         event_id,
@@ -367,7 +382,9 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
             ).scalar_one()
             report.new_events.append(event_id)
             created.append(
-                NewEvent(event_id, feed.guild_id, item.published, item.title, item.summary)
+                NewEvent(
+                    event_id, feed.guild_id, item.published, item.title, item.summary, entry_id
+                )
             )
         else:
             report.joined_events.append(event_id)

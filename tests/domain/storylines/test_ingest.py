@@ -11,7 +11,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from feeds.fetch import Fetcher, FetchSettings
 from feeds.rounds import Poller
@@ -75,12 +75,20 @@ async def storylines_by_label(db: Database) -> dict[str, int | None]:
 
 
 async def run_rounds(
-    db: Database, fetcher: Fetcher, server: FeedServer, events: list[Labelled], *, restart: bool
+    db: Database,
+    fetcher: Fetcher,
+    server: FeedServer,
+    events: list[Labelled],
+    *,
+    restart: bool,
+    subjects: str = "stored",
 ) -> None:
     """Serve the events oldest first, one labelled day per round, from one feed.
 
     Each round runs at 13:00 of its day (the items are dated noon), as if the coverage arrived
-    live over the months the labelled set spans.
+    live over the months the labelled set spans. Before each restart, the stored subjects are
+    kept (`subjects="stored"`), cleared (`"none"`: rows of a version before they were stored)
+    or marked as another version's (`"stale"`): the restarted process computes those again.
     """
     async with db.session() as s:
         s.add(Feed(name="Wire", url=server.url("/wire.xml")))
@@ -91,6 +99,16 @@ async def run_rounds(
         shown.extend(batch)
         server.bodies["/wire.xml"] = feed(shown)
         if restart:
+            async with db.session() as s:
+                stored = await s.scalar(select(func.count()).where(Entry.subject.is_not(None)))
+                if shown[:-1]:
+                    assert stored, "ingest stores the subject of each event it creates"
+                if subjects == "none":
+                    await s.execute(update(Entry).values(subject=None))
+                elif subjects == "stale":
+                    await s.execute(
+                        update(Entry).values(subject="0" + func.substr(Entry.subject, 2))
+                    )
             store = PollStore(db, SETTINGS)  # a new process: empty indexes, reloaded
         now = day + timedelta(hours=13)
         await Poller(store, fetcher, concurrency=4).run_round(now)
@@ -118,15 +136,18 @@ async def test_a_developing_story_becomes_one_storyline_through_ingest(
     assert len(titles) >= 8 and all(titles.values()), titles
 
 
+@pytest.mark.parametrize("subjects", ["stored", "none", "stale"])
 async def test_restarting_between_rounds_gives_the_same_storylines(
-    tmp_path: Path, fetcher: Fetcher, feed_server: FeedServer
+    tmp_path: Path, fetcher: Fetcher, feed_server: FeedServer, subjects: str
 ) -> None:
+    """With the subjects stored at ingest read back, and with none (or another version's)
+    stored, so the restarted process computes them from the text."""
     events = load("test")
     results = []
     for restart in (False, True):
         db = await new_db(tmp_path / f"r{restart}.db")
         try:
-            await run_rounds(db, fetcher, feed_server, events, restart=restart)
+            await run_rounds(db, fetcher, feed_server, events, restart=restart, subjects=subjects)
             labels = await storylines_by_label(db)
             async with db.session() as s:
                 titles = sorted((await s.scalars(select(Storyline.title))).all())
