@@ -43,7 +43,7 @@ def _from_fields(stems: Any, weights: Any, names: Any, forms: Any, lower: Any) -
     forms = {intern(k): intern(v) for k, v in forms.items()}
     terms = dict(zip(stems, weights, strict=True))
     n, lo = frozenset(names), frozenset(lower)
-    return Subject(terms, n, forms, lo, frozenset(terms.keys() - n - lo))
+    return Subject(terms, n, forms, tuple(sorted(lo)), frozenset(terms.keys() - n - lo))
 
 
 def _text(s: Subject) -> bytes:

@@ -218,7 +218,7 @@ class Subject:
     initial: frozenset[str] = frozenset()
 
 
-_WEIGHTS: dict[float, float] = {}
+_SHARED_WEIGHTS: dict[float, float] = {}
 
 
 def subject(title: str, text: str = "") -> Subject:
@@ -245,7 +245,7 @@ def subject(title: str, text: str = "") -> Subject:
                 lower.add(stem)
     lower -= names
     # The few distinct weights shared (a float object each is 24 bytes, per term and event).
-    weights = {t: _WEIGHTS.setdefault(w, w) for t, w in weights.items()}
+    weights = {t: _SHARED_WEIGHTS.setdefault(w, w) for t, w in weights.items()}
     return Subject(
         weights, names, forms, tuple(sorted(lower)), frozenset(weights.keys() - names - lower)
     )
@@ -324,11 +324,12 @@ def decode_subject(text: str | None) -> Subject | None:
     terms = dict(zip(stems, map(_CODE_WEIGHT.__getitem__, weights), strict=True))
     names = frozenset(compress(stems, map(_IS_NAME.__getitem__, kinds)))
     lower = frozenset(compress(stems, map(_IS_LOWER.__getitem__, kinds)))
+    lower_terms = tuple(sorted(lower))  # as `subject` keeps them
     if "" in forms:
         got = {t: f for t, f in zip(stems, forms, strict=True) if f}
     else:
         got = dict(zip(stems, forms, strict=True))
-    return Subject(terms, names, got, lower, frozenset(terms.keys() - names - lower))
+    return Subject(terms, names, got, lower_terms, frozenset(terms.keys() - names - lower))
 
 
 @dataclass(frozen=True, slots=True)

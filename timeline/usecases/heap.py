@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from timeline.storage.bulk import paused_gc
+
 log = logging.getLogger(__name__)
 
 REFREEZE_ROUNDS = 96
@@ -42,14 +44,11 @@ class HeapKeeper:
         if full:
             gc.unfreeze()
         collected = gc.collect() if full else gc.collect(1)
-        enabled = gc.isenabled()
-        gc.disable()
         try:
-            yield
+            with paused_gc():
+                yield
         finally:
             gc.freeze()
-            if enabled:
-                gc.enable()
         log.debug(
             "round start: %.3f s (%s collection, %d objects collected, %d frozen)",
             time.perf_counter() - began,
