@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select, text, update
+from sqlalchemy import Table, and_, func, literal, or_, select, text, union_all, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
@@ -294,12 +294,16 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     alert: bool,
     events: EventIndex | None = None,
     storylines: StorylineCache | None = None,
+    sync_search: bool = True,
 ) -> IngestReport:
     """Store `items` of `feed`; return what was new. The caller commits.
 
     `events` is the in-memory index of the feed's scope's recent events (clustering); each new
     entry is added to it. `storylines` places each new event in a storyline (and is extended
     likewise). If the transaction fails, the caller must drop both.
+
+    With `sync_search` False the caller indexes the new entries for search itself
+    (`sync_search_index`) before it commits: a group of ingests in one transaction does it once.
     """
     report = IngestReport()
     by_key: dict[str, FeedItem] = {}
@@ -415,8 +419,9 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
                 )
 
     # Index the new entries for search in the same transaction, so a search never pays for a
-    # backlog of a whole polling round.
-    await sync_search_index(session)
+    # backlog of a whole polling round. (Only inserts queue entries for it: see the triggers.)
+    if sync_search and inserted:
+        await sync_search_index(session)
 
     if entry_events:
         # One executemany by primary key instead of one UPDATE per entry.
@@ -500,33 +505,37 @@ async def _find_event(
 
 
 async def _events_by_links(session: AsyncSession, feed: Feed, links: list[str]) -> dict[str, int]:
-    """Map each link already known in the feed's scope to its event (earliest event first)."""
+    """Map each link already known in the feed's scope to its event (earliest event first).
+
+    An event's own link decides; an entry's link (of a source that joined an event under
+    another link) only for the links no event has. Both in one statement per chunk.
+    """
     scope = [feed.guild_id] if feed.guild_id == GLOBAL_SCOPE else [feed.guild_id, GLOBAL_SCOPE]
     found: dict[str, int] = {}
     for start in range(0, len(links), _IN_CHUNK):
         chunk = links[start : start + _IN_CHUNK]
-        rows = await session.execute(
-            select(Event.link, func.min(Event.id))
+        by_event = (
+            select(literal(0).label("via"), Event.link, func.min(Event.id).label("event_id"))
             # "+ 0": without it SQLite (no ANALYZE statistics) walks every event of the
             # guild through ix_events_guild_occurred instead of looking the links up.
             .where(Event.link.in_(chunk), (Event.guild_id + 0).in_(scope))
             .group_by(Event.link)
         )
-        found.update({link: int(event_id) for link, event_id in rows.all()})
-        rest = [link for link in chunk if link not in found]
-        if not rest:
-            continue
-        rows = await session.execute(
-            select(Entry.link, func.min(Entry.event_id))
+        by_entry = (
+            select(literal(1).label("via"), Entry.link, func.min(Entry.event_id))
             .join(Feed, Feed.id == Entry.feed_id)
             .where(
-                Entry.link.in_(rest),
+                Entry.link.in_(chunk),
                 Entry.event_id.is_not(None),
                 Feed.guild_id.in_(scope),
             )
             .group_by(Entry.link)
         )
-        found.update({link: int(event_id) for link, event_id in rows.all()})
+        via_entry: dict[str, int] = {}
+        for via, link, event_id in (await session.execute(union_all(by_event, by_entry))).all():
+            (via_entry if via else found)[link] = int(event_id)
+        for link, event_id in via_entry.items():
+            found.setdefault(link, event_id)
     return found
 
 
