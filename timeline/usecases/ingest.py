@@ -317,7 +317,7 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     if not fresh:
         return report
 
-    await _lock_links(session, [item.link for item in fresh.values() if item.link])
+    await lock_links(session, [item.link for item in fresh.values() if item.link])
     rows = [
         {
             "feed_id": feed.id,
@@ -446,7 +446,7 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     return report
 
 
-async def _lock_links(session: AsyncSession, links: list[str]) -> None:
+async def lock_links(session: AsyncSession, links: list[str]) -> None:
     """On PostgreSQL, serialise ingests that carry the same story link until they commit.
 
     Two pollers storing the same link at once would each miss the other's uncommitted event
