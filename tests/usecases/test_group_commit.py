@@ -1,9 +1,10 @@
 """Group commit of fetches with items: several feeds' ingests in one transaction, each in a
 SAVEPOINT of its own, on SQLite and on PostgreSQL.
 
-Each test holds the committer inside one feed's ingest (a gate around the real `ingest`), so
-the fetches recorded meanwhile queue and are committed together in the next transaction;
+The group tests hold the committer inside one feed's ingest (a gate around the real `ingest`),
+so the fetches recorded meanwhile queue and are committed together in the next transaction;
 nothing waits on the clock (the timeouts only bound a failure, which would otherwise hang).
+The last test is about one fetch: its new events are inserted together after its items.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 from feeds.types import FeedItem, FetchResult
 from timeline.app.config import PollingSettings
 from timeline.storage.engine import Database
-from timeline.storage.models import Entry, Event, Feed, FetchLog
+from timeline.storage.models import Alert, Entry, Event, Feed, FetchLog, Watch
 from timeline.usecases import polling
 from timeline.usecases.ingest import ingest
 from timeline.usecases.polling import DueFeed, PollStore
@@ -315,3 +316,40 @@ async def test_a_group_cancelled_after_one_feed_commits_none_of_it(
     for i, d in enumerate(again, start=1):
         assert (await store.record(d, ok(d, i), NOW)).new_entries == 2
     assert await stored(sdb) == {ids[i]: [f"f{i}-0", f"f{i}-1"] for i in range(3)}
+
+
+async def test_a_story_twice_in_one_fetch_is_one_event_with_the_earliest_date(
+    sdb: Database,
+) -> None:
+    """The events of one fetch are inserted together after its items are matched: an item
+    that joins an event an earlier item of the same fetch created (not inserted yet) joins it,
+    moves its date earlier, and its alert is written once, for that event."""
+    ids = await add_feeds(sdb, 1)
+    async with sdb.session() as session:
+        session.add(Watch(name="cranes", query="crane", channel_id=7))
+    store = PollStore(sdb, SETTINGS, owner="me")
+    [due] = await store.claim_due(NOW)
+    await store.begin_round(NOW)
+    title, summary = "Harbour crane collapses in storm", "Dock workers evacuated at dawn."
+    copies = [
+        FeedItem(
+            key=f"copy-{n}",
+            title=title,
+            summary=summary,
+            link=f"https://news.example/crane/{n}",
+            published=NOW - timedelta(hours=hours),
+        )
+        for n, hours in enumerate((1, 3))
+    ]
+    result = FetchResult(due.state.url, "ok", due.state, items=copies, status=200)
+    outcome = await store.record(due, result, NOW)
+    assert (outcome.new_entries, outcome.new_events, outcome.joined_events) == (2, 1, 1)
+    assert len(outcome.alerts) == 1
+    async with sdb.session() as session:
+        events = (await session.execute(select(Event.id, Event.occurred_at))).tuples().all()
+        assert len(events) == 1
+        [(event_id, occurred)] = events
+        assert occurred == NOW - timedelta(hours=3)
+        entries = await session.scalars(select(Entry.event_id).where(Entry.feed_id == ids[0]))
+        assert list(entries) == [event_id, event_id]
+        assert list(await session.scalars(select(Alert.event_id))) == [event_id]

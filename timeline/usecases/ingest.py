@@ -1,7 +1,8 @@
 """Store new feed items as entries, join them into events, match watches, write the outbox.
 
-Everything for one feed's fetch happens in one transaction: the entries, their events, and the
-alerts they cause. A crash in between leaves nothing half-done; polling the same feed twice stores
+Everything for one feed's fetch happens in one transaction (the poller's: a SAVEPOINT of a group
+of fetches committed together, see `PollStore.record`): the entries, their events, and the alerts
+they cause. A crash in between leaves nothing half-done; polling the same feed twice stores
 nothing twice (unique feed + key, enforced by the database).
 """
 
@@ -34,7 +35,8 @@ MAX_KEY = 512
 _IN_CHUNK = 500  # values per IN (...) list: well under every backend's parameter limit
 # Built once on the table: an ORM insert built per call is compiled per call (no cache hit).
 _EVENTS = cast(Table, Event.__table__)
-_INSERT_EVENT = sa_insert(_EVENTS).returning(_EVENTS.c.id)
+# Executed with a list of rows that carry their ids (see _EventIds): one executemany.
+_INSERT_EVENT = sa_insert(_EVENTS)
 _ENTRIES = cast(Table, Entry.__table__)
 # ON CONFLICT DO NOTHING: another poller may have stored the same entry a moment ago.
 # Executed with a list of rows (executemany with RETURNING): compiled once per dialect.
@@ -349,26 +351,27 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     links = sorted({link for k in inserted if (link := fresh[k].link)})
     by_link = await _events_by_links(session, feed, links)
     entry_events: list[dict[str, int]] = []
-    touched_events: set[int] = set()
     created: list[NewEvent] = []
     joined_entries: list[tuple[int, int]] = []
+    # New events get their ids up front and are inserted together after the loop (one
+    # executemany); the alerts, which reference them, are written after that, in order.
+    ids = _EventIds(session, len(inserted))
+    pending: dict[int, dict[str, Any]] = {}
+    matched: list[tuple[FeedItem, int, list[tuple[CompiledWatch, list[str]]]]] = []
     for key, entry_id in inserted.items():
         item = fresh[key]
-        event_id = await _find_event(session, feed, item, key, events, by_link)
+        event_id = await _find_event(session, feed, item, key, events, by_link, pending)
         if event_id is None:
-            event_id = (
-                await session.execute(
-                    _INSERT_EVENT,
-                    {
-                        "guild_id": feed.guild_id,
-                        "title": item.title or "(untitled)",
-                        "link": item.link,
-                        "occurred_at": item.published,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-            ).scalar_one()
+            event_id = await ids.next()
+            pending[event_id] = {
+                "id": event_id,
+                "guild_id": feed.guild_id,
+                "title": item.title or "(untitled)",
+                "link": item.link,
+                "occurred_at": item.published,
+                "created_at": now,
+                "updated_at": now,
+            }
             report.new_events.append(event_id)
             created.append(
                 NewEvent(event_id, feed.guild_id, item.published, item.title, item.summary)
@@ -376,14 +379,16 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
         else:
             report.joined_events.append(event_id)
             joined_entries.append((entry_id, event_id))
-            await session.execute(
-                update(Event)
-                .where(Event.id == event_id, Event.occurred_at > item.published)
-                .values(occurred_at=item.published, updated_at=now)
-            )
+            if (row := pending.get(event_id)) is not None:
+                row["occurred_at"] = min(row["occurred_at"], item.published)
+            else:
+                await session.execute(
+                    update(Event)
+                    .where(Event.id == event_id, Event.occurred_at > item.published)
+                    .values(occurred_at=item.published, updated_at=now)
+                )
             if storylines is not None:
                 storylines.index(feed.guild_id).move_earlier(event_id, item.published)
-        touched_events.add(event_id)
         if item.link:
             by_link.setdefault(item.link, event_id)
         entry_events.append({"id": entry_id, "event_id": event_id})
@@ -397,11 +402,14 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
                 keys=(key,),
                 seen=now,
             )
+        if alert:
+            doc = Document(title=item.title, summary=item.summary, source_names=names)
+            matched.append((item, event_id, watches.match(doc, feed.guild_id)))
 
-        if not alert:
-            continue
-        doc = Document(title=item.title, summary=item.summary, source_names=names)
-        for watch, terms in watches.match(doc, feed.guild_id):
+    if pending:
+        await session.execute(_INSERT_EVENT, list(pending.values()))
+    for item, event_id, found in matched:
+        for watch, terms in found:
             alert_id = await _add_alert(session, watch, event_id, terms, now)
             if alert_id is not None:
                 report.alerts.append(
@@ -446,6 +454,49 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     return report
 
 
+class _EventIds:
+    """Ids for the events one ingest creates, handed out before the rows are inserted.
+
+    SQLite: the next rowids, counted on from the largest (as SQLite would pick them), read
+    once per transaction: ingest has written the entries by then, so the transaction holds
+    the database's write lock and no other connection inserts an event until it ends.
+    PostgreSQL: values of the events' sequence, as many as the ingest may need at most, in
+    one statement (those a join leaves unused are a gap, as a rolled-back insert leaves).
+    """
+
+    def __init__(self, session: AsyncSession, most: int) -> None:
+        self.session = session
+        self.most = most
+        self.ids: list[int] | None = None
+
+    async def next(self) -> int:
+        session = self.session
+        if _dialect_name(session) == "postgresql":
+            if self.ids is None:
+                rows = await session.execute(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence('events', 'id')) "
+                        "FROM generate_series(1, :n)"
+                    ),
+                    {"n": self.most},
+                )
+                self.ids = sorted((int(r[0]) for r in rows), reverse=True)
+            return self.ids.pop()
+        # Counted on in the session for the rest of its transaction (its root transaction).
+        transaction = session.sync_session.get_transaction()
+        cached = session.info.get(_NEXT_EVENT_ID)
+        if cached is not None and cached[0] is transaction:
+            event_id = int(cached[1])
+        else:
+            largest = await session.scalar(select(func.max(Event.id)))
+            event_id = int(largest or 0) + 1
+        session.info[_NEXT_EVENT_ID] = (transaction, event_id + 1)
+        return event_id
+
+
+_NEXT_EVENT_ID = "timeline.next_event_id"
+
+
 async def lock_links(session: AsyncSession, links: list[str]) -> None:
     """On PostgreSQL, serialise ingests that carry the same story link until they commit.
 
@@ -472,6 +523,7 @@ async def _find_event(
     key: str,
     events: EventIndex | None,
     by_link: dict[str, int],
+    pending: Container[int] = (),
 ) -> int | None:
     """Return the event this item belongs to, or None for a new event.
 
@@ -494,6 +546,8 @@ async def _find_event(
     )
     if match is None:
         return None
+    if match.event_id in pending:  # created by this batch, not inserted yet
+        return match.event_id
     # The index may name an event an admin has since merged away.
     exists = await session.scalar(
         select(Event.id).where(Event.id == match.event_id, Event.guild_id == feed.guild_id)
