@@ -22,7 +22,7 @@ from timeline.app.config import PollingSettings
 from timeline.storage.engine import Database
 from timeline.storage.models import Alert, Entry, Event, Feed, FetchLog, Watch
 from timeline.usecases import polling
-from timeline.usecases.ingest import ingest
+from timeline.usecases.ingest import _id_runs, ingest
 from timeline.usecases.polling import DueFeed, PollStore
 
 SETTINGS = PollingSettings(jitter=0.0)
@@ -353,3 +353,47 @@ async def test_a_story_twice_in_one_fetch_is_one_event_with_the_earliest_date(
         entries = await session.scalars(select(Entry.event_id).where(Entry.feed_id == ids[0]))
         assert list(entries) == [event_id, event_id]
         assert list(await session.scalars(select(Alert.event_id))) == [event_id]
+
+
+def test_id_runs_are_the_longest_runs_of_consecutive_ids() -> None:
+    ids = {*range(1, 101), *range(150, 160), *range(200, 400), 401}
+    assert _id_runs(ids, most=32, shortest=64) == [(1, 100), (200, 399)]
+    assert _id_runs(ids, most=1, shortest=5) == [(200, 399)]
+    assert _id_runs(frozenset()) == []
+
+
+async def test_a_round_reads_what_another_poller_stored_next_to_a_run_it_knows(
+    sdb: Database,
+) -> None:
+    """The ids this process already indexed are left out of the round's read by runs; an
+    entry another poller stored right after such a run is still read into the index."""
+    ids = await add_feeds(sdb, 2)
+    mine = PollStore(sdb, SETTINGS, owner="me")
+    other = PollStore(sdb, SETTINGS, owner="other")
+    [due] = await mine.claim_due(NOW, limit=1)
+    await mine.begin_round(NOW)
+    many = [
+        FeedItem(
+            key=f"bulk-{n}",
+            title=f"Council minutes item {n} {'x' * (n % 7)}",
+            summary=f"Agenda point {n * 7919} approved.",
+            link=f"https://minutes.example/{n}",
+            published=NOW - timedelta(minutes=n + 1),
+        )
+        for n in range(70)
+    ]
+    result = FetchResult(due.state.url, "ok", due.state, items=many, status=200)
+    assert (await mine.record(due, result, NOW)).new_entries == 70
+    await mine.begin_round(NOW)  # sets the watermark: the next round reads what is newer
+    [theirs] = await other.claim_due(NOW)
+    assert theirs.id == ids[1]
+    await other.begin_round(NOW)
+    assert (await other.record(theirs, ok(theirs, 3), NOW)).new_entries == 2
+    assert len(mine._known) == 70 and _id_runs(mine._known)
+
+    await mine.begin_round(NOW)
+    story = items(3)[0]
+    found = mine.events[0].find(
+        title=story.title, summary=story.summary, published=story.published, link=story.link
+    )
+    assert found is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Collection, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -184,12 +184,15 @@ async def load_recent_sources(
     )
     if watermark is None:
         return seen_after
-    # Up to the watermark read first: an entry committed meanwhile is read next round.
+    # Up to the watermark read first: an entry committed meanwhile is read next round. The
+    # longest runs of consecutive ids already in the indexes are left out by the database
+    # (tens of thousands of rows after a first poll or a restart, every round for a lease).
+    known = [~Entry.id.between(low, high) for low, high in _id_runs(skip)]
     ids = (
         await session.scalars(
             select(Entry.id)
             .join(Event, Event.id == Entry.event_id)
-            .where(since, Entry.first_seen_at <= watermark)
+            .where(since, Entry.first_seen_at <= watermark, *known)
             .order_by(*order)
         )
     ).all()
@@ -204,6 +207,23 @@ async def load_recent_sources(
         )
         await _add_sources(rows, indexes, seen_after, skip, loaded, window)
     return watermark
+
+
+def _id_runs(ids: Container[int], most: int = 32, shortest: int = 64) -> list[tuple[int, int]]:
+    """The `most` longest runs of consecutive ids in `ids` (of `shortest` ids or more)."""
+    if not isinstance(ids, Collection) or not ids:
+        return []
+    ordered = sorted(ids)
+    runs: list[tuple[int, int]] = []
+    low = high = ordered[0]
+    for entry_id in ordered[1:]:
+        if entry_id != high + 1:
+            runs.append((low, high))
+            low = entry_id
+        high = entry_id
+    runs.append((low, high))
+    longest = sorted((r for r in runs if r[1] - r[0] + 1 >= shortest), key=lambda r: r[0] - r[1])
+    return sorted(longest[:most])
 
 
 async def _add_sources(
