@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,10 +110,19 @@ class SeedStore:
     async def begin_round(self, now: datetime | None = None) -> None:
         """Nothing to compile: seeding matches no watches."""
 
-    async def record(self, due: Any, result: FetchResult, now: datetime | None = None) -> Any:
+    async def record(
+        self,
+        due: Any,
+        result: FetchResult,
+        now: datetime | None = None,
+        *,
+        on_queued: Callable[[], None] | None = None,
+    ) -> Any:
         """Bulk-store an "ok" result; hand anything else to the real store."""
         if result.outcome != "ok":
-            return await self.store.record(due, result, now)
+            return await self.store.record(due, result, now, on_queued=on_queued)
+        if on_queued is not None:
+            on_queued()  # stored one at a time, in turn
         now = now or datetime.now(UTC)
         async with self.store._writing(), self.store.db.session() as session:
             items = list({item.key: item for item in reversed(result.items)}.values())

@@ -30,7 +30,17 @@ class Store(Protocol):
 
     async def begin_round(self, now: datetime | None = None) -> None: ...
 
-    async def record(self, due: Any, result: FetchResult, now: datetime | None = None) -> Any: ...
+    async def record(
+        self,
+        due: Any,
+        result: FetchResult,
+        now: datetime | None = None,
+        *,
+        on_queued: Callable[[], None] | None = None,
+    ) -> Any:
+        """Record one fetch. `on_queued` is called once the fetch holds its place in the
+        store's order of recording (a store that records one at a time calls it first)."""
+        ...
 
 
 class FetcherLike(Protocol):
@@ -83,7 +93,8 @@ class Poller:
                 # Feeds are fetched concurrently but their items are ingested in the order the
                 # feeds were claimed (due time, then id), whichever fetch finishes first:
                 # which event a story joins must not depend on network timing. turns[i] is
-                # set once feed i's items are in (or it brought none).
+                # set once feed i's items hold their place in the store's order of recording
+                # (or it brought none); the store may commit several feeds together.
                 turns = [asyncio.Event() for _ in due]
 
                 async def one(i: int, feed: Due) -> None:
@@ -96,7 +107,8 @@ class Poller:
                     try:
                         if result.outcome == "ok" and before is not None:
                             await before.wait()
-                        outcome = await self._record_one(feed, result, now)
+                        queued = turns[i].set if result.outcome == "ok" else None
+                        outcome = await self._record_one(feed, result, now, queued)
                         if result.outcome != "ok" and before is not None:
                             await before.wait()
                     finally:
@@ -140,9 +152,15 @@ class Poller:
             log.debug("feed %r (%s) failed: %s", feed.name, feed.state.url, result.error)
         return result
 
-    async def _record_one(self, feed: Due, result: FetchResult, now: datetime | None) -> Any:
+    async def _record_one(
+        self,
+        feed: Due,
+        result: FetchResult,
+        now: datetime | None,
+        queued: Callable[[], None] | None,
+    ) -> Any:
         try:
-            return await self.store.record(feed, result, now)
+            return await self.store.record(feed, result, now, on_queued=queued)
         except Exception:
             log.exception("recording the fetch of feed %r failed", feed.name)
             return None

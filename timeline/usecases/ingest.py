@@ -1,7 +1,8 @@
 """Store new feed items as entries, join them into events, match watches, write the outbox.
 
-Everything for one feed's fetch happens in one transaction: the entries, their events, and the
-alerts they cause. A crash in between leaves nothing half-done; polling the same feed twice stores
+Everything for one feed's fetch happens in one transaction (the poller's: a SAVEPOINT of a group
+of fetches committed together, see `PollStore.record`): the entries, their events, and the alerts
+they cause. A crash in between leaves nothing half-done; polling the same feed twice stores
 nothing twice (unique feed + key, enforced by the database).
 """
 
@@ -9,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Collection, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select, text, update
+from sqlalchemy import Table, and_, func, literal, or_, select, text, union_all, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncResult, AsyncSession
@@ -35,7 +36,8 @@ MAX_KEY = 512
 _IN_CHUNK = 500  # values per IN (...) list: well under every backend's parameter limit
 # Built once on the table: an ORM insert built per call is compiled per call (no cache hit).
 _EVENTS = cast(Table, Event.__table__)
-_INSERT_EVENT = sa_insert(_EVENTS).returning(_EVENTS.c.id)
+# Executed with a list of rows that carry their ids (see _EventIds): one executemany.
+_INSERT_EVENT = sa_insert(_EVENTS)
 _ENTRIES = cast(Table, Entry.__table__)
 # ON CONFLICT DO NOTHING: another poller may have stored the same entry a moment ago.
 # Executed with a list of rows (executemany with RETURNING): compiled once per dialect.
@@ -184,12 +186,15 @@ async def load_recent_sources(
     )
     if watermark is None:
         return seen_after
-    # Up to the watermark read first: an entry committed meanwhile is read next round.
+    # Up to the watermark read first: an entry committed meanwhile is read next round. The
+    # longest runs of consecutive ids already in the indexes are left out by the database
+    # (tens of thousands of rows after a first poll or a restart, every round for a lease).
+    known = [~Entry.id.between(low, high) for low, high in _id_runs(skip)]
     ids = (
         await session.scalars(
             select(Entry.id)
             .join(Event, Event.id == Entry.event_id)
-            .where(since, Entry.first_seen_at <= watermark)
+            .where(since, Entry.first_seen_at <= watermark, *known)
             .order_by(*order)
         )
     ).all()
@@ -204,6 +209,23 @@ async def load_recent_sources(
         )
         await _add_sources(rows, indexes, seen_after, skip, loaded, window)
     return watermark
+
+
+def _id_runs(ids: Container[int], most: int = 32, shortest: int = 64) -> list[tuple[int, int]]:
+    """The `most` longest runs of consecutive ids in `ids` (of `shortest` ids or more)."""
+    if not isinstance(ids, Collection) or not ids:
+        return []
+    ordered = sorted(ids)
+    runs: list[tuple[int, int]] = []
+    low = high = ordered[0]
+    for entry_id in ordered[1:]:
+        if entry_id != high + 1:
+            runs.append((low, high))
+            low = entry_id
+        high = entry_id
+    runs.append((low, high))
+    longest = sorted((r for r in runs if r[1] - r[0] + 1 >= shortest), key=lambda r: r[0] - r[1])
+    return sorted(longest[:most])
 
 
 async def _add_sources(
@@ -309,12 +331,16 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     alert: bool,
     events: EventIndex | None = None,
     storylines: StorylineCache | None = None,
+    sync_search: bool = True,
 ) -> IngestReport:
     """Store `items` of `feed`; return what was new. The caller commits.
 
     `events` is the in-memory index of the feed's scope's recent events (clustering); each new
     entry is added to it. `storylines` places each new event in a storyline (and is extended
     likewise). If the transaction fails, the caller must drop both.
+
+    With `sync_search` False the caller indexes the new entries for search itself
+    (`sync_search_index`) before it commits: a group of ingests in one transaction does it once.
     """
     report = IngestReport()
     by_key: dict[str, FeedItem] = {}
@@ -328,7 +354,7 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     if not fresh:
         return report
 
-    await _lock_links(session, [item.link for item in fresh.values() if item.link])
+    await lock_links(session, [item.link for item in fresh.values() if item.link])
     rows = [
         {
             "feed_id": feed.id,
@@ -360,26 +386,27 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     links = sorted({link for k in inserted if (link := fresh[k].link)})
     by_link = await _events_by_links(session, feed, links)
     entry_events: list[dict[str, int]] = []
-    touched_events: set[int] = set()
     created: list[NewEvent] = []
     joined_entries: list[tuple[int, int]] = []
+    # New events get their ids up front and are inserted together after the loop (one
+    # executemany); the alerts, which reference them, are written after that, in order.
+    ids = _EventIds(session, len(inserted))
+    pending: dict[int, dict[str, Any]] = {}
+    matched: list[tuple[FeedItem, int, list[tuple[CompiledWatch, list[str]]]]] = []
     for key, entry_id in inserted.items():
         item = fresh[key]
-        event_id = await _find_event(session, feed, item, key, events, by_link)
+        event_id = await _find_event(session, feed, item, key, events, by_link, pending)
         if event_id is None:
-            event_id = (
-                await session.execute(
-                    _INSERT_EVENT,
-                    {
-                        "guild_id": feed.guild_id,
-                        "title": item.title or "(untitled)",
-                        "link": item.link,
-                        "occurred_at": item.published,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-            ).scalar_one()
+            event_id = await ids.next()
+            pending[event_id] = {
+                "id": event_id,
+                "guild_id": feed.guild_id,
+                "title": item.title or "(untitled)",
+                "link": item.link,
+                "occurred_at": item.published,
+                "created_at": now,
+                "updated_at": now,
+            }
             report.new_events.append(event_id)
             created.append(
                 NewEvent(
@@ -389,14 +416,16 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
         else:
             report.joined_events.append(event_id)
             joined_entries.append((entry_id, event_id))
-            await session.execute(
-                update(Event)
-                .where(Event.id == event_id, Event.occurred_at > item.published)
-                .values(occurred_at=item.published, updated_at=now)
-            )
+            if (row := pending.get(event_id)) is not None:
+                row["occurred_at"] = min(row["occurred_at"], item.published)
+            else:
+                await session.execute(
+                    update(Event)
+                    .where(Event.id == event_id, Event.occurred_at > item.published)
+                    .values(occurred_at=item.published, updated_at=now)
+                )
             if storylines is not None:
                 storylines.index(feed.guild_id).move_earlier(event_id, item.published)
-        touched_events.add(event_id)
         if item.link:
             by_link.setdefault(item.link, event_id)
         entry_events.append({"id": entry_id, "event_id": event_id})
@@ -410,11 +439,14 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
                 keys=(key,),
                 seen=now,
             )
+        if alert:
+            doc = Document(title=item.title, summary=item.summary, source_names=names)
+            matched.append((item, event_id, watches.match(doc, feed.guild_id)))
 
-        if not alert:
-            continue
-        doc = Document(title=item.title, summary=item.summary, source_names=names)
-        for watch, terms in watches.match(doc, feed.guild_id):
+    if pending:
+        await session.execute(_INSERT_EVENT, list(pending.values()))
+    for item, event_id, found in matched:
+        for watch, terms in found:
             alert_id = await _add_alert(session, watch, event_id, terms, now)
             if alert_id is not None:
                 report.alerts.append(
@@ -432,8 +464,9 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
                 )
 
     # Index the new entries for search in the same transaction, so a search never pays for a
-    # backlog of a whole polling round.
-    await sync_search_index(session)
+    # backlog of a whole polling round. (Only inserts queue entries for it: see the triggers.)
+    if sync_search and inserted:
+        await sync_search_index(session)
 
     if entry_events:
         # One executemany by primary key instead of one UPDATE per entry.
@@ -458,7 +491,50 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     return report
 
 
-async def _lock_links(session: AsyncSession, links: list[str]) -> None:
+class _EventIds:
+    """Ids for the events one ingest creates, handed out before the rows are inserted.
+
+    SQLite: the next rowids, counted on from the largest (as SQLite would pick them), read
+    once per transaction: ingest has written the entries by then, so the transaction holds
+    the database's write lock and no other connection inserts an event until it ends.
+    PostgreSQL: values of the events' sequence, as many as the ingest may need at most, in
+    one statement (those a join leaves unused are a gap, as a rolled-back insert leaves).
+    """
+
+    def __init__(self, session: AsyncSession, most: int) -> None:
+        self.session = session
+        self.most = most
+        self.ids: list[int] | None = None
+
+    async def next(self) -> int:
+        session = self.session
+        if _dialect_name(session) == "postgresql":
+            if self.ids is None:
+                rows = await session.execute(
+                    text(
+                        "SELECT nextval(pg_get_serial_sequence('events', 'id')) "
+                        "FROM generate_series(1, :n)"
+                    ),
+                    {"n": self.most},
+                )
+                self.ids = sorted((int(r[0]) for r in rows), reverse=True)
+            return self.ids.pop()
+        # Counted on in the session for the rest of its transaction (its root transaction).
+        transaction = session.sync_session.get_transaction()
+        cached = session.info.get(_NEXT_EVENT_ID)
+        if cached is not None and cached[0] is transaction:
+            event_id = int(cached[1])
+        else:
+            largest = await session.scalar(select(func.max(Event.id)))
+            event_id = int(largest or 0) + 1
+        session.info[_NEXT_EVENT_ID] = (transaction, event_id + 1)
+        return event_id
+
+
+_NEXT_EVENT_ID = "timeline.next_event_id"
+
+
+async def lock_links(session: AsyncSession, links: list[str]) -> None:
     """On PostgreSQL, serialise ingests that carry the same story link until they commit.
 
     Two pollers storing the same link at once would each miss the other's uncommitted event
@@ -484,6 +560,7 @@ async def _find_event(
     key: str,
     events: EventIndex | None,
     by_link: dict[str, int],
+    pending: Container[int] = (),
 ) -> int | None:
     """Return the event this item belongs to, or None for a new event.
 
@@ -506,6 +583,8 @@ async def _find_event(
     )
     if match is None:
         return None
+    if match.event_id in pending:  # created by this batch, not inserted yet
+        return match.event_id
     # The index may name an event an admin has since merged away.
     exists = await session.scalar(
         select(Event.id).where(Event.id == match.event_id, Event.guild_id == feed.guild_id)
@@ -517,33 +596,37 @@ async def _find_event(
 
 
 async def _events_by_links(session: AsyncSession, feed: Feed, links: list[str]) -> dict[str, int]:
-    """Map each link already known in the feed's scope to its event (earliest event first)."""
+    """Map each link already known in the feed's scope to its event (earliest event first).
+
+    An event's own link decides; an entry's link (of a source that joined an event under
+    another link) only for the links no event has. Both in one statement per chunk.
+    """
     scope = [feed.guild_id] if feed.guild_id == GLOBAL_SCOPE else [feed.guild_id, GLOBAL_SCOPE]
     found: dict[str, int] = {}
     for start in range(0, len(links), _IN_CHUNK):
         chunk = links[start : start + _IN_CHUNK]
-        rows = await session.execute(
-            select(Event.link, func.min(Event.id))
+        by_event = (
+            select(literal(0).label("via"), Event.link, func.min(Event.id).label("event_id"))
             # "+ 0": without it SQLite (no ANALYZE statistics) walks every event of the
             # guild through ix_events_guild_occurred instead of looking the links up.
             .where(Event.link.in_(chunk), (Event.guild_id + 0).in_(scope))
             .group_by(Event.link)
         )
-        found.update({link: int(event_id) for link, event_id in rows.all()})
-        rest = [link for link in chunk if link not in found]
-        if not rest:
-            continue
-        rows = await session.execute(
-            select(Entry.link, func.min(Entry.event_id))
+        by_entry = (
+            select(literal(1).label("via"), Entry.link, func.min(Entry.event_id))
             .join(Feed, Feed.id == Entry.feed_id)
             .where(
-                Entry.link.in_(rest),
+                Entry.link.in_(chunk),
                 Entry.event_id.is_not(None),
                 Feed.guild_id.in_(scope),
             )
             .group_by(Entry.link)
         )
-        found.update({link: int(event_id) for link, event_id in rows.all()})
+        via_entry: dict[str, int] = {}
+        for via, link, event_id in (await session.execute(union_all(by_event, by_entry))).all():
+            (via_entry if via else found)[link] = int(event_id)
+        for link, event_id in via_entry.items():
+            found.setdefault(link, event_id)
     return found
 
 

@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, cast
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from feeds.types import FetchResult, FetchState
@@ -26,6 +26,7 @@ from timeline.storage import notices
 from timeline.storage.engine import Database
 from timeline.storage.models import Feed, FeedNotice, FetchLog, utcnow
 from timeline.storage.notify import announce_outbox
+from timeline.storage.search import sync_search_index
 from timeline.storage.storylines import StorylineCache
 from timeline.usecases.heap import HeapKeeper
 from timeline.usecases.ingest import (
@@ -35,6 +36,7 @@ from timeline.usecases.ingest import (
     ingest,
     load_recent_sources,
     load_watch_set,
+    lock_links,
 )
 
 log = logging.getLogger(__name__)
@@ -249,26 +251,30 @@ class PollStore:
         return self._write_lock or _NoLock()
 
     async def record(
-        self, due: DueFeed, result: FetchResult, now: datetime | None = None
+        self,
+        due: DueFeed,
+        result: FetchResult,
+        now: datetime | None = None,
+        *,
+        on_queued: Callable[[], None] | None = None,
     ) -> FeedOutcome:
-        """Store the items and the scheduling state of one fetch, in one transaction.
+        """Store the items and the scheduling state of one fetch; return once it is committed.
 
-        A fetch that brings no items (304, same body, error) is committed together with the
-        others that arrive while a transaction is running (group commit); it returns once its
-        own state is committed, as a lone transaction would.
+        Fetches are committed in groups (group commit): those that arrive while a transaction
+        is running are recorded together in the next one, in the order they arrived, each
+        fetch's items inside a SAVEPOINT of their own, so one feed's failure rolls back that
+        feed only. `on_queued`, if given, is called once this fetch holds its place in that
+        order (the poller then hands over the next feed's items: see feeds.rounds).
         """
         now = now or utcnow()
         if self.watches is None:
             await self.begin_round(now)
         try:
-            if result.outcome == "ok":
-                outcome = await self._record(due, result, now)
-            else:
-                outcome = await self._record_grouped(due, result, now)
+            outcome = await self._record_grouped(due, result, now, on_queued)
         except BaseException:
-            self._drop_event_indexes()
             # Not recorded: give the feed back so it is retried, instead of renewing its lease
-            # forever or leaving it until the lease runs out.
+            # forever or leaving it until the lease runs out. (Whoever ran the transaction has
+            # dropped the event indexes if it did not commit: see `_record_grouped`.)
             try:
                 await self.release([due.id])
             except Exception:
@@ -280,54 +286,6 @@ class PollStore:
             metrics.FETCH_FAILURES.labels(outcome.error_kind or "unknown").inc()
         metrics.ITEMS_INGESTED.inc(outcome.new_entries)
         metrics.ALERTS_CREATED.inc(len(outcome.alerts))
-        return outcome
-
-    async def _record(self, due: DueFeed, result: FetchResult, now: datetime) -> FeedOutcome:
-        assert self.watches is not None
-        async with self._writing(), self.db.session() as session:
-            feed = await session.get(Feed, due.id)
-            if feed is None:  # removed while it was being fetched
-                return FeedOutcome(due.id, due.name, due.state.url, "removed")
-            report = IngestReport()
-            if result.outcome == "ok":
-                alert = feed.backfilled or self.settings.alert_on_first_poll
-                report = await ingest(
-                    session,
-                    feed,
-                    result.items,
-                    self.watches,
-                    now=now,
-                    alert=alert,
-                    events=self.events.setdefault(feed.guild_id, EventIndex()),
-                    storylines=self.storylines,
-                )
-                self._known.update(dict.fromkeys(report.entry_ids, now))
-                if result.feed_title:
-                    feed.title = result.feed_title[:500]
-            outcome = self._settle(session, feed, result, now, report)
-            if result.outcome == "ok":
-                feed.backfilled = True
-            if report.alerts or report.edited_alerts:
-                # Delivered on commit: the Discord process wakes up for rows it can see.
-                await announce_outbox(session)
-        return outcome
-
-    def _settle(
-        self,
-        session: AsyncSession,
-        feed: Feed,
-        result: FetchResult,
-        now: datetime,
-        report: IngestReport,
-    ) -> FeedOutcome:
-        """Apply a fetch's scheduling state to the ORM `feed` and log it; return the outcome."""
-        row = _FeedRow.of(feed)
-        outcome = self._schedule(row, result, now, report)
-        for column, value in row.changes.items():
-            setattr(feed, column, value)
-        if row.notice is not None:
-            session.add(FeedNotice(**row.notice))
-        session.add(FetchLog(**_fetch_log(feed.id, result, now, report)))
         return outcome
 
     def _schedule(
@@ -355,19 +313,31 @@ class PollStore:
         outcome.next_check_at = row.next_check_at
         return outcome
 
-    async def _record_grouped(  # noqa: C901 (one branch per fetch outcome)
-        self, due: DueFeed, result: FetchResult, now: datetime
+    async def _record_grouped(  # noqa: C901 (the hand-over cases in order)
+        self,
+        due: DueFeed,
+        result: FetchResult,
+        now: datetime,
+        on_queued: Callable[[], None] | None = None,
     ) -> FeedOutcome:
-        """Queue a fetch without items; the first caller in commits the queue, in batches.
+        """Queue a fetch; the first caller in commits the queue, in batches, in queue order.
 
         Cancelling a caller never strands the others: a cancelled committer hands what is still
         queued to a live caller (resolving its future with None), and a caller cancelled after
         being handed the queue, before it could take it, hands it on in turn. A cancelled
         caller's fetch that is still queued is dropped, not committed: its lease is released by
         `record` and the feed is fetched again.
+
+        The committer keeps the event indexes true to what was committed: a batch that does
+        not commit (an error, a cancellation) or a feed whose SAVEPOINT rolled back drops them
+        (`_drop_event_indexes`), and the next round reloads them from the database.
         """
-        mine: asyncio.Future[FeedOutcome | None] = asyncio.get_running_loop().create_future()
+        mine: asyncio.Future[FeedOutcome | BaseException | None] = (
+            asyncio.get_running_loop().create_future()
+        )
         self._grouped.append((due, result, now, mine))
+        if on_queued is not None:
+            on_queued()
         if self._grouping:
             try:
                 done = await mine
@@ -376,30 +346,28 @@ class PollStore:
                     # Handed the queue, then cancelled before taking it: pass it on.
                     self._hand_over()
                 raise
+            if isinstance(done, BaseException):
+                raise done
             if done is not None:
                 return done
             # None: the committer was cancelled and handed the queue over to us.
         self._grouping = True
-        own: FeedOutcome | None = None
-        own_error: Exception | None = None
+        own: FeedOutcome | BaseException | None = None
         batch: list[_Queued] = []
         try:
             while self._grouped:
                 # Callers cancelled while queued have given up (and release their leases).
-                batch = [q for q in self._grouped if q[3] is mine or not q[3].done()]
-                self._grouped = []
+                live = [q for q in self._grouped if q[3] is mine or not q[3].done()]
+                batch = _take_batch(live)
+                self._grouped = live[len(batch) :]
                 if not batch:
                     break
+                outcomes: list[FeedOutcome | BaseException]
                 try:
-                    outcomes = await self._record_batch(batch)
+                    outcomes = list(await self._record_batch(batch))
                 except Exception as exc:
-                    for *_, waiter in batch:
-                        if waiter is mine:
-                            own_error = exc
-                        elif not waiter.done():
-                            waiter.set_exception(exc)  # each caller releases its own lease
-                    batch = []
-                    continue
+                    self._drop_event_indexes()
+                    outcomes = [exc] * len(batch)  # each caller releases its own lease
                 for (*_, waiter), outcome in zip(batch, outcomes, strict=True):
                     if waiter is mine:
                         own = outcome
@@ -408,15 +376,18 @@ class PollStore:
                 batch = []
         finally:
             self._grouping = False
-            # Cancelled mid-batch: the batch's callers fail and release their leases (a no-op
-            # for any feed whose state the interrupted transaction did commit).
-            for *_, waiter in batch:
-                if waiter is not mine and not waiter.done():
-                    waiter.set_exception(RuntimeError("recording was cancelled"))
+            if batch:
+                # Cancelled mid-batch: the transaction did not commit (or may not have). The
+                # batch's callers fail and release their leases (a no-op for any feed whose
+                # state the interrupted transaction did commit).
+                self._drop_event_indexes()
+                for *_, waiter in batch:
+                    if waiter is not mine and not waiter.done():
+                        waiter.set_result(RuntimeError("recording was cancelled"))
             # Cancelled with fetches still queued: hand over to a live caller to commit them.
             self._hand_over()
-        if own_error is not None:
-            raise own_error
+        if isinstance(own, BaseException):
+            raise own
         assert own is not None
         return own
 
@@ -434,36 +405,93 @@ class PollStore:
             self._grouping = False
             self._grouped = []
 
-    async def _record_batch(self, batch: list[_Queued]) -> list[FeedOutcome]:
-        """Store the scheduling state of several fetches without items in one transaction.
+    async def _record_batch(  # noqa: C901 (the steps of one group transaction in order)
+        self, batch: list[_Queued]
+    ) -> list[FeedOutcome | Exception]:
+        """Record several fetches in one transaction; return each one's outcome (or error).
 
-        Core statements, no ORM objects: one SELECT of the rows' scheduling columns, one
-        executemany UPDATE per set of changed columns (most rows share one), one executemany
-        INSERT of the fetch log rows (and of any notices).
+        Each fetch with items is ingested inside a SAVEPOINT: if it fails, that savepoint is
+        rolled back, its error is its outcome, and the others go on. Then, for all of them,
+        Core statements and no ORM objects: one executemany UPDATE of the feeds per set of
+        changed columns (most rows share one), one executemany INSERT of the fetch log rows
+        (and of any notices); the new entries are indexed for search once for the batch.
         """
+        assert self.watches is not None
+        ingesting = [q for q in batch if q[1].outcome == "ok" and q[1].items]
         async with self._writing(), self.db.session() as session:
+            if ingesting and self.db.dialect == "sqlite":
+                # pysqlite opens its transaction only before an INSERT, UPDATE or DELETE; a
+                # SAVEPOINT outside one starts a transaction that its RELEASE would commit,
+                # feed by feed. Open the transaction first, so the batch commits as one.
+                await session.execute(text("BEGIN"))
             ids = [due.id for due, *_ in batch]
             rows: dict[int, _FeedRow] = {}
+            guilds: dict[int, int] = {}
             for start in range(0, len(ids), _IN_CHUNK):
                 chunk = ids[start : start + _IN_CHUNK]
-                found = await session.execute(select(*_FeedRow.COLUMNS).where(Feed.id.in_(chunk)))
-                rows.update((r.id, _FeedRow(*r)) for r in found.tuples())
-            outcomes = []
+                found = await session.execute(
+                    select(*_FeedRow.COLUMNS, Feed.guild_id).where(Feed.id.in_(chunk))
+                )
+                for *columns, guild_id in found.tuples():
+                    rows[columns[0]] = _FeedRow(*columns)
+                    guilds[columns[0]] = guild_id
+            if self.db.dialect == "postgresql":
+                # The link locks of `ingest` are held until the batch commits, and each feed's
+                # ingest would take its own: take every link's lock of the batch at once, in
+                # sorted order, so two pollers' batches never wait on each other in a circle.
+                await lock_links(
+                    session,
+                    [i.link for d, r, *_ in ingesting if d.id in rows for i in r.items if i.link],
+                )
+            outcomes: list[FeedOutcome | Exception] = []
             logs: list[dict[str, object]] = []
             notices_: list[dict[str, object]] = []
             by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
-            empty = IngestReport()
+            indexed = announce = False
             for due, result, now, _ in batch:
                 row = rows.get(due.id)
                 if row is None:  # removed while it was being fetched
                     outcomes.append(FeedOutcome(due.id, due.name, due.state.url, "removed"))
                     continue
-                outcomes.append(self._schedule(row, result, now, empty))
+                report = IngestReport()
+                if result.outcome == "ok" and result.items:
+                    # A detached copy of the row for `ingest` (nothing of it is written back).
+                    feed = Feed(id=row.id, guild_id=guilds[row.id], name=row.name, url=row.url)
+                    try:
+                        async with session.begin_nested():
+                            report = await ingest(
+                                session,
+                                feed,
+                                result.items,
+                                self.watches,
+                                now=now,
+                                alert=row.backfilled or self.settings.alert_on_first_poll,
+                                events=self.events.setdefault(feed.guild_id, EventIndex()),
+                                storylines=self.storylines,
+                                sync_search=False,
+                            )
+                    except Exception as exc:
+                        # Rolled back to the savepoint: the indexes may hold what was undone.
+                        self._drop_event_indexes()
+                        outcomes.append(exc)
+                        continue
+                    self._known.update(dict.fromkeys(report.entry_ids, now))
+                    indexed |= report.new_entries > 0
+                    announce |= bool(report.alerts or report.edited_alerts)
+                outcomes.append(self._schedule(row, result, now, report))
                 changes = row.changes
+                if result.outcome == "ok":
+                    changes["backfilled"] = True
+                    if result.feed_title:
+                        changes["title"] = result.feed_title[:500]
                 by_columns.setdefault(tuple(sorted(changes)), []).append({"_id": row.id, **changes})
-                logs.append(_fetch_log(row.id, result, now, empty))
+                logs.append(_fetch_log(row.id, result, now, report))
                 if row.notice is not None:
                     notices_.append(row.notice)
+            if indexed:
+                # In the same transaction as the entries, so a search never pays for a
+                # backlog of a whole polling round.
+                await sync_search_index(session)
             for columns, params in by_columns.items():
                 await session.execute(
                     update(_FEEDS)
@@ -475,6 +503,9 @@ class PollStore:
                 await session.execute(insert(_FETCH_LOG), logs)
             if notices_:
                 await session.execute(insert(cast(Table, FeedNotice.__table__)), notices_)
+            if announce:
+                # Delivered on commit: the Discord process wakes up for rows it can see.
+                await announce_outbox(session)
         return outcomes
 
     def _drop_event_indexes(self) -> None:
@@ -620,10 +651,25 @@ def _fetch_log(
     }
 
 
-_Queued = tuple[DueFeed, FetchResult, datetime, "asyncio.Future[FeedOutcome | None]"]
+_Queued = tuple[
+    DueFeed, FetchResult, datetime, "asyncio.Future[FeedOutcome | BaseException | None]"
+]
+# Items per group transaction (a batch takes at least one fetch): bounds the transaction, and
+# on PostgreSQL the advisory locks it holds (one per link, see `lock_links`).
+_BATCH_ITEMS = 500
 
 
-def _handed_over(waiter: asyncio.Future[FeedOutcome | None]) -> bool:
+def _take_batch(queued: list[_Queued]) -> list[_Queued]:
+    """The first fetches of `queued` to record together: up to `_BATCH_ITEMS` items."""
+    items = 0
+    for n, (_, result, *_) in enumerate(queued):
+        items += len(result.items) if result.outcome == "ok" else 0
+        if n and items > _BATCH_ITEMS:
+            return queued[:n]
+    return queued
+
+
+def _handed_over(waiter: asyncio.Future[FeedOutcome | BaseException | None]) -> bool:
     """Whether a group-commit caller's future says "the queue is yours" (a None result)."""
     if not waiter.done() or waiter.cancelled():
         return False
