@@ -47,6 +47,7 @@ class Plan:
     parse_workers: int = 2
     skip_seen_items: bool = True
     storylines: bool = True
+    prefill: int = 0
     alert_feeds: int = 200
     alert_trials: int = 5
     match_watches: tuple[int, ...] = (10, 100, 1000, 10_000)
@@ -305,6 +306,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
         action="store_true",
         help="poll without storyline placement (to measure what storylines cost a round)",
     )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        metavar="N",
+        help="store N old entries (a year back) before the first poll: a round over a big timeline",
+    )
     parser.add_argument("--only", nargs="+", choices=PLANS["quick"].sections)
     parser.add_argument("--out", type=Path, help="where to write the JSON (default bench/...)")
     parser.add_argument("--cache", type=Path, help="keep search stores here between runs")
@@ -330,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
         overrides["skip_seen_items"] = False
     if args.no_storylines:
         overrides["storylines"] = False
+    if args.prefill:
+        overrides["prefill"] = args.prefill
     if args.only:
         overrides["sections"] = tuple(args.only)
     plan = Plan(**{**asdict(plan), **overrides})
@@ -347,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
     print(
         f"Timeline Bot benchmark ({plan.mode}): {plan.feeds} feeds, {plan.rounds} rounds, "
         f"{plan.share:.0%} changed per round, parse workers {plan.parse_workers}, "
-        f"skip seen items {plan.skip_seen_items}, storylines {plan.storylines}; "
+        f"skip seen items {plan.skip_seen_items}, storylines {plan.storylines}, "
+        f"old entries {plan.prefill:,}; "
         f"{results['machine']['cpus']} CPUs, load {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="timeline-bench-") as tmp:
@@ -373,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 (one flag per benc
                             "parse_workers": plan.parse_workers,
                             "skip_seen_items": plan.skip_seen_items,
                             "storylines": plan.storylines,
+                            "prefill": plan.prefill,
                             "seed_backfill": plan.seed_backfill,
                             "profile": str(args.profile.resolve()) if args.profile else None,
                         },
