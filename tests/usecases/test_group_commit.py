@@ -10,12 +10,13 @@ The last test is about one fetch: its new events are inserted together after its
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from feeds.types import FeedItem, FetchResult
 from timeline.app.config import PollingSettings
@@ -397,3 +398,40 @@ async def test_a_round_reads_what_another_poller_stored_next_to_a_run_it_knows(
         title=story.title, summary=story.summary, published=story.published, link=story.link
     )
     assert found is not None
+
+
+async def test_a_write_committed_by_another_connection_mid_group_does_not_fail_it(
+    db: Database, tmp_path: Any
+) -> None:
+    """SQLite: another connection (the Discord process marking an alert sent) writes while a
+    group transaction has read but not yet written. The group holds the write lock from its
+    start, so the other writer waits (here: gives up at once) and the recording succeeds; a
+    deferred transaction would have failed at its first write ("database is locked")."""
+    await add_feeds(db, 1)
+    store = PollStore(db, SETTINGS, owner="me")
+    [due] = await store.claim_due(NOW)
+    await store.begin_round(NOW)
+    other_writes: list[str] = []
+
+    def write_from_another_connection(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if other_writes or not statement.lstrip().upper().startswith("INSERT INTO ENTRIES"):
+            return
+        other = sqlite3.connect(tmp_path / "timeline.db", timeout=0)
+        try:
+            other.execute("UPDATE feeds SET title = 'touched' WHERE id = ?", (due.id,))
+            other.commit()
+            other_writes.append("committed")
+        except sqlite3.OperationalError as exc:
+            other_writes.append(str(exc))
+        finally:
+            other.close()
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", write_from_another_connection)
+    try:
+        outcome = await store.record(due, ok(due, 0), NOW)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", write_from_another_connection)
+    assert other_writes == ["database is locked"]
+    assert outcome.outcome == "ok"
+    assert outcome.new_entries == 2
+    assert await stored(db) == {due.id: ["f0-0", "f0-1"]}

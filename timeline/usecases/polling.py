@@ -422,8 +422,12 @@ class PollStore:
             if ingesting and self.db.dialect == "sqlite":
                 # pysqlite opens its transaction only before an INSERT, UPDATE or DELETE; a
                 # SAVEPOINT outside one starts a transaction that its RELEASE would commit,
-                # feed by feed. Open the transaction first, so the batch commits as one.
-                await session.execute(text("BEGIN"))
+                # feed by feed. Open the transaction first, so the batch commits as one, and
+                # IMMEDIATE: it takes the write lock now (waiting busy_timeout for it). A
+                # deferred one would read first and then fail at its first write, without
+                # waiting, if another connection (the Discord process marking alerts sent)
+                # had committed meanwhile: SQLite cannot move a reader's snapshot forward.
+                await session.execute(text("BEGIN IMMEDIATE"))
             ids = [due.id for due, *_ in batch]
             rows: dict[int, _FeedRow] = {}
             guilds: dict[int, int] = {}
