@@ -32,6 +32,24 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def insert_rows(
+    con: sqlite3.Connection, events: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert event rows (id, guild, title, link, occurred_at, manual, created_at, updated_at)
+    and entry rows (feed, event, key, title, summary, link, published = first seen)."""
+    con.executemany(
+        "INSERT INTO events (id, guild_id, title, link, occurred_at, manual, "
+        "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        events,
+    )
+    con.executemany(
+        "INSERT INTO entries (feed_id, event_id, key, title, summary, link, tags, "
+        "published_at, published_is_estimated, first_seen_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, '[]', ?7, 0, ?7)",
+        rows,
+    )
+
+
 def build(path: Path, entries: int, every: float) -> None:
     """Write the database (skipped if it exists)."""
     # Not at the top: the measured process imports this module and must not pay for these.
@@ -61,17 +79,7 @@ def build(path: Path, entries: int, every: float) -> None:
         events.append((i + 1, 0, title, link, stamp, 0, stamp, stamp))
         rows.append((1, i + 1, f"k{i}", title, corpus.text(rng.randint(25, 45)), link, stamp))
         if len(rows) == 20_000 or i == entries - 1:
-            con.executemany(
-                "INSERT INTO events (id, guild_id, title, link, occurred_at, manual, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                events,
-            )
-            con.executemany(
-                "INSERT INTO entries (feed_id, event_id, key, title, summary, link, tags, "
-                "published_at, published_is_estimated, first_seen_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, '[]', ?7, 0, ?7)",
-                rows,
-            )
+            insert_rows(con, events, rows)
             events, rows = [], []
     con.execute("DELETE FROM entries_fts_pending")
     con.commit()

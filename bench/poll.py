@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bench.coldstart import insert_rows
 from bench.farm import WATCH_PHRASES, farm_control
 from bench.measure import GcClock, ProcessTreeMeter, percentile
 from feeds.fetch import Fetcher, FetchSettings
@@ -244,19 +245,9 @@ def prefill(path: str, entries: int) -> float:
             stamp = (start + timedelta(seconds=30 * i)).strftime("%Y-%m-%d %H:%M:%S.%f")
             title = f"Archive report {i} on {words[i % len(words)]} and {words[i * 7 % len(words)]}"
             link = f"https://archive.example/{i}"
-            events.append((first + i, title, link, stamp))
+            events.append((first + i, 0, title, link, stamp, 0, stamp, stamp))
             rows.append((feed_id, first + i, f"old{i}", title, title, link, stamp))
-        con.executemany(
-            "INSERT INTO events (id, guild_id, title, link, occurred_at, manual, created_at, "
-            "updated_at) VALUES (?1, 0, ?2, ?3, ?4, 0, ?4, ?4)",
-            events,
-        )
-        con.executemany(
-            "INSERT INTO entries (feed_id, event_id, key, title, summary, link, tags, "
-            "published_at, published_is_estimated, first_seen_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, '[]', ?7, 0, ?7)",
-            rows,
-        )
+        insert_rows(con, events, rows)
     con.execute("DELETE FROM entries_fts_pending")
     con.commit()
     con.close()

@@ -502,6 +502,12 @@ class StorylineIndex:
             self.remove(event_id)
         return len(old)
 
+    def _idf_terms(self) -> tuple[float, float]:
+        """`idf`'s numerator and its cut (the df above which a term counts for nothing), for
+        the loops that inline it."""
+        n = len(self._members)
+        return n + IDF_PRIOR, COMMON_SHARE * n if n >= 20 else math.inf
+
     def idf(self, term: str) -> float:
         """How distinctive `term` is among the indexed events (0 for the commonest)."""
         df = self._df.get(term, 0)
@@ -532,9 +538,7 @@ class StorylineIndex:
         # `_known_name` inlined (the same arithmetic): this loop is most of placement.
         get = idf.get
         initial = b.initial
-        n = len(self._members)
-        top = n + IDF_PRIOR
-        cut = COMMON_SHARE * n if n >= 20 else math.inf
+        top, cut = self._idf_terms()
         df_get, log = self._df.get, math.log
         name_get, lower_get = self._name_df.get, self._lower_df.get
         wa_get = wa.get
@@ -581,9 +585,7 @@ class StorylineIndex:
         candidates stop after a few (exact: a candidate this rejects `score` rejects too).
         """
         initial = b.initial
-        n = len(self._members)
-        top = n + IDF_PRIOR
-        cut = COMMON_SHARE * n if n >= 20 else math.inf
+        top, cut = self._idf_terms()
         df_get, log = self._df.get, math.log
         name_get, lower_get = self._name_df.get, self._lower_df.get
         terms = b.terms
