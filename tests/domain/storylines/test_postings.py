@@ -1,0 +1,129 @@
+"""The storyline index's candidate search against a plain reading of its rule.
+
+`StorylineIndex._overlaps` finds candidates through numpy views of slot postings that keep
+removed events' slots until a rebuild. Here it is compared, after every kind of change (adds,
+re-adds, removals, prunes, rebuilds), with the rule written out over the indexed events
+themselves: document frequencies counted from scratch, the shared terms summed one by one.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from timeline.domain import storylines
+from timeline.domain.storylines import MAX_CANDIDATES, MIN_SHARED, StorylineIndex, Subject, subject
+
+START = datetime(2025, 3, 1, tzinfo=UTC)
+# A small vocabulary with a few very common words, so rare, walked-within-budget, common and
+# weightless (too common) terms all occur among a few hundred events.
+WORDS = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(160)]
+
+
+def text(rng: random.Random) -> tuple[str, str]:
+    picks = rng.choices(WORDS, weights=[1 / (1 + i) ** 0.8 for i in range(len(WORDS))], k=24)
+    return " ".join(picks[:6]), " ".join(picks[6:]) + "."
+
+
+def reference(index: StorylineIndex, subj: Subject) -> tuple[list[int], bool]:
+    """The candidates `_overlaps` must return, from the indexed events alone, and whether
+    some of `subj`'s terms were too common to walk (counted only for the events found)."""
+    members = {e: m.subject for e, m in index._members.items()}
+    n = len(members)
+    df = {t: sum(1 for s in members.values() if t in s.terms) for t in subj.terms}
+    top = n + storylines.IDF_PRIOR
+    cut = storylines.COMMON_SHARE * n if n >= 20 else float("inf")
+    idf = {t: 0.0 if df[t] > cut else math.log(top / (df[t] + 1)) for t in subj.terms}
+    assert idf == {t: index.idf(t) for t in subj.terms}
+    cap = min(max(storylines.WALK_MIN, storylines.WALK_SHARE * n), storylines.WALK_CAP)
+    walked: set[str] = set()
+    budget = storylines.WALK_BUDGET
+    for count, term in sorted((df[t], t) for t in subj.terms if idf[t] > 0):
+        if count <= cap or count <= budget or not walked:
+            walked.add(term)
+            if count > cap:
+                budget -= count
+        else:
+            break
+    order = [t for t in subj.terms if t in walked] + [
+        t for t in subj.terms if idf[t] > 0 and t not in walked
+    ]
+    scored = []
+    for event_id, other in members.items():
+        shared = [t for t in order if t in other.terms]
+        if len(shared) < MIN_SHARED or not walked.intersection(shared):
+            continue
+        mass = 0.0
+        for t in shared:  # rare terms first, each group in the subject's order
+            mass += idf[t]
+        scored.append((-mass, event_id))
+    common = any(idf[t] > 0 and t not in walked for t in subj.terms)
+    return [e for _, e in sorted(scored)[:MAX_CANDIDATES]], common
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_candidates_follow_the_rule_through_removals_and_rebuilds(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storylines, "COMPACT_MIN", 40)  # rebuild often
+    monkeypatch.setattr(storylines, "WALK_BUDGET", 120)  # leave terms unwalked more often
+    rng = random.Random(seed)
+    index = StorylineIndex(window=timedelta(days=12))
+    subjects: dict[int, Subject] = {}
+    compactions = 0
+    original = StorylineIndex._compact
+
+    def counting(self: StorylineIndex) -> None:
+        nonlocal compactions
+        compactions += 1
+        original(self)
+
+    monkeypatch.setattr(StorylineIndex, "_compact", counting)
+    next_id = 0
+    probes = with_common = 0
+    for step in range(2400):
+        at = START + timedelta(minutes=20 * step)
+        action = rng.random()
+        if action < 0.7 or not subjects:
+            subjects[next_id] = subject(*text(rng))
+            index.add(next_id, at, subjects[next_id], None)
+            next_id += 1
+        elif action < 0.8:
+            event_id = rng.choice(sorted(subjects))  # added again: a new slot
+            index.add(event_id, at, subjects[event_id], None)
+        elif action < 0.9:
+            event_id = rng.choice(sorted(subjects))
+            index.remove(event_id)
+            del subjects[event_id]
+        else:
+            index.prune(at)
+            subjects = {e: s for e, s in subjects.items() if e in index}
+        if step % 20 == 0:
+            probe = subject(*text(rng))
+            wanted, common = reference(index, probe)
+            assert index._overlaps(probe, {}) == wanted, step
+            probes += 1
+            with_common += common
+    assert compactions >= 2, compactions
+    assert with_common >= probes // 3, (with_common, probes)
+    assert len(index) == len(subjects)
+
+
+def test_a_rebuild_leaves_only_live_slots() -> None:
+    rng = random.Random(9)
+    index = StorylineIndex()
+    for event_id in range(3000):
+        index.add(event_id, START, subject(*text(rng)), None)
+    for event_id in range(0, 3000, 2):
+        index.remove(event_id)  # 1,500 dead: past COMPACT_MIN and the 1,500 left
+    assert index._dead == 0
+    events = list(index._slot_event)
+    assert sorted(events) == list(range(1, 3000, 2)) and events == sorted(events)
+    for term, posting in index._postings.items():
+        assert len(posting) == index._df[term]
+        assert all(events[slot] >= 0 for slot in posting)
+    for event_id, member in index._members.items():
+        assert events[member.slot] == event_id
