@@ -90,7 +90,12 @@ class NoStorylines(StorylineCache):
         return 0
 
     async def place(
-        self, session: AsyncSession, events: Sequence[NewEvent], *, now: datetime
+        self,
+        session: AsyncSession,
+        events: Sequence[NewEvent],
+        *,
+        now: datetime,
+        subjects: dict[int, str] | None = None,
     ) -> dict[int, int]:
         """Place nothing."""
         return {}

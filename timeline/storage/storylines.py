@@ -192,13 +192,22 @@ class StorylineCache:
                     index.set_storyline([event_id], storyline_id)
 
     async def place(  # noqa: C901 (the placement steps in order, in one transaction)
-        self, session: AsyncSession, events: Sequence[NewEvent], *, now: datetime
+        self,
+        session: AsyncSession,
+        events: Sequence[NewEvent],
+        *,
+        now: datetime,
+        subjects: dict[int, str] | None = None,
     ) -> dict[int, int]:
         """Put each new event in the storyline of the earlier event it continues, if any.
 
         Decided in memory first, event by event (each sees the ones before it), then written
         in a few statements. Returns {event id: storyline id} for the events placed. The
         caller commits.
+
+        Each event's subject is stored with the entry that created it (`NewEvent.entry_id`):
+        here, or, when the caller passes `subjects`, put there ({entry id: stored form}) for
+        the caller to write with its own update of those entries (one statement less).
         """
         cutoff = now - self.window - GRACE
         batch = {new.event_id for new in events}
@@ -207,15 +216,15 @@ class StorylineCache:
         started: dict[int, tuple[int, int]] = {}  # provisional id -> (guild, first event)
         joins: list[tuple[NewEvent, int, int]] = []  # (event, earlier event, storyline id)
         before: dict[int, int | None] = {}  # earlier events outside the batch: index's view
-        subjects: list[dict[str, object]] = []  # stored with the entries, for a restart
+        stored: dict[int, str] = {} if subjects is None else subjects  # for a restart
         for new in events:
             if new.at < cutoff:
                 # Outside the window of now: the index would not hold it after a reload either.
                 continue
             index = self.index(new.guild_id)
             subj = subject(new.title, new.summary)
-            if new.entry_id is not None and (stored := encode_subject(subj)) is not None:
-                subjects.append({"id": new.entry_id, "subject": stored})
+            if new.entry_id is not None and (text := encode_subject(subj)) is not None:
+                stored[new.entry_id] = text
             match = index.find(subj, new.at, exclude=new.event_id)
             storyline_id: int | None = None
             if match is not None and match.event_id not in self.detached:
@@ -230,7 +239,8 @@ class StorylineCache:
                     index.set_storyline([earlier], storyline_id)
                 joins.append((new, earlier, storyline_id))
             index.add(new.event_id, new.at, subj, storyline_id)
-        await _store_subjects(session, subjects)
+        if subjects is None:
+            await _store_subjects(session, [{"id": e, "subject": t} for e, t in stored.items()])
         if not joins:
             return {}
         stale = await self._stale(session, before)

@@ -468,13 +468,19 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
     if sync_search and inserted:
         await sync_search_index(session)
 
+    # Storylines in the same transaction; the subjects they store with the entries that
+    # created events are written with the entries' events just below.
+    subjects: dict[int, str] = {}
+    if storylines is not None and created:
+        report.storylines = await storylines.place(session, created, now=now, subjects=subjects)
     if entry_events:
         # One executemany by primary key instead of one UPDATE per entry.
-        await session.execute(update(Entry), entry_events)
+        await session.execute(
+            update(Entry),
+            [{**row, "subject": subjects.get(row["id"])} for row in entry_events],
+        )
 
-    # Storylines and source briefs in the same transaction (both read the entries' events).
-    if storylines is not None and created:
-        report.storylines = await storylines.place(session, created, now=now)
+    # Source briefs last: they read the entries' events.
     if joined_entries:
         await write_briefs(session, joined_entries)
 
