@@ -726,11 +726,17 @@ class StorylineIndex:
         """
         cap = min(max(WALK_MIN, WALK_SHARE * len(self._members)), WALK_CAP)
         postings, df_get = self._postings, self._df.get
+        top, cut = self._idf_terms()  # `idf`, inlined
+        log = math.log
+        weighed: list[tuple[int, str]] = []
         for term in subject.terms:
-            cache[term] = self.idf(term)
+            df = df_get(term, 0)
+            weight = cache[term] = 0.0 if df > cut else log(top / (df + 1))
+            if weight > 0:
+                weighed.append((df, term))
         walked: set[str] = set()
         budget = WALK_BUDGET
-        for df, term in sorted((df_get(t, 0), t) for t, w in cache.items() if w > 0):
+        for df, term in sorted(weighed):
             if df <= cap or df <= budget or not walked:
                 walked.add(term)
                 if df > cap:
