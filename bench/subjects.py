@@ -33,14 +33,14 @@ from timeline.domain.storylines import Subject, decode_subject, encode_subject, 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _fields(s: Subject) -> tuple[list[str], list[float], list[str], dict[str, str], list[str]]:
-    return list(s.terms), list(s.terms.values()), sorted(s.names), s.forms, sorted(s.lower)
+def _fields(s: Subject) -> tuple[list[str], list[float], list[str], list[str], list[str]]:
+    return list(s.terms), list(s.terms.values()), sorted(s.names), list(s.forms), sorted(s.lower)
 
 
 def _from_fields(stems: Any, weights: Any, names: Any, forms: Any, lower: Any) -> Subject:
     # Interned as `decode_subject` does (the memory of a cold start's 570,000 subjects).
     stems = list(map(intern, stems))
-    forms = {intern(k): intern(v) for k, v in forms.items()}
+    forms = tuple(map(intern, forms))
     terms = dict(zip(stems, weights, strict=True))
     n, lo = frozenset(names), frozenset(lower)
     return Subject(terms, n, forms, tuple(sorted(lo)), frozenset(terms.keys() - n - lo))

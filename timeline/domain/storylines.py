@@ -41,7 +41,7 @@ import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import compress
@@ -218,7 +218,9 @@ class Subject:
 
     terms: dict[str, float]
     names: frozenset[str]
-    forms: dict[str, str] = field(default_factory=dict)  # stem -> a word as written
+    # Per term (in `terms`' order), a word of the event that gives it, as written ("": none,
+    # e.g. the parts of "dual-use"); aligned with `terms`, a tuple (a dict was 3x the memory).
+    forms: tuple[str, ...] = ()
     # Terms written in lower case somewhere in the event (so not names here; only counted,
     # so a tuple: a third of a frozenset's memory), and the terms written only at a
     # sentence's start (a name or not: the index's other events tell).
@@ -243,17 +245,18 @@ def subject(title: str, text: str = "") -> Subject:
     )
     for name in names:
         weights[name] *= NAME_WEIGHT
-    forms: dict[str, str] = {}
+    written_as: dict[str, str] = {}
     lower: set[str] = set()
     for written in _WORD.findall(f"{title} {text}"):
         word, stem = _written(written)
         if stem in weights:
-            forms.setdefault(stem, word)
+            written_as.setdefault(stem, word)
             if word[:1].islower():
                 lower.add(stem)
     lower -= names
     # The few distinct weights shared (a float object each is 24 bytes, per term and event).
     weights = {t: _SHARED_WEIGHTS.setdefault(w, w) for t, w in weights.items()}
+    forms = tuple(written_as.get(t, "") for t in weights)
     return Subject(
         weights, names, forms, tuple(sorted(lower)), frozenset(weights.keys() - names - lower)
     )
@@ -301,9 +304,9 @@ def encode_subject(subj: Subject) -> str | None:
             kinds.append("i")
         else:
             return None
-    if len(names) + len(lower) + len(initial) != len(stems) or not subj.forms.keys() <= set(stems):
+    forms = subj.forms or ("",) * len(stems)
+    if len(names) + len(lower) + len(initial) != len(stems) or len(forms) != len(stems):
         return None
-    forms = [subj.forms.get(t, "") for t in stems]
     if any(not t or _UNSAFE.search(t) for t in stems) or any(_UNSAFE.search(f) for f in forms):
         return None
     return _FIELD.join(
@@ -325,7 +328,7 @@ def decode_subject(text: str | None) -> Subject | None:
     # Interned, as the computed subjects' stems are shared (cached per word): hundreds of
     # thousands of subjects share a vocabulary of tens of thousands of words.
     stems = list(map(intern, joined.split(_SEP)))
-    forms = list(map(intern, written.split(_SEP)))
+    forms = tuple(map(intern, written.split(_SEP)))
     if not (len(stems) == len(weights) == len(kinds) == len(forms)):
         return None
     # C-level throughout (zip, map, compress): a cold start decodes hundreds of thousands.
@@ -333,11 +336,7 @@ def decode_subject(text: str | None) -> Subject | None:
     names = frozenset(compress(stems, map(_IS_NAME.__getitem__, kinds)))
     lower = frozenset(compress(stems, map(_IS_LOWER.__getitem__, kinds)))
     lower_terms = tuple(sorted(lower))  # as `subject` keeps them
-    if "" in forms:
-        got = {t: f for t, f in zip(stems, forms, strict=True) if f}
-    else:
-        got = dict(zip(stems, forms, strict=True))
-    return Subject(terms, names, got, lower_terms, frozenset(terms.keys() - names - lower))
+    return Subject(terms, names, forms, lower_terms, frozenset(terms.keys() - names - lower))
 
 
 @dataclass(frozen=True, slots=True)
@@ -900,8 +899,9 @@ class StorylineIndex:
         forms: dict[str, str] = {}
         for m in members:
             counts.update(m.subject.terms.keys())
-            for stem, form in m.subject.forms.items():
-                forms.setdefault(stem, form)
+            for stem, form in zip(m.subject.terms, m.subject.forms, strict=False):
+                if form:
+                    forms.setdefault(stem, form)
         wanted = max(2, math.ceil(len(members) / 2))
         ranked = sorted(
             (t for t, c in counts.items() if c >= min(wanted, len(members))),
