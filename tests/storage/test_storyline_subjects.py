@@ -174,7 +174,8 @@ async def test_placing_a_new_event_stores_its_subject_with_its_entry(db: Databas
     async with db.session() as s:
         await cache.refresh(s, NOW)  # (stores the subject it computed: cleared again)
         await s.execute(update(Entry).values(subject=None))
-        # As ingest calls it, for an event the cache has not seen yet.
+        # Without `subjects` (ingest passes them and writes them itself), for an event the
+        # cache has not seen yet.
         cache.index(0).remove(event)
         await cache.place(s, [NewEvent(event, 0, NOW, *VOLCANO, entry_id=entry)], now=NOW)
     assert await stored(db, entry) == encode_subject(subject(*VOLCANO))

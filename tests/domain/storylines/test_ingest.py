@@ -18,6 +18,7 @@ from feeds.rounds import Poller
 from tests.domain.storylines.labelled import Labelled, assign, load, pairwise
 from tests.helpers import FeedServer
 from timeline.app.config import PollingSettings
+from timeline.domain.storylines import encode_subject, subject
 from timeline.storage.engine import Database
 from timeline.storage.migrate import upgrade_async
 from timeline.storage.models import Entry, Event, Feed, Storyline
@@ -235,6 +236,20 @@ async def test_a_joining_source_records_what_it_adds(
     assert briefs["A"] is None  # the first source adds to nothing
     assert briefs["B"] is not None and "40 billion euros" in briefs["B"]
     assert briefs["C"] == ""  # says nothing new
+    # The event's subject is written with the entry that created it (in ingest's update of
+    # the entries' events), and with no entry that joined it.
+    async with db.session() as s:
+        subjects = {
+            name: (title, summary, stored)
+            for name, title, summary, stored in (
+                await s.execute(
+                    select(Feed.name, Entry.title, Entry.summary, Entry.subject).join(Feed)
+                )
+            ).all()
+        }
+    title, summary, stored = subjects["A"]
+    assert stored is not None and stored == encode_subject(subject(title, summary or ""))
+    assert subjects["B"][2] is None and subjects["C"][2] is None
 
 
 async def test_admin_corrections_hold_while_ingest_goes_on(
