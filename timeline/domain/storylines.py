@@ -361,9 +361,17 @@ class Profile:
 class _Member:
     event_id: int
     at: datetime
-    subject: Subject
+    # Its subject's written forms (`Subject.forms`); the rest of the subject is in the index's
+    # entries (`StorylineIndex.subject_of`), ~1/10 of a Subject's memory.
+    forms: tuple[str, ...]
     storyline_id: int | None
-    slot: int  # its place in the postings (`StorylineIndex._postings`)
+    slot: int  # its place in the postings and entries (`StorylineIndex._postings`)
+
+
+# The kind of a term in an event (`StorylineIndex._entry_kind`): written in lower case
+# somewhere in it, a name, written only at a sentence's start (`Subject`), or none of these
+# (a Subject built without them).
+_LOWER, _NAME, _INITIAL, _OTHER = 0, 1, 2, 3
 
 
 # Removed events' slots stay in the postings until this many (and as many as are indexed)
@@ -386,6 +394,27 @@ class StorylineIndex:
         self._dead = 0
         # Scratch for `_overlaps`, one entry per slot, kept at -1 between calls.
         self._position = np.full(1024, -1, dtype=np.int64)
+        # Per slot, its event's terms as entries (`_scores` reads them with numpy): slot s has
+        # the entries `_slot_start[s]` to `_slot_start[s + 1]`, in its subject's term order,
+        # each a term id, the term's weight (as a code: `_weights`) and its kind (`_LOWER`,
+        # `_NAME`, `_INITIAL`). 6 bytes a term and event; the events' Subjects were ~3 KB each.
+        self._slot_start = array("q", (0,))
+        self._entry_term = array("I")
+        self._entry_weight = bytearray()
+        self._entry_kind = bytearray()
+        # The distinct term weights (`subject` gives four), by code.
+        self._weights: list[float] = []
+        self._weight_code: dict[float, int] = {}
+        # Term ids (renumbered by `_compact`: only the indexed events' terms have one), the
+        # terms by id, and by id the counts `_df`, `_name_df` and `_lower_df` keep by term.
+        self._term_id: dict[str, int] = {}
+        self._term_of: list[str] = []
+        self._df_by_id = np.zeros(1024, dtype=np.int64)
+        self._name_df_by_id = np.zeros(1024, dtype=np.int64)
+        self._lower_df_by_id = np.zeros(1024, dtype=np.int64)
+        # Scratch for `_scores`, by term id, kept at 0 between calls.
+        self._new_weight = np.zeros(1024, dtype=np.float64)
+        self._new_name = np.zeros(1024, dtype=np.bool_)
         self._df: Counter[str] = Counter()
         # In how many indexed events a term is written as a name, and in lower case.
         self._name_df: Counter[str] = Counter()
@@ -410,19 +439,45 @@ class StorylineIndex:
         self.remove(event_id)
         slot = len(self._slot_event)
         self._slot_event.append(event_id)
-        self._members[event_id] = _Member(event_id, at, subject, storyline_id, slot)
+        self._members[event_id] = _Member(event_id, at, subject.forms, storyline_id, slot)
         if storyline_id is not None:
             self._by_storyline.setdefault(storyline_id, set()).add(event_id)
         postings = self._postings
+        term_id = self._term_id
+        ids = []
         for term in subject.terms:
             posting = postings.get(term)
             if posting is None:
                 postings[term] = array("I", (slot,))
             else:
                 posting.append(slot)
+            tid = term_id.get(term)
+            if tid is None:
+                tid = term_id[term] = len(term_id)
+                self._term_of.append(term)
+            ids.append(tid)
         self._df.update(subject.terms.keys())  # (counted in C: a cold start adds 500 k)
         self._name_df.update(subject.names)
         self._lower_df.update(subject.lower)
+        names, lower, initial = subject.names, set(subject.lower), subject.initial
+        kinds = bytes(
+            _NAME if t in names else _LOWER if t in lower else _INITIAL if t in initial else _OTHER
+            for t in subject.terms
+        )
+        codes = self._weight_code
+        for w in subject.terms.values():
+            if w not in codes:
+                if len(codes) == 256:
+                    raise ValueError("more than 256 distinct term weights")
+                codes[w] = len(self._weights)
+                self._weights.append(w)
+        self._entry_term.extend(ids)
+        self._entry_weight += bytes(map(codes.__getitem__, subject.terms.values()))
+        self._entry_kind += kinds
+        self._slot_start.append(len(self._entry_term))
+        if len(term_id) > len(self._df_by_id):
+            self._grow_terms(2 * len(term_id))
+        self._count(slot, 1)
 
     def remove(self, event_id: int) -> None:
         """Drop an event from the index (no-op when absent)."""
@@ -432,20 +487,48 @@ class StorylineIndex:
         self._leave(member)
         self._slot_event[member.slot] = -1
         self._dead += 1
-        for term in member.subject.terms:
+        self._count(member.slot, -1)
+        begin, end = self._slot_start[member.slot], self._slot_start[member.slot + 1]
+        kinds = self._entry_kind[begin:end]
+        by_kind = {_NAME: self._name_df, _LOWER: self._lower_df}
+        for term, kind in zip(self._terms(member.slot), kinds, strict=True):
             self._df[term] -= 1
             if self._df[term] <= 0:
                 del self._df[term]
-        for counts, terms in (
-            (self._name_df, member.subject.names),
-            (self._lower_df, member.subject.lower),
-        ):
-            for term in terms:
+            counts = by_kind.get(kind)
+            if counts is not None:
                 counts[term] -= 1
                 if counts[term] <= 0:
                     del counts[term]
         if self._dead >= max(COMPACT_MIN, len(self._members)):
             self._compact()
+
+    def subject_of(self, event_id: int) -> Subject | None:
+        """The subject an indexed event was added with (None: not indexed)."""
+        member = self._members.get(event_id)
+        return self._subject(member) if member is not None else None
+
+    def _terms(self, slot: int) -> list[str]:
+        begin, end = self._slot_start[slot], self._slot_start[slot + 1]
+        return list(map(self._term_of.__getitem__, self._entry_term[begin:end]))
+
+    def _subject(self, member: _Member) -> Subject:
+        """`member`'s Subject, rebuilt from its entries (equal to the one it was added with)."""
+        begin, end = self._slot_start[member.slot], self._slot_start[member.slot + 1]
+        stems = self._terms(member.slot)
+        kinds = self._entry_kind[begin:end]
+        weights = map(self._weights.__getitem__, self._entry_weight[begin:end])
+        terms = dict(zip(stems, weights, strict=True))
+        of_kind: dict[int, list[str]] = {_LOWER: [], _NAME: [], _INITIAL: [], _OTHER: []}
+        for t, k in zip(stems, kinds, strict=True):
+            of_kind[k].append(t)
+        return Subject(
+            terms,
+            frozenset(of_kind[_NAME]),
+            member.forms,
+            tuple(sorted(of_kind[_LOWER])),
+            frozenset(of_kind[_INITIAL]),
+        )
 
     def _compact(self) -> None:
         """Rebuild the postings without the dead slots, the live ones renumbered in order
@@ -464,6 +547,53 @@ class StorylineIndex:
         self._postings = postings
         self._slot_event = array("q", events[live].tobytes())
         self._dead = 0
+        # The live slots' entries, and the terms renumbered: only those indexed events have.
+        entries, lengths = self._entries(live)
+        old_ids = np.frombuffer(self._entry_term, dtype=np.uint32)[entries]
+        term_id = {t: i for t, i in self._term_id.items() if t in self._df}
+        kept = np.fromiter(term_id.values(), dtype=np.int64, count=len(term_id))
+        new_id = np.full(len(self._df_by_id), -1, dtype=np.int64)
+        new_id[kept] = np.arange(len(kept))
+        self._term_id = {t: n for n, t in enumerate(term_id)}
+        self._slot_start = array("q", np.concatenate(([0], np.cumsum(lengths))).tobytes())
+        self._entry_term = array("I", new_id[old_ids].astype(np.uint32).tobytes())
+        self._entry_weight = bytearray(np.frombuffer(self._entry_weight, dtype=np.uint8)[entries])
+        self._term_of = list(term_id)
+        self._entry_kind = bytearray(np.frombuffer(self._entry_kind, dtype=np.uint8)[entries])
+        size = max(1024, 2 * len(kept))
+        for name in ("_df_by_id", "_name_df_by_id", "_lower_df_by_id"):
+            counts = np.zeros(size, dtype=np.int64)
+            counts[: len(kept)] = getattr(self, name)[kept]
+            setattr(self, name, counts)
+        self._new_weight = np.zeros(size, dtype=np.float64)
+        self._new_name = np.zeros(size, dtype=np.bool_)
+
+    def _entries(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The positions of `slots`' entries, slot after slot, in their term order, and how
+        many each slot has."""
+        starts = np.frombuffer(self._slot_start, dtype=np.int64)
+        begin = starts[slots]
+        lengths = starts[slots + 1] - begin
+        # Each slot's run of positions: a running count, shifted to where the run begins.
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if len(ends) else 0
+        return np.arange(total) + np.repeat(begin - (ends - lengths), lengths), lengths
+
+    def _count(self, slot: int, by: int) -> None:
+        """Count (by=1) or uncount (by=-1) a slot's terms in the counts by term id."""
+        begin, end = self._slot_start[slot], self._slot_start[slot + 1]
+        ids = np.frombuffer(self._entry_term, dtype=np.uint32)[begin:end]
+        kinds = np.frombuffer(self._entry_kind, dtype=np.uint8)[begin:end]
+        self._df_by_id[ids] += by  # a term once per event: no repeated index
+        self._name_df_by_id[ids[kinds == _NAME]] += by
+        self._lower_df_by_id[ids[kinds == _LOWER]] += by
+
+    def _grow_terms(self, size: int) -> None:
+        for name in ("_df_by_id", "_name_df_by_id", "_lower_df_by_id", "_new_weight", "_new_name"):
+            old = getattr(self, name)
+            grown = np.zeros(size, dtype=old.dtype)
+            grown[: len(old)] = old
+            setattr(self, name, grown)
 
     def members_of(self, storyline_id: int) -> set[int]:
         """The indexed events of a storyline."""
@@ -570,7 +700,7 @@ class StorylineIndex:
         wa = self.weighted(a, idf) if a_vec is None else a_vec
         na = math.sqrt(sum(w * w for w in wa.values()))
         # `weighted(b)` without building it: b is scored once, a against many. `idf` and
-        # `_known_name` inlined (the same arithmetic): this loop is most of placement.
+        # `_known_name` inlined (the same arithmetic). `_scores` does this for indexed events.
         get = idf.get
         initial = b.initial
         top, cut = self._idf_terms()
@@ -596,55 +726,6 @@ class StorylineIndex:
         distinctive = sum(1 for t in shared if idf[t] > 0)
         named = any(idf[t] > 0 and self.is_name(a, t) and self.is_name(b, t) for t in shared)
         return dot / (na * nb), distinctive, named
-
-    def _below(
-        self,
-        b: Subject,
-        shared: Iterable[str],
-        a_vec: dict[str, float],
-        floor: float,
-        idf: dict[str, float],
-    ) -> bool:
-        """Whether `score(a, b)` is certainly below `floor` / a's norm (`a_vec`: `weighted(a)`;
-        `idf`: the IDF cache of `score`, holding every term of a).
-
-        The dot product of the two vectors has only the shared terms; b's norm only grows
-        with each of its other terms, so the bound falls as they are added and most unlike
-        candidates stop after a few (exact: a candidate this rejects `score` rejects too).
-        """
-        initial = b.initial
-        top, cut = self._idf_terms()
-        df_get, log = self._df.get, math.log
-        name_get, lower_get = self._name_df.get, self._lower_df.get
-        terms = b.terms
-        dot = nb2 = 0.0
-        for t in shared:
-            w = terms[t]
-            if t in initial and name_get(t, 0) > lower_get(t, 0):
-                w *= NAME_WEIGHT
-            x = w * idf[t]
-            dot += a_vec[t] * x
-            nb2 += x * x
-        if dot <= 0:
-            return True
-        # score < floor/na  <=>  dot / nb < floor  <=>  nb2 > (dot / floor) ** 2
-        limit = (dot / floor) ** 2
-        if nb2 > limit:
-            return True
-        for t, w in terms.items():
-            if t in a_vec:
-                continue
-            weight = idf.get(t)
-            if weight is None:
-                df = df_get(t, 0)
-                weight = idf[t] = 0.0 if df > cut else log(top / (df + 1))
-            if t in initial and name_get(t, 0) > lower_get(t, 0):
-                w *= NAME_WEIGHT
-            x = w * weight
-            nb2 += x * x
-            if nb2 > limit:
-                return True
-        return False
 
     def weighted(self, subject: Subject, cache: dict[str, float]) -> dict[str, float]:
         """The terms of `subject` weighted by rarity (`idf`, cached in `cache`), the names
@@ -687,7 +768,7 @@ class StorylineIndex:
         seen: Counter[str] = Counter()
         names: set[str] = set()
         for _, _, m in near:
-            own = m.subject
+            own = self._subject(m)
             for t, w in own.terms.items():
                 if self.is_name(own, t):
                     names.add(t)
@@ -791,6 +872,64 @@ class StorylineIndex:
         ranked: list[int] = ids[np.lexsort((ids, -mass))][:MAX_CANDIDATES].tolist()
         return ranked
 
+    def _scores(
+        self, slots: list[int], a_vec: dict[str, float], names: set[str]
+    ) -> list[tuple[float, int, bool]]:
+        """`score(a, b)` of a new event against the indexed events in `slots`, all at once:
+        per slot (weighted cosine, shared distinctive terms, a shared name), as `score` gives.
+
+        `a_vec` is the new event's weighted terms (`weighted`) and `names` its distinctive
+        names. The same arithmetic as `score`, summed in the same order, over the slots'
+        entries (numpy's logarithm for the other event's IDF).
+        """
+        if not slots:
+            return []
+        k = len(slots)
+        entries, lengths = self._entries(np.array(slots, dtype=np.int64))
+        terms = np.frombuffer(self._entry_term, dtype=np.uint32)[entries]
+        kinds = np.frombuffer(self._entry_kind, dtype=np.uint8)[entries]
+        codes = np.frombuffer(self._entry_weight, dtype=np.uint8)[entries]
+        weights = np.asarray(self._weights, dtype=np.float64)[codes]
+        owner = np.repeat(np.arange(k), lengths)
+        top, cut = self._idf_terms()
+        df = self._df_by_id[terms]
+        idf = np.log(top / (df + 1.0))
+        idf[df > cut] = 0.0
+        # A term written only at a sentence's start counts as a name where the index writes
+        # it mostly as one (`is_name`).
+        initial_name = (kinds == _INITIAL) & (
+            self._name_df_by_id[terms] > self._lower_df_by_id[terms]
+        )
+        weights[initial_name] *= NAME_WEIGHT
+        x = weights * idf
+        nb = np.sqrt(np.bincount(owner, weights=x * x, minlength=k))
+        term_id = self._term_id
+        own = [(term_id[t], w) for t, w in a_vec.items() if t in term_id]
+        own_names = [term_id[t] for t in names if t in term_id]
+        new_weight, new_name = self._new_weight, self._new_name
+        ids = np.array([i for i, _ in own], dtype=np.int64)
+        name_ids = np.array(own_names, dtype=np.int64)
+        new_weight[ids] = [w for _, w in own]
+        new_name[name_ids] = True
+        try:
+            y = new_weight[terms]
+            b_name = kinds == _NAME
+            b_name |= initial_name
+            shared_name = new_name[terms] & b_name
+        finally:
+            new_weight[ids] = 0.0
+            new_name[name_ids] = False
+        # Other terms add y * x = 0.0: the same sum as over the shared terms only.
+        dot = np.bincount(owner, weights=y * x, minlength=k)
+        distinctive = np.bincount(owner, weights=y > 0, minlength=k)
+        named = np.bincount(owner, weights=shared_name, minlength=k) > 0
+        na = math.sqrt(sum(w * w for w in a_vec.values()))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cosine = np.where((nb > 0) & (na > 0), dot / (na * nb), 0.0)
+        return list(
+            zip(cosine.tolist(), distinctive.astype(np.int64).tolist(), named.tolist(), strict=True)
+        )
+
     def find(  # noqa: C901 (the hot loop of placement, kept in one frame for speed)
         self, subject: Subject, at: datetime, *, exclude: int | None = None
     ) -> StoryMatch | None:
@@ -810,35 +949,23 @@ class StorylineIndex:
         liked: list[tuple[float, datetime, int]] = []
         near: dict[int, tuple[float, datetime, int]] = {}  # storyline -> its likest member
         a_vec = self.weighted(subject, cache)
-        # A candidate in no storyline counts only if liked (JOIN_SCORE and a shared name):
-        # one certainly below is not scored. The margin covers the float rounding.
-        floor = JOIN_SCORE * math.sqrt(sum(w * w for w in a_vec.values())) * (1 - 1e-9)
+        members = self._members
         latest: dict[int, datetime | None] = {}
+        candidates = [
+            m for m in (members[e] for e in ranked if e != exclude) if self._reaches(m, at, latest)
+        ]
         # Its distinctive names: a shared one is a name in the other event too (`score`).
         names = {t for t in subject.terms if cache[t] > 0 and self.is_name(subject, t)}
-        is_name = self.is_name
-        for event_id in ranked:
-            if event_id == exclude:
-                continue
-            member = self._members[event_id]
-            if not self._reaches(member, at, latest):
-                continue
-            if member.storyline_id is None:
-                other = member.subject
-                other_terms = other.terms
-                if not any(t in other_terms and is_name(other, t) for t in names):
-                    continue  # liking takes a shared name
-                shared_terms = subject.terms.keys() & other.terms.keys()
-                if self._below(other, shared_terms, a_vec, floor, cache):
-                    continue
-            score, shared, named = self.score(subject, member.subject, cache, a_vec)
+        scores = self._scores([m.slot for m in candidates], a_vec, names)
+        for member, (score, shared, named) in zip(candidates, scores, strict=True):
+            liking = score >= JOIN_SCORE and shared >= MIN_SHARED and named
             if member.storyline_id is not None:
-                key = (-score, member.at, event_id)
+                key = (-score, member.at, member.event_id)
                 best = near.get(member.storyline_id)
                 if best is None or key < best:
                     near[member.storyline_id] = key
-            if score >= JOIN_SCORE and shared >= MIN_SHARED and named:
-                liked.append((-score, member.at, event_id))
+            if liking:
+                liked.append((-score, member.at, member.event_id))
         support: Counter[int | None] = Counter(
             self._members[event_id].storyline_id for _, _, event_id in liked
         )
@@ -898,8 +1025,9 @@ class StorylineIndex:
         counts: Counter[str] = Counter()
         forms: dict[str, str] = {}
         for m in members:
-            counts.update(m.subject.terms.keys())
-            for stem, form in zip(m.subject.terms, m.subject.forms, strict=False):
+            terms = self._terms(m.slot)
+            counts.update(terms)
+            for stem, form in zip(terms, m.forms, strict=False):
                 if form:
                     forms.setdefault(stem, form)
         wanted = max(2, math.ceil(len(members) / 2))

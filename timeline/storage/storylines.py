@@ -87,7 +87,10 @@ class StorylineCache:
 
     def index(self, guild_id: int) -> StorylineIndex:
         """The index of one guild scope (created empty)."""
-        return self.indexes.setdefault(guild_id, StorylineIndex(self.window))
+        index = self.indexes.get(guild_id)
+        if index is None:
+            index = self.indexes[guild_id] = StorylineIndex(self.window)
+        return index
 
     def drop(self) -> None:
         """Forget everything (after a failed transaction); the next refresh reloads."""

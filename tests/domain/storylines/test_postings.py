@@ -31,7 +31,7 @@ def text(rng: random.Random) -> tuple[str, str]:
 def reference(index: StorylineIndex, subj: Subject) -> tuple[list[int], bool]:
     """The candidates `_overlaps` must return, from the indexed events alone, and whether
     some of `subj`'s terms were too common to walk (counted only for the events found)."""
-    members = {e: m.subject for e, m in index._members.items()}
+    members = {e: s for e in index._members if (s := index.subject_of(e)) is not None}
     n = len(members)
     df = {t: sum(1 for s in members.values() if t in s.terms) for t in subj.terms}
     top = n + storylines.IDF_PRIOR
@@ -62,6 +62,29 @@ def reference(index: StorylineIndex, subj: Subject) -> tuple[list[int], bool]:
         scored.append((-mass, event_id))
     common = any(idf[t] > 0 and t not in walked for t in subj.terms)
     return [e for _, e in sorted(scored)[:MAX_CANDIDATES]], common
+
+
+def check_entries(index: StorylineIndex, subjects: dict[int, Subject], probe: Subject) -> None:
+    """The index's entries give back each event's subject, its counts by term id are the
+    counts by term, and `_scores` scores as `score` does, event by event."""
+    for event_id, subj in subjects.items():
+        assert index.subject_of(event_id) == subj
+    for term, tid in index._term_id.items():
+        assert index._term_of[tid] == term
+        assert index._df_by_id[tid] == index._df.get(term, 0)
+        assert index._name_df_by_id[tid] == index._name_df.get(term, 0)
+        assert index._lower_df_by_id[tid] == index._lower_df.get(term, 0)
+    assert set(index._df) <= index._term_id.keys()
+    cache: dict[str, float] = {}
+    index._overlaps(probe, cache)
+    a_vec = index.weighted(probe, cache)
+    names = {t for t in probe.terms if cache[t] > 0 and index.is_name(probe, t)}
+    members = list(index._members.values())
+    got = index._scores([m.slot for m in members], a_vec, names)
+    for member, (score, shared, named) in zip(members, got, strict=True):
+        want = index.score(probe, subjects[member.event_id], dict(cache), a_vec)
+        assert score == pytest.approx(want[0], rel=1e-12, abs=1e-15)
+        assert (shared, named) == want[1:]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -105,6 +128,7 @@ def test_candidates_follow_the_rule_through_removals_and_rebuilds(
             probe = subject(*text(rng))
             wanted, common = reference(index, probe)
             assert index._overlaps(probe, {}) == wanted, step
+            check_entries(index, subjects, probe)
             probes += 1
             with_common += common
     assert compactions >= 2, compactions
