@@ -42,9 +42,9 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from itertools import compress
+from itertools import compress, repeat
 from sys import intern
 
 import numpy as np
@@ -361,9 +361,7 @@ class Profile:
 class _Member:
     event_id: int
     at: datetime
-    # Its subject's written forms (`Subject.forms`); the rest of the subject is in the index's
-    # entries (`StorylineIndex.subject_of` rebuilds it).
-    forms: tuple[str, ...]
+    # Its subject is in the index's entries (`StorylineIndex.subject_of` rebuilds it).
     storyline_id: int | None
     slot: int  # its place in the postings and entries (`StorylineIndex._postings`)
 
@@ -372,6 +370,8 @@ class _Member:
 # somewhere in it, a name, written only at a sentence's start (`Subject`), or none of these
 # (a Subject built without them).
 _LOWER, _NAME, _INITIAL, _OTHER = 0, 1, 2, 3
+# The form id of every entry of a subject without written forms (`Subject.forms` empty).
+_NO_FORMS = 0xFFFFFFFF
 
 
 # Removed events' slots stay in the postings until this many (and as many as are indexed)
@@ -396,11 +396,13 @@ class StorylineIndex:
         self._position = np.full(1024, -1, dtype=np.int64)
         # Per slot, its event's terms as entries (`_scores` reads them with numpy): slot s has
         # the entries `_slot_start[s]` to `_slot_start[s + 1]`, in its subject's term order,
-        # each a term id, the term's weight (as a code: `_weights`) and its kind (`_LOWER`,
-        # `_NAME`, `_INITIAL`, `_OTHER`). 6 bytes a term and event: with them, 50,000 farm-like
-        # events take ~1.3 KB each in the index, ~3.4 KB when it kept their Subjects.
+        # each a term id, the term's weight (as a code: `_weights`), its kind (`_LOWER`,
+        # `_NAME`, `_INITIAL`, `_OTHER`) and the id of its written form (`Subject.forms`).
+        # 10 bytes a term and event: with them, 50,000 farm-like events take ~1.3 KB each in
+        # the index, ~3.4 KB when it kept their Subjects.
         self._slot_start = array("q", (0,))
         self._entry_term = array("I")
+        self._entry_form = array("I")
         self._entry_weight = bytearray()
         self._entry_kind = bytearray()
         # The distinct term weights (`subject` gives four), by code.
@@ -410,6 +412,9 @@ class StorylineIndex:
         # terms by id, and by id the counts `_df`, `_name_df` and `_lower_df` keep by term.
         self._term_id: dict[str, int] = {}
         self._term_of: list[str] = []
+        # The written forms by id, and their ids (renumbered by `_compact` too).
+        self._form_id: dict[str, int] = {}
+        self._form_of: list[str] = []
         self._df_by_id = np.zeros(1024, dtype=np.int64)
         self._name_df_by_id = np.zeros(1024, dtype=np.int64)
         self._lower_df_by_id = np.zeros(1024, dtype=np.int64)
@@ -437,10 +442,12 @@ class StorylineIndex:
         self, event_id: int, at: datetime, subject: Subject, storyline_id: int | None = None
     ) -> None:
         """Index an event (again: its subject and storyline are replaced)."""
+        if subject.forms and len(subject.forms) != len(subject.terms):
+            raise ValueError("a subject's forms are aligned with its terms")
         self.remove(event_id)
         slot = len(self._slot_event)
         self._slot_event.append(event_id)
-        self._members[event_id] = _Member(event_id, at, subject.forms, storyline_id, slot)
+        self._members[event_id] = _Member(event_id, at, storyline_id, slot)
         if storyline_id is not None:
             self._by_storyline.setdefault(storyline_id, set()).add(event_id)
         postings = self._postings
@@ -472,6 +479,7 @@ class StorylineIndex:
                     raise ValueError("more than 256 distinct term weights")
                 codes[w] = len(self._weights)
                 self._weights.append(w)
+        self._add_forms(subject.forms, len(ids))
         self._entry_term.extend(ids)
         self._entry_weight += bytes(map(codes.__getitem__, subject.terms.values()))
         self._entry_kind += kinds
@@ -479,6 +487,18 @@ class StorylineIndex:
         if len(term_id) > len(self._df_by_id):
             self._grow_terms(2 * len(term_id))
         self._count(slot, 1)
+
+    def _add_forms(self, forms: tuple[str, ...], count: int) -> None:
+        """The form ids of a new slot's `count` entries (`_NO_FORMS`: a subject without)."""
+        if not forms:
+            self._entry_form.extend([_NO_FORMS] * count)
+            return
+        form_id = self._form_id
+        for form in forms:
+            if form not in form_id:
+                form_id[form] = len(self._form_of)
+                self._form_of.append(form)
+        self._entry_form.extend(map(form_id.__getitem__, forms))
 
     def remove(self, event_id: int) -> None:
         """Drop an event from the index (no-op when absent)."""
@@ -512,6 +532,13 @@ class StorylineIndex:
         begin, end = self._slot_start[slot], self._slot_start[slot + 1]
         return list(map(self._term_of.__getitem__, self._entry_term[begin:end]))
 
+    def _forms(self, slot: int) -> tuple[str, ...]:
+        begin, end = self._slot_start[slot], self._slot_start[slot + 1]
+        ids = self._entry_form[begin:end]
+        if not ids or ids[0] == _NO_FORMS:
+            return ()
+        return tuple(map(self._form_of.__getitem__, ids))
+
     def _subject(self, member: _Member) -> Subject:
         """`member`'s Subject, rebuilt from its entries (equal to the one it was added with)."""
         begin, end = self._slot_start[member.slot], self._slot_start[member.slot + 1]
@@ -525,7 +552,7 @@ class StorylineIndex:
         return Subject(
             terms,
             frozenset(of_kind[_NAME]),
-            member.forms,
+            self._forms(member.slot),
             tuple(sorted(of_kind[_LOWER])),
             frozenset(of_kind[_INITIAL]),
         )
@@ -560,6 +587,16 @@ class StorylineIndex:
         self._entry_weight = bytearray(np.frombuffer(self._entry_weight, dtype=np.uint8)[entries])
         self._term_of = list(term_id)
         self._entry_kind = bytearray(np.frombuffer(self._entry_kind, dtype=np.uint8)[entries])
+        # The forms the live entries use, renumbered in the order they were first seen.
+        old_forms = np.frombuffer(self._entry_form, dtype=np.uint32)[entries]
+        used = np.unique(old_forms[old_forms != _NO_FORMS])
+        new_form = np.full(len(self._form_of), _NO_FORMS, dtype=np.uint32)
+        new_form[used] = np.arange(len(used), dtype=np.uint32)
+        has = old_forms != _NO_FORMS
+        old_forms[has] = new_form[old_forms[has]]
+        self._entry_form = array("I", old_forms.tobytes())
+        self._form_of = [self._form_of[i] for i in used.tolist()]
+        self._form_id = {f: i for i, f in enumerate(self._form_of)}
         size = max(1024, 2 * len(kept))
         for name in ("_df_by_id", "_name_df_by_id", "_lower_df_by_id"):
             counts = np.zeros(size, dtype=np.int64)
@@ -567,6 +604,140 @@ class StorylineIndex:
             setattr(self, name, counts)
         self._new_weight = np.zeros(size, dtype=np.float64)
         self._new_name = np.zeros(size, dtype=np.bool_)
+
+    # --- the index as arrays (a snapshot a restart loads instead of re-adding every event) ---
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything the index holds, as numpy arrays (copies: the index may change after),
+        from which `from_state` builds an index equal to this one: the same members in the
+        same order, slots, postings, entries, term and form ids, and counts. Raises
+        ValueError for what arrays cannot hold (an event's date not in UTC)."""
+        members = list(self._members.values())
+        count = len(members)
+        try:
+            micros = [(m.at - _EPOCH) // _MICROSECOND for m in members]
+        except TypeError:
+            raise ValueError("an indexed event's date has no time zone") from None
+        if any(m.at.utcoffset() for m in members):
+            raise ValueError("an indexed event's date is not in UTC")
+        term_ids = np.fromiter(self._term_id.values(), dtype=np.int64, count=len(self._term_id))
+        if not np.array_equal(term_ids, np.arange(len(term_ids))):
+            raise ValueError("term ids out of order")  # never: ids are given in order
+        lengths = [len(self._postings[t]) for t in self._term_of]
+        return {
+            "member_event": np.fromiter((m.event_id for m in members), np.int64, count),
+            "member_at": np.array(micros, dtype=np.int64),
+            "member_storyline": np.fromiter(
+                (-1 if m.storyline_id is None else m.storyline_id for m in members),
+                np.int64,
+                count,
+            ),
+            "member_slot": np.fromiter((m.slot for m in members), np.int64, count),
+            "slot_event": np.array(self._slot_event, dtype=np.int64),
+            "slot_start": np.array(self._slot_start, dtype=np.int64),
+            "entry_term": np.array(self._entry_term, dtype=np.uint32),
+            "entry_form": np.array(self._entry_form, dtype=np.uint32),
+            "entry_weight": np.frombuffer(bytes(self._entry_weight), dtype=np.uint8),
+            "entry_kind": np.frombuffer(bytes(self._entry_kind), dtype=np.uint8),
+            "weights": np.array(self._weights, dtype=np.float64),
+            "terms": _joined(self._term_of),
+            "forms": _joined(self._form_of),
+            "posting_length": np.array(lengths, dtype=np.int64),
+            "postings": np.concatenate(
+                [np.frombuffer(self._postings[t], dtype=np.uint32) for t in self._term_of]
+                or [np.zeros(0, dtype=np.uint32)]
+            ),
+            "df": self._df_by_id[: len(self._term_of)].copy(),
+            "name_df": self._name_df_by_id[: len(self._term_of)].copy(),
+            "lower_df": self._lower_df_by_id[: len(self._term_of)].copy(),
+            "dead": np.array([self._dead], dtype=np.int64),
+        }
+
+    @classmethod
+    def from_state(cls, window: timedelta, state: dict[str, np.ndarray]) -> StorylineIndex:
+        """The index `state` (from `state`) describes. Raises ValueError (or KeyError: an
+        array missing) when the arrays do not fit together."""
+        index = cls(window)
+        # (astype copies only what is not of its type already: a snapshot's arrays are.)
+        events = state["member_event"].astype(np.int64, copy=False).tolist()
+        micros = state["member_at"].astype(np.int64, copy=False).tolist()
+        storylines = state["member_storyline"].astype(np.int64, copy=False).tolist()
+        slots = state["member_slot"].astype(np.int64, copy=False).tolist()
+        slot_event = state["slot_event"].astype(np.int64, copy=False)
+        slot_start = state["slot_start"].astype(np.int64, copy=False)
+        entry_term = state["entry_term"].astype(np.uint32, copy=False)
+        entry_form = state["entry_form"].astype(np.uint32, copy=False)
+        weight_codes = state["entry_weight"].astype(np.uint8, copy=False)
+        kinds = state["entry_kind"].astype(np.uint8, copy=False)
+        weights = state["weights"].astype(np.float64, copy=False).tolist()
+        terms, forms = _split(state["terms"]), _split(state["forms"])
+        lengths = state["posting_length"].astype(np.int64, copy=False)
+        postings = state["postings"].astype(np.uint32, copy=False)
+        counts = [state[k].astype(np.int64, copy=False) for k in ("df", "name_df", "lower_df")]
+        entries = len(entry_term)
+        if not (
+            len(events) == len(micros) == len(storylines) == len(slots)
+            and len(slot_start) == len(slot_event) + 1
+            and len(slot_start)
+            and slot_start[0] == 0
+            and slot_start[-1] == entries
+            and bool(np.all(np.diff(slot_start) >= 0))
+            and len(entry_form) == len(weight_codes) == len(kinds) == entries
+            and len(lengths) == len(terms) == len(set(terms))
+            and all(len(c) == len(terms) for c in counts)
+            and int(lengths.sum()) == len(postings)
+            and len(set(forms)) == len(forms)
+            and len(set(weights)) == len(weights) <= 256
+            and (not entries or int(entry_term.max()) < len(terms))
+            and (not entries or int(weight_codes.max()) < len(weights))
+            and (not entries or int(kinds.max()) <= _OTHER)
+            and bool(np.all((entry_form == _NO_FORMS) | (entry_form < len(forms))))
+            and (not len(postings) or int(postings.max()) < len(slot_event))
+            and _slots_hold(slot_event, state["member_slot"], state["member_event"])
+        ):
+            raise ValueError("the storyline index's arrays do not fit together")
+        # C-level loops where they can be (a busy window holds half a million events).
+        ats = map(_EPOCH.__add__, map(timedelta, repeat(0), repeat(0), micros))
+        sids = [None if sid < 0 else sid for sid in storylines]
+        index._members = dict(zip(events, map(_Member, events, ats, sids, slots), strict=True))
+        for event_id, sid in zip(events, sids, strict=True):
+            if sid is not None:
+                index._by_storyline.setdefault(sid, set()).add(event_id)
+        if len(index._members) != len(events):
+            raise ValueError("an event indexed twice")
+        index._slot_event = _array("q", slot_event)
+        index._dead = int(state["dead"][0])
+        index._slot_start = _array("q", slot_start)
+        index._entry_term = _array("I", entry_term)
+        index._entry_form = _array("I", entry_form)
+        index._entry_weight = bytearray(np.ascontiguousarray(weight_codes))
+        index._entry_kind = bytearray(np.ascontiguousarray(kinds))
+        index._weights = weights
+        index._weight_code = {w: i for i, w in enumerate(weights)}
+        index._term_of = terms
+        index._term_id = {t: i for i, t in enumerate(terms)}
+        index._form_of = forms
+        index._form_id = {f: i for i, f in enumerate(forms)}
+        ends = np.cumsum(lengths).tolist()
+        begins = [0, *ends][: len(ends)]
+        index._postings = {
+            t: _array("I", postings[b:e]) for t, b, e in zip(terms, begins, ends, strict=True)
+        }
+        size = max(1024, 2 * len(terms))
+        for name, got in zip(
+            ("_df_by_id", "_name_df_by_id", "_lower_df_by_id"), counts, strict=True
+        ):
+            grown = np.zeros(size, dtype=np.int64)
+            grown[: len(got)] = got
+            setattr(index, name, grown)
+        index._new_weight = np.zeros(size, dtype=np.float64)
+        index._new_name = np.zeros(size, dtype=np.bool_)
+        for counter, got in zip((index._df, index._name_df, index._lower_df), counts, strict=True):
+            nonzero = np.flatnonzero(got > 0).tolist()
+            counter.update(
+                dict(zip(map(terms.__getitem__, nonzero), got[nonzero].tolist(), strict=True))
+            )
+        return index
 
     def _entries(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The positions of `slots`' entries, slot after slot, in their term order, and how
@@ -1027,7 +1198,7 @@ class StorylineIndex:
         for m in members:
             terms = self._terms(m.slot)
             counts.update(terms)
-            for stem, form in zip(terms, m.forms, strict=False):
+            for stem, form in zip(terms, self._forms(m.slot), strict=False):
                 if form:
                     forms.setdefault(stem, form)
         wanted = max(2, math.ceil(len(members) / 2))
@@ -1037,6 +1208,40 @@ class StorylineIndex:
         )
         words = [forms.get(t, t) for t in ranked[:limit]]
         return ", ".join(w[:1].upper() + w[1:] for w in words)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _array(code: str, values: np.ndarray) -> array[int]:
+    """An array of `values` (of that item size), copied once."""
+    out = array(code)
+    out.frombytes(np.ascontiguousarray(values).data.cast("B"))
+    return out
+
+
+def _slots_hold(slot_event: np.ndarray, slots: np.ndarray, events: np.ndarray) -> bool:
+    """Whether each member's slot is a slot, holding that member's event."""
+    slots = slots.astype(np.int64)
+    if len(slots) and (int(slots.min()) < 0 or int(slots.max()) >= len(slot_event)):
+        return False
+    return bool(np.array_equal(slot_event[slots], events.astype(np.int64)))
+
+
+def _joined(words: list[str]) -> np.ndarray:
+    """Words as one array of UTF-8 bytes, a newline after each (no stem or form holds one)."""
+    if any("\n" in w for w in words):
+        raise ValueError("a word holds a newline")
+    return np.frombuffer("".join(w + "\n" for w in words).encode(), dtype=np.uint8)
+
+
+def _split(data: np.ndarray) -> list[str]:
+    """The words `_joined` joined, interned (as a computed subject's stems are shared)."""
+    text = data.astype(np.uint8).tobytes().decode()
+    if text and not text.endswith("\n"):
+        raise ValueError("a word list cut short")
+    return list(map(intern, text.split("\n")[:-1]))
 
 
 # --- source briefs: what a joining source says that the earlier ones did not ----------------

@@ -151,3 +151,90 @@ def test_a_rebuild_leaves_only_live_slots() -> None:
         assert all(events[slot] >= 0 for slot in posting)
     for event_id, member in index._members.items():
         assert events[member.slot] == event_id
+
+
+def same_index(a: StorylineIndex, b: StorylineIndex) -> None:
+    """Two indexes hold the same: members (in order), slots, postings, entries, ids, counts."""
+    assert [(m.event_id, m.at, m.storyline_id, m.slot) for m in a._members.values()] == [
+        (m.event_id, m.at, m.storyline_id, m.slot) for m in b._members.values()
+    ]
+    assert {t: list(p) for t, p in a._postings.items()} == {
+        t: list(p) for t, p in b._postings.items()
+    }
+    for name in ("_slot_event", "_slot_start", "_entry_term", "_entry_form"):
+        assert list(getattr(a, name)) == list(getattr(b, name)), name
+    for name in ("_entry_weight", "_entry_kind", "_weights", "_weight_code", "_dead"):
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("_term_id", "_term_of", "_form_id", "_form_of", "_by_storyline"):
+        assert getattr(a, name) == getattr(b, name), name
+    for name in ("_df", "_name_df", "_lower_df"):
+        assert +getattr(a, name) == +getattr(b, name), name
+    terms = len(a._term_of)
+    for name in ("_df_by_id", "_name_df_by_id", "_lower_df_by_id"):
+        assert getattr(a, name)[:terms].tolist() == getattr(b, name)[:terms].tolist(), name
+        assert not getattr(b, name)[terms:].any(), name
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_an_index_saved_as_arrays_comes_back_the_same(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`state` / `from_state` (the snapshot a restart loads) through adds, re-adds,
+    removals, prunes, rebuilds and storyline changes: the loaded index holds the same and
+    decides the same for new events."""
+    monkeypatch.setattr(storylines, "COMPACT_MIN", 40)
+    rng = random.Random(seed)
+    index = StorylineIndex(window=timedelta(days=12))
+    subjects: dict[int, Subject] = {}
+    for step in range(900):
+        at = START + timedelta(minutes=20 * step, microseconds=rng.randrange(10**6))
+        action = rng.random()
+        if action < 0.75 or not subjects:
+            title, body = text(rng)
+            # Capitalised words too (names, a sentence's first word), and some storylines.
+            title = " ".join(w.capitalize() if rng.random() < 0.3 else w for w in title.split())
+            subjects[step] = subject(title, body.capitalize())
+            index.add(step, at, subjects[step], rng.choice([None, None, 1, 2, 3 + step // 50]))
+        elif action < 0.85:
+            index.set_storyline([rng.choice(sorted(subjects))], rng.choice([None, 7]))
+        elif action < 0.95:
+            event_id = rng.choice(sorted(subjects))
+            index.remove(event_id)
+            del subjects[event_id]
+        else:
+            index.prune(at)
+            subjects = {e: s for e, s in subjects.items() if e in index}
+        if step % 150 == 149:
+            loaded = StorylineIndex.from_state(index.window, index.state())
+            same_index(index, loaded)
+            check_entries(loaded, subjects, subject(*text(rng)))
+            for _ in range(5):
+                probe = subject(*text(rng))
+                assert loaded.find(probe, at) == index.find(probe, at)
+            assert loaded.title_for(subjects) == index.title_for(subjects)
+    assert StorylineIndex.from_state(timedelta(days=1), StorylineIndex().state()).state().keys()
+
+
+def test_arrays_that_do_not_fit_together_are_refused() -> None:
+    rng = random.Random(6)
+    index = StorylineIndex()
+    for event_id in range(50):
+        index.add(event_id, START, subject(*text(rng)), None)
+    state = index.state()
+    broken = [
+        {**state, "member_slot": state["member_slot"][:-1]},
+        {**state, "entry_term": state["entry_term"] + 10_000},
+        {**state, "slot_start": state["slot_start"][:-2]},
+        {**state, "terms": state["terms"][:-1]},
+        {**state, "postings": state["postings"][1:]},
+        {**state, "member_event": state["member_event"][::-1].copy()},
+    ]
+    for damaged in broken:
+        with pytest.raises(ValueError):
+            StorylineIndex.from_state(index.window, damaged)
+    with pytest.raises(KeyError):
+        StorylineIndex.from_state(index.window, {k: v for k, v in state.items() if k != "df"})
+    naive = StorylineIndex()
+    naive.add(1, datetime(2025, 1, 1), subject("A b c", "d"), None)  # (naive: the case)
+    with pytest.raises(ValueError, match="time zone"):
+        naive.state()
