@@ -87,7 +87,9 @@ def build(path: Path, entries: int, every: float) -> None:
     tmp.rename(path)
 
 
-async def _first_round_ready(path: Path, profile: str | None) -> dict[str, float]:
+async def _first_round_ready(
+    path: Path, profile: str | None, snapshot: bool = True
+) -> dict[str, Any]:
     """In the measured process: open the database and run a poller's begin_round."""
     started = time.time()
     from timeline.app.config import PollingSettings  # noqa: PLC0415 (timed: the imports are part of the cold start)
@@ -96,7 +98,7 @@ async def _first_round_ready(path: Path, profile: str | None) -> dict[str, float
 
     imported = time.time()
     db = Database(f"sqlite:///{path}")
-    store = PollStore(db, PollingSettings())
+    store = PollStore(db, PollingSettings(storyline_snapshot="auto" if snapshot else ""))
     # begin_round loads the event index (clustering), then refreshes the storyline cache:
     # time the second apart (wrapped on this instance only).
     refresh = store.storylines.refresh
@@ -128,6 +130,8 @@ async def _first_round_ready(path: Path, profile: str | None) -> dict[str, float
         "ready": ready,
         "indexed": indexed,
         "storylines_s": sum(spent),
+        # How the storyline indexes were loaded: from the snapshot, or the whole window read.
+        "loaded": store.storylines.loaded,
         # CPU of the whole measured process (interpreter start included), and its peak RSS.
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "maxrss_mb": usage.ru_maxrss / 1024,
@@ -141,11 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=float, default=5.0, help="seconds between entries")
     parser.add_argument("--db", type=Path, help="default: /tmp/timeline-bench/cold_N.db")
     parser.add_argument("--profile", help="write a cProfile of begin_round to this file")
+    parser.add_argument(
+        "--no-snapshot",
+        action="store_true",
+        help="read the storyline window from the database (not from, nor into, the snapshot)",
+    )
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     db = args.db or Path(f"/tmp/timeline-bench/cold_{args.entries}_{args.every:g}.db")
     if args.measure:
-        print(json.dumps(asyncio.run(_first_round_ready(db, args.profile))))
+        got = asyncio.run(_first_round_ready(db, args.profile, not args.no_snapshot))
+        print(json.dumps(got))
         return 0
     if not db.exists():
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd += ["--entries", str(args.entries), "--every", str(args.every)]
     if args.profile:
         cmd += ["--profile", args.profile]
+    if args.no_snapshot:
+        cmd += ["--no-snapshot"]
+    snapshot = db.with_name(f"{db.name}-storylines.npz")
     before = time.time()
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     got = json.loads(out.splitlines()[-1])
@@ -178,10 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         f"start to the first round able to run (interpreter {got['main_started'] - before:.2f} s, "
         f"imports {got['imported'] - got['main_started']:.2f} s, begin_round "
         f"{got['ready'] - got['imported']:.2f} s, of which the storyline cache "
-        f"{got['storylines_s']:.2f} s and the event index of {got['indexed']:,} entries the "
-        f"rest); CPU {got['cpu_s']:.2f} s, peak RSS {got['maxrss_mb']:.0f} MB; load "
+        f"{got['storylines_s']:.2f} s (loaded from the {got['loaded']}) and the event index of "
+        f"{got['indexed']:,} entries the rest); CPU {got['cpu_s']:.2f} s, peak RSS {got['maxrss_mb']:.0f} MB; load "
         f"{'/'.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
+    if snapshot.exists() and not args.no_snapshot:
+        print(f"storyline snapshot: {snapshot} ({snapshot.stat().st_size / 1e6:.0f} MB)")
     return 0
 
 

@@ -67,6 +67,9 @@ class PollingSettings:
     skip_seen_items: bool = True
     lease_seconds: float = 300.0
     storyline_window_days: int = 30
+    # Where a poller saves its storyline indexes for the next start: "auto" (beside a SQLite
+    # database file, none on another database), a path, or "" (none).
+    storyline_snapshot: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,6 +500,7 @@ def _polling(problems: _Problems, data: Mapping[str, Any]) -> PollingSettings:
         storyline_window_days=r.integer(
             "storyline_window_days", d.storyline_window_days, minimum=1, maximum=365
         ),
+        storyline_snapshot=r.string("storyline_snapshot", d.storyline_snapshot),
     )
     r.finish()
     return settings

@@ -76,6 +76,16 @@ class Database:
                 await session.rollback()
                 raise
 
+    @property
+    def file(self) -> Path | None:
+        """The database file (SQLite on disk), or None (another database, or in memory)."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        if parsed.database.startswith("file:") or parsed.query.get("mode") == "memory":
+            return None
+        return Path(parsed.database)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 

@@ -14,24 +14,37 @@ the database therefore places the next event exactly as one that never stopped.
 
 The database is the authority on membership: an admin may have renamed, merged or detached
 since the index was loaded, so the storyline of a matched event is read back from its row.
+
+A poller also saves its indexes now and then (the snapshot, `storyline_snapshot`): a restart
+loads them and reads only the events stored and the rows edited since, as the live process
+would have at its next refresh, instead of re-reading and re-adding the whole window (half a
+million events in a busy one). A snapshot is taken between transactions only, so it never
+holds a placement that was rolled back; one that cannot be used (damaged, of another layout
+or window, of another database) is logged and the window is read from the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from timeline.domain.storylines import (
+    SUBJECT_VERSION,
     WINDOW,
     StorylineIndex,
     Subject,
@@ -41,6 +54,7 @@ from timeline.domain.storylines import (
     subject,
 )
 from timeline.storage.bulk import paused_gc
+from timeline.storage.engine import Database
 from timeline.storage.models import Entry, Event, Storyline
 
 log = logging.getLogger(__name__)
@@ -66,6 +80,12 @@ class NewEvent:
 # Stored subjects written back per statement (a first load after the upgrade writes many).
 _WRITE_CHUNK = 5000
 
+# The snapshot of the indexes a restart loads instead of reading every event of the window
+# (`StorylineCache.snapshot`): written at most this often (by the round's clock), and its
+# layout's version (bump when `StorylineIndex.state` changes what it holds).
+SNAPSHOT_EVERY = timedelta(minutes=10)
+SNAPSHOT_FORMAT = 1
+
 
 class StorylineCache:
     """The per-guild storyline indexes of one process, refreshed from the database.
@@ -76,7 +96,7 @@ class StorylineCache:
     against the database in one query before anything is written.
     """
 
-    def __init__(self, window: timedelta = WINDOW) -> None:
+    def __init__(self, window: timedelta = WINDOW, snapshot: Path | None = None) -> None:
         self.window = window
         self.indexes: dict[int, StorylineIndex] = {}
         # Events an admin took out of their storyline: they neither join nor start one.
@@ -84,6 +104,11 @@ class StorylineCache:
         self._seen: datetime | None = None
         self._seen_id = 0
         self._synced: datetime | None = None
+        # Where the indexes are saved (`save_state`) and loaded from at a start (None: never).
+        self.snapshot = snapshot
+        self._saved: datetime | None = None  # the round clock of the last snapshot
+        # How the indexes were last loaded at a start: "snapshot" or "database" ("": not yet).
+        self.loaded = ""
 
     def index(self, guild_id: int) -> StorylineIndex:
         """The index of one guild scope (created empty)."""
@@ -107,7 +132,15 @@ class StorylineCache:
         process did. Each is reduced to the subject of its first source (lowest entry id): the
         one stored with that entry when it created the event, else computed from its text (and
         stored, so the next start reads it; the text never changes, so neither does it).
+
+        A first refresh starts from the snapshot, if there is a usable one (`load_state`): the
+        indexes as a live process held them then, so only what was stored and edited since is
+        read, as by a live process.
         """
+        if self._seen is None:
+            self.loaded = "database"
+            if self.snapshot is not None and await self.load_state(session):
+                self.loaded = "snapshot"
         cutoff = now - self.window - GRACE
         first_entry = (
             select(func.min(Entry.id))
@@ -176,6 +209,104 @@ class StorylineCache:
         for index in self.indexes.values():
             index.prune(now - GRACE)
         return added
+
+    # --- the snapshot: the indexes saved, so a restart does not re-add the whole window ---
+
+    def capture(self, now: datetime) -> dict[str, np.ndarray] | None:
+        """The indexes as arrays for `save_state`, if a snapshot is due (None: not due, or
+        nothing loaded). Call it only between transactions: the indexes must hold what the
+        database holds up to the last refresh (no placement of a transaction still open:
+        its events may yet be rolled back)."""
+        if self.snapshot is None or self._seen is None or self._synced is None:
+            return None
+        if self._saved is not None and self._saved <= now < self._saved + SNAPSHOT_EVERY:
+            return None
+        self._saved = now
+        header = {
+            "format": SNAPSHOT_FORMAT,
+            "subject_version": SUBJECT_VERSION,
+            "window_s": self.window.total_seconds(),
+            "seen": self._seen.isoformat(),
+            "seen_id": self._seen_id,
+            "synced": self._synced.isoformat(),
+            "saved": now.isoformat(),
+            "guilds": list(self.indexes),
+        }
+        arrays = {"detached": np.array(sorted(self.detached), dtype=np.int64)}
+        try:
+            for guild_id, index in self.indexes.items():
+                arrays.update({f"g{guild_id}.{k}": v for k, v in index.state().items()})
+        except ValueError as exc:
+            log.warning("storyline snapshot not taken: %s", exc)
+            return None
+        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+        return arrays
+
+    async def save_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Write a `capture` to the snapshot file (replaced whole: a crash leaves the old one)."""
+        assert self.snapshot is not None
+        path = self.snapshot
+        try:
+            await asyncio.to_thread(_write_snapshot, path, arrays)
+        except OSError as exc:
+            log.warning("could not write the storyline snapshot %s: %s", path, exc)
+        else:
+            log.debug("storyline snapshot written to %s", path)
+
+    async def load_state(self, session: AsyncSession) -> bool:
+        """Start from the snapshot file; False (and nothing loaded) if there is none or it
+        cannot be used: unreadable, of another layout, subject version or window, or not of
+        this database (its last event read is not there as it was)."""
+        assert self.snapshot is not None
+        path = self.snapshot
+        try:
+            arrays = await asyncio.to_thread(_read_snapshot, path)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:  # a cache: whatever is wrong with the file, the database is read
+            log.warning("storyline snapshot %s not read (%s): loading from the database", path, exc)
+            return False
+        try:
+            header = json.loads(arrays["header"].tobytes())
+            if (header["format"], header["subject_version"], header["window_s"]) != (
+                SNAPSHOT_FORMAT,
+                SUBJECT_VERSION,
+                self.window.total_seconds(),
+            ):
+                log.info("storyline snapshot %s is of another version or window: not used", path)
+                return False
+            seen = datetime.fromisoformat(header["seen"])
+            seen_id, synced = int(header["seen_id"]), datetime.fromisoformat(header["synced"])
+            saved = datetime.fromisoformat(header["saved"])
+            indexes = {}
+            for guild_id in header["guilds"]:
+                prefix = f"g{int(guild_id)}."
+                state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                indexes[int(guild_id)] = StorylineIndex.from_state(self.window, state)
+            detached = set(arrays["detached"].astype(np.int64).tolist())
+        except Exception as exc:  # (as above: any damage means the database is read)
+            log.warning(
+                "storyline snapshot %s is damaged (%s): loading from the database", path, exc
+            )
+            return False
+        stored = await session.scalar(select(Event.created_at).where(Event.id == seen_id))
+        if stored != seen:
+            log.warning(
+                "storyline snapshot %s is not of this database (event %d is not as it was):"
+                " loading from the database",
+                path,
+                seen_id,
+            )
+            return False
+        self.indexes, self.detached = indexes, detached
+        self._seen, self._seen_id, self._synced, self._saved = seen, seen_id, synced, saved
+        log.info(
+            "storyline indexes loaded from %s (%d events, to event %d)",
+            path,
+            sum(len(i) for i in indexes.values()),
+            seen_id,
+        )
+        return True
 
     async def _sync_edits(self, session: AsyncSession, since: datetime, cutoff: datetime) -> None:
         """Apply storyline changes made to indexed events since `since` (admins, other pollers)."""
@@ -352,6 +483,41 @@ class StorylineCache:
             .where(Storyline.id.in_(sorted(storyline_ids)), Storyline.title_edited.is_(True))
             .values(updated_at=now)
         )
+
+
+def snapshot_path(setting: str, db: Database) -> Path | None:
+    """Where the storyline snapshot goes, from the `storyline_snapshot` setting: "auto" is
+    beside a SQLite database file (none for another database), "" is none."""
+    if not setting:
+        return None
+    if setting == "auto":
+        file = db.file
+        return None if file is None else file.with_name(f"{file.name}-storylines.npz")
+    return Path(setting).expanduser()
+
+
+def _write_snapshot(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write `arrays` to `path` as a whole or not at all (a temporary file, then renamed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            np.savez(out, allow_pickle=False, **cast(dict[str, Any], arrays))
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_snapshot(path: Path) -> dict[str, Any]:
+    """The arrays of a snapshot file (no pickled objects: a damaged file cannot run code)."""
+    with path.open("rb") as file:
+        data = np.load(file, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("not a snapshot (one array)")
+        with data:
+            return {name: data[name] for name in data.files}
 
 
 def _subject_of(row: Sequence[object], computed: list[dict[str, object]]) -> Subject:

@@ -27,7 +27,7 @@ from timeline.storage.engine import Database
 from timeline.storage.models import Feed, FeedNotice, FetchLog, utcnow
 from timeline.storage.notify import announce_outbox
 from timeline.storage.search import sync_search_index
-from timeline.storage.storylines import StorylineCache
+from timeline.storage.storylines import StorylineCache, snapshot_path
 from timeline.usecases.heap import HeapKeeper
 from timeline.usecases.ingest import (
     IngestReport,
@@ -92,7 +92,10 @@ class PollStore:
         # kept for a lease after the watermark: see `begin_round`.
         self._known: dict[int, datetime] = {}
         # Recent events per guild scope with their storylines (see timeline.storage.storylines).
-        self.storylines = StorylineCache(timedelta(days=settings.storyline_window_days))
+        self.storylines = StorylineCache(
+            timedelta(days=settings.storyline_window_days),
+            snapshot_path(settings.storyline_snapshot, db),
+        )
         # The process's keeper of long-lived objects (see usecases.heap): the poller processes
         # pass one, so the garbage collector skips the indexes.
         self.heap = heap
@@ -244,6 +247,10 @@ class PollStore:
                     horizon = self._events_seen - self.lease
                     self._known = {i: t for i, t in self._known.items() if t >= horizon}
                 await self.storylines.refresh(session, now)
+            # Between transactions only: the indexes then hold nothing that may be rolled back.
+            state = None if self._grouping else self.storylines.capture(now)
+        if state is not None:
+            await self.storylines.save_state(state)
         for index in self.events.values():
             index.prune(now)
 

@@ -83,18 +83,24 @@ async def run_rounds(
     *,
     restart: bool,
     subjects: str = "stored",
-) -> None:
+    snapshot: bool = False,
+) -> list[str]:
     """Serve the events oldest first, one labelled day per round, from one feed.
 
     Each round runs at 13:00 of its day (the items are dated noon), as if the coverage arrived
     live over the months the labelled set spans. Before each restart, the stored subjects are
     kept (`subjects="stored"`), cleared (`"none"`: rows of a version before they were stored)
     or marked as another version's (`"stale"`): the restarted process computes those again.
+    With `snapshot`, each restarted process starts from the snapshot the one before saved.
+    Returns how each restarted process loaded its storyline indexes.
     """
+    settings = replace(SETTINGS, storyline_snapshot="auto" if snapshot else "")
     async with db.session() as s:
         s.add(Feed(name="Wire", url=server.url("/wire.xml")))
     await due(db)
-    store = PollStore(db, SETTINGS)
+    store = PollStore(db, settings)
+    saved = False
+    loads = []
     shown: list[Labelled] = []
     for day, batch in groupby(events, key=lambda e: e.at):
         shown.extend(batch)
@@ -110,10 +116,16 @@ async def run_rounds(
                     await s.execute(
                         update(Entry).values(subject="0" + func.substr(Entry.subject, 2))
                     )
-            store = PollStore(db, SETTINGS)  # a new process: empty indexes, reloaded
+            # (A process saves a snapshot at a round's start once it holds events.)
+            saved = store.storylines._saved is not None
+            store = PollStore(db, settings)  # a new process: empty indexes, reloaded
         now = day + timedelta(hours=13)
         await Poller(store, fetcher, concurrency=4).run_round(now)
+        if restart and store.storylines.indexes:
+            assert store.storylines.loaded == ("snapshot" if snapshot and saved else "database")
+            loads.append(store.storylines.loaded)
         await due(db)
+    return loads
 
 
 async def test_a_developing_story_becomes_one_storyline_through_ingest(
@@ -137,18 +149,29 @@ async def test_a_developing_story_becomes_one_storyline_through_ingest(
     assert len(titles) >= 8 and all(titles.values()), titles
 
 
-@pytest.mark.parametrize("subjects", ["stored", "none", "stale"])
+@pytest.mark.parametrize("subjects", ["stored", "none", "stale", "snapshot"])
 async def test_restarting_between_rounds_gives_the_same_storylines(
     tmp_path: Path, fetcher: Fetcher, feed_server: FeedServer, subjects: str
 ) -> None:
-    """With the subjects stored at ingest read back, and with none (or another version's)
-    stored, so the restarted process computes them from the text."""
+    """With the subjects stored at ingest read back, with none (or another version's)
+    stored, so the restarted process computes them from the text, and with the storyline
+    snapshot the process before saved (the subjects then read only for the new events)."""
     events = load("test")
     results = []
     for restart in (False, True):
         db = await new_db(tmp_path / f"r{restart}.db")
         try:
-            await run_rounds(db, fetcher, feed_server, events, restart=restart, subjects=subjects)
+            loads = await run_rounds(
+                db,
+                fetcher,
+                feed_server,
+                events,
+                restart=restart,
+                subjects="stored" if subjects == "snapshot" else subjects,
+                snapshot=subjects == "snapshot",
+            )
+            if restart:
+                assert loads.count("snapshot" if subjects == "snapshot" else "database") > 10
             labels = await storylines_by_label(db)
             async with db.session() as s:
                 titles = sorted((await s.scalars(select(Storyline.title))).all())
