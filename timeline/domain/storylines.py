@@ -391,8 +391,11 @@ class StorylineIndex:
         # term and event, read by numpy without a copy (a set of ids was ~30 bytes).
         self._postings: dict[str, array[int]] = {}
         self._slot_event = array("q")  # the event id of each slot, -1 once removed
+        # The date of each slot's event, in microseconds since the epoch (0 once removed):
+        # `find` keeps the candidates within the window of the new event with numpy.
+        self._slot_at = array("q")
         self._dead = 0
-        # Scratch for `_overlaps`, one entry per slot, kept at -1 between calls.
+        # Scratch for `_overlap_slots`, one entry per slot, kept at -1 between calls.
         self._position = np.full(1024, -1, dtype=np.int64)
         # Per slot, its event's terms as entries (`_scores` reads them with numpy): slot s has
         # the entries `_slot_start[s]` to `_slot_start[s + 1]`, in its subject's term order,
@@ -447,6 +450,7 @@ class StorylineIndex:
         self.remove(event_id)
         slot = len(self._slot_event)
         self._slot_event.append(event_id)
+        self._slot_at.append(_micros(at))
         self._members[event_id] = _Member(event_id, at, storyline_id, slot)
         if storyline_id is not None:
             self._by_storyline.setdefault(storyline_id, set()).add(event_id)
@@ -507,6 +511,7 @@ class StorylineIndex:
             return
         self._leave(member)
         self._slot_event[member.slot] = -1
+        self._slot_at[member.slot] = 0
         self._dead += 1
         self._count(member.slot, -1)
         kinds = self._entry_kind[self._slot_start[member.slot] : self._slot_start[member.slot + 1]]
@@ -539,8 +544,9 @@ class StorylineIndex:
             return ()
         return tuple(map(self._form_of.__getitem__, ids))
 
-    def _subject(self, member: _Member) -> Subject:
-        """`member`'s Subject, rebuilt from its entries (equal to the one it was added with)."""
+    def _subject(self, member: _Member, *, forms: bool = True) -> Subject:
+        """`member`'s Subject, rebuilt from its entries (equal to the one it was added with;
+        without its written forms if not `forms`)."""
         begin, end = self._slot_start[member.slot], self._slot_start[member.slot + 1]
         stems = self._terms(member.slot)
         kinds = self._entry_kind[begin:end]
@@ -552,7 +558,7 @@ class StorylineIndex:
         return Subject(
             terms,
             frozenset(of_kind[_NAME]),
-            self._forms(member.slot),
+            self._forms(member.slot) if forms else (),
             tuple(sorted(of_kind[_LOWER])),
             frozenset(of_kind[_INITIAL]),
         )
@@ -573,6 +579,7 @@ class StorylineIndex:
             member.slot = int(renumber[member.slot])
         self._postings = postings
         self._slot_event = array("q", events[live].tobytes())
+        self._slot_at = array("q", np.frombuffer(self._slot_at, dtype=np.int64)[live].tobytes())
         self._dead = 0
         # The live slots' entries, and the terms renumbered: only those indexed events have.
         entries, lengths = self._entries(live)
@@ -706,6 +713,9 @@ class StorylineIndex:
         if len(index._members) != len(events):
             raise ValueError("an event indexed twice")
         index._slot_event = _array("q", slot_event)
+        slot_at = np.zeros(len(slot_event), dtype=np.int64)
+        slot_at[state["member_slot"].astype(np.int64, copy=False)] = state["member_at"]
+        index._slot_at = _array("q", slot_at)
         index._dead = int(state["dead"][0])
         index._slot_start = _array("q", slot_start)
         index._entry_term = _array("I", entry_term)
@@ -775,6 +785,7 @@ class StorylineIndex:
         member = self._members.get(event_id)
         if member is not None and at < member.at:
             member.at = at
+            self._slot_at[member.slot] = _micros(at)
 
     def set_storyline(self, event_ids: Iterable[int], storyline_id: int | None) -> None:
         """Record that these indexed events now belong to `storyline_id`."""
@@ -939,7 +950,7 @@ class StorylineIndex:
         seen: Counter[str] = Counter()
         names: set[str] = set()
         for _, _, m in near:
-            own = self._subject(m)
+            own = self._subject(m, forms=False)
             for t, w in own.terms.items():
                 if self.is_name(own, t):
                     names.add(t)
@@ -962,9 +973,17 @@ class StorylineIndex:
         return have / total if total else 0.0
 
     def _overlaps(self, subject: Subject, cache: dict[str, float]) -> list[int]:
-        """The indexed events sharing at least `MIN_SHARED` distinctive terms with `subject`,
-        by the summed IDF of the terms they share, highest first (ties: lower id), at most
-        `MAX_CANDIDATES` (`cache` filled with the IDF of every term of `subject`).
+        """The event ids of `_overlap_slots`."""
+        events = np.frombuffer(self._slot_event, dtype=np.int64)
+        ranked: list[int] = events[self._overlap_slots(subject, cache)].tolist()
+        return ranked
+
+    def _overlap_slots(  # noqa: C901 (the hot loop of placement, kept in one frame for speed)
+        self, subject: Subject, cache: dict[str, float]
+    ) -> np.ndarray:
+        """The slots of the indexed events sharing at least `MIN_SHARED` distinctive terms
+        with `subject`, by the summed IDF of the terms they share, highest first (ties: lower
+        id), at most `MAX_CANDIDATES` (`cache` filled with the IDF of every term of `subject`).
 
         Events are found through the postings of the terms at most `WALK_MIN` events or
         `WALK_SHARE` of the indexed events (at most `WALK_CAP`) have, then of the next rarest
@@ -994,53 +1013,63 @@ class StorylineIndex:
                     budget -= df
             else:
                 break
-        rare: list[np.ndarray] = []
+        # The postings in the subject's term order, the walked (rare) ones apart; joined as
+        # bytes, so each is read by numpy once, without a view per term.
+        rare: list[array[int]] = []
         rare_weights: list[float] = []
-        common: list[np.ndarray] = []
+        rare_lengths: list[int] = []
+        common: list[array[int]] = []
         common_weights: list[float] = []
+        common_lengths: list[int] = []
         for term in subject.terms:
             weight = cache[term]
-            posting = postings.get(term)
-            if weight <= 0 or posting is None:
+            if weight <= 0:
                 continue
-            slots = np.frombuffer(posting, dtype=np.uint32)
+            posting = postings.get(term)
+            if posting is None:
+                continue
             if term in walked:
-                rare.append(slots)
+                rare.append(posting)
                 rare_weights.append(weight)
+                rare_lengths.append(len(posting))
             else:
-                common.append(slots)
+                common.append(posting)
                 common_weights.append(weight)
+                common_lengths.append(len(posting))
         if not rare:
-            return []
+            return _NO_SLOTS
         events = np.frombuffer(self._slot_event, dtype=np.int64)
-        slots = np.concatenate(rare)
-        weights = np.repeat(rare_weights, [len(a) for a in rare])
-        alive = events[slots] >= 0
-        slots, weights = slots[alive], weights[alive]
-        found, at = np.unique(slots, return_inverse=True)
-        if common:
-            # A common term counts only for the events found through the rare ones: their
-            # positions in `found` by slot (dead and unfound slots: -1).
-            if len(self._position) < len(events):
-                self._position = np.full(2 * len(events), -1, dtype=np.int64)
-            position = self._position
-            position[found] = np.arange(len(found))
-            try:
-                hits = position[np.concatenate(common)]
-            finally:
-                position[found] = -1
-            have = hits >= 0
-            at = np.concatenate((at, hits[have]))
-            weights = np.concatenate(
-                (weights, np.repeat(common_weights, [len(a) for a in common])[have])
-            )
+        slots = np.frombuffer(b"".join(rare), dtype=np.uint32)
+        weights = np.repeat(rare_weights, rare_lengths)
+        if len(self._position) < len(events):
+            self._position = np.full(2 * len(events), -1, dtype=np.int64)
+        # The distinct slots found (`found`) and each hit's place among them (`at`), through
+        # the scratch `position` by slot (kept at -1 between calls): of the hits on a slot,
+        # the one whose number stayed in `position` stands for it. Removed events' slots are
+        # dropped at the end (they add to no live event's sums).
+        position = self._position
+        hit = np.arange(len(slots))
+        position[slots] = hit
+        found = slots[position[slots] == hit]
+        position[found] = np.arange(len(found))
+        try:
+            at = position[slots]
+            if common:
+                # A common term counts only for the events found through the rare ones.
+                hits = position[np.frombuffer(b"".join(common), dtype=np.uint32)]
+                have = hits >= 0
+                at = np.concatenate((at, hits[have]))
+                weights = np.concatenate((weights, np.repeat(common_weights, common_lengths)[have]))
+        finally:
+            position[found] = -1
         # Summed per event in the terms' order, rare ones first, as a loop over the terms
         # would (bincount adds in input order), so the ranking does not depend on rounding.
         mass = np.bincount(at, weights=weights, minlength=len(found))
         wanted = np.bincount(at, minlength=len(found)) >= MIN_SHARED
-        ids, mass = events[found[wanted]], mass[wanted]
+        wanted &= events[found] >= 0
+        kept, mass = found[wanted].astype(np.int64), mass[wanted]
         # By mass, highest first; equal masses by id.
-        ranked: list[int] = ids[np.lexsort((ids, -mass))][:MAX_CANDIDATES].tolist()
+        ranked: np.ndarray = kept[np.lexsort((events[kept], -mass))][:MAX_CANDIDATES]
         return ranked
 
     def _scores(
@@ -1067,25 +1096,28 @@ class StorylineIndex:
         idf = np.log(top / (df + 1.0))
         idf[df > cut] = 0.0
         # A term written only at a sentence's start counts as a name where the index writes
-        # it mostly as one (`is_name`).
-        initial_name = (kinds == _INITIAL) & (
-            self._name_df_by_id[terms] > self._lower_df_by_id[terms]
-        )
+        # it mostly as one (`is_name`): looked up for those entries only (few).
+        initial = np.flatnonzero(kinds == _INITIAL)
+        initial_terms = terms[initial]
+        initial_name = initial[
+            self._name_df_by_id[initial_terms] > self._lower_df_by_id[initial_terms]
+        ]
         weights[initial_name] *= NAME_WEIGHT
         x = weights * idf
         nb = np.sqrt(np.bincount(owner, weights=x * x, minlength=k))
-        term_id = self._term_id
-        own = [(term_id[t], w) for t, w in a_vec.items() if t in term_id]
-        own_names = [term_id[t] for t in names if t in term_id]
+        # The new event's weights and names by term id (its terms the index does not hold
+        # are in no indexed event: they add nothing here).
+        tid = self._term_id.get
+        own = [(i, w) for t, w in a_vec.items() if (i := tid(t)) is not None]
         new_weight, new_name = self._new_weight, self._new_name
-        ids = np.array([i for i, _ in own], dtype=np.int64)
-        name_ids = np.array(own_names, dtype=np.int64)
-        new_weight[ids] = [w for _, w in own]
+        ids = np.fromiter((i for i, _ in own), dtype=np.int64, count=len(own))
+        name_ids = np.fromiter((i for t in names if (i := tid(t)) is not None), dtype=np.int64)
+        new_weight[ids] = np.fromiter((w for _, w in own), dtype=np.float64, count=len(own))
         new_name[name_ids] = True
         try:
             y = new_weight[terms]
             b_name = kinds == _NAME
-            b_name |= initial_name
+            b_name[initial_name] = True
             shared_name = new_name[terms] & b_name
         finally:
             new_weight[ids] = 0.0
@@ -1116,14 +1148,20 @@ class StorylineIndex:
         with all of them together.
         """
         cache: dict[str, float] = {}
-        ranked = self._overlaps(subject, cache)
+        ranked = self._overlap_slots(subject, cache)
         liked: list[tuple[float, datetime, int]] = []
         near: dict[int, tuple[float, datetime, int]] = {}  # storyline -> its likest member
         a_vec = self.weighted(subject, cache)
         members = self._members
         latest: dict[int, datetime | None] = {}
+        # Those within the window of `at` by their slots' dates, the others by `_reaches`.
+        events = np.frombuffer(self._slot_event, dtype=np.int64)[ranked].tolist()
+        gaps = np.frombuffer(self._slot_at, dtype=np.int64)[ranked] - _micros(at)
+        close = (np.abs(gaps) <= self.window // _MICROSECOND).tolist()
         candidates = [
-            m for m in (members[e] for e in ranked if e != exclude) if self._reaches(m, at, latest)
+            members[e]
+            for e, near in zip(events, close, strict=True)
+            if e != exclude and (near or self._reaches(members[e], at, latest))
         ]
         # Its distinctive names: a shared one is a name in the other event too (`score`).
         names = {t for t in subject.terms if cache[t] > 0 and self.is_name(subject, t)}
@@ -1211,7 +1249,14 @@ class StorylineIndex:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # (for dates given without a time zone)
 _MICROSECOND = timedelta(microseconds=1)
+_NO_SLOTS = np.zeros(0, dtype=np.int64)
+
+
+def _micros(at: datetime) -> int:
+    """`at` in microseconds since the epoch (a date without a time zone: of a naive epoch)."""
+    return (at - (_NAIVE_EPOCH if at.tzinfo is None else _EPOCH)) // _MICROSECOND
 
 
 def _array(code: str, values: np.ndarray) -> array[int]:

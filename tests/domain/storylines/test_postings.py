@@ -18,6 +18,7 @@ from timeline.domain import storylines
 from timeline.domain.storylines import MAX_CANDIDATES, MIN_SHARED, StorylineIndex, Subject, subject
 
 START = datetime(2025, 3, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A small vocabulary with a few very common words, so rare, walked-within-budget, common and
 # weightless (too common) terms all occur among a few hundred events.
 WORDS = [f"w{chr(97 + i // 26)}{chr(97 + i % 26)}" for i in range(160)]
@@ -69,6 +70,8 @@ def check_entries(index: StorylineIndex, subjects: dict[int, Subject], probe: Su
     counts by term, and `_scores` scores as `score` does, event by event."""
     for event_id, subj in subjects.items():
         assert index.subject_of(event_id) == subj
+    for member in index._members.values():  # the dates `find` filters candidates by
+        assert index._slot_at[member.slot] == (member.at - EPOCH) // timedelta(microseconds=1)
     for term, tid in index._term_id.items():
         assert index._term_of[tid] == term
         assert index._df_by_id[tid] == index._df.get(term, 0)
@@ -161,7 +164,7 @@ def same_index(a: StorylineIndex, b: StorylineIndex) -> None:
     assert {t: list(p) for t, p in a._postings.items()} == {
         t: list(p) for t, p in b._postings.items()
     }
-    for name in ("_slot_event", "_slot_start", "_entry_term", "_entry_form"):
+    for name in ("_slot_event", "_slot_at", "_slot_start", "_entry_term", "_entry_form"):
         assert list(getattr(a, name)) == list(getattr(b, name)), name
     for name in ("_entry_weight", "_entry_kind", "_weights", "_weight_code", "_dead"):
         assert getattr(a, name) == getattr(b, name), name
@@ -195,8 +198,12 @@ def test_an_index_saved_as_arrays_comes_back_the_same(
             title = " ".join(w.capitalize() if rng.random() < 0.3 else w for w in title.split())
             subjects[step] = subject(title, body.capitalize())
             index.add(step, at, subjects[step], rng.choice([None, None, 1, 2, 3 + step // 50]))
-        elif action < 0.85:
+        elif action < 0.81:
             index.set_storyline([rng.choice(sorted(subjects))], rng.choice([None, 7]))
+        elif action < 0.85:  # an earlier source joined it: its date moves back
+            index.move_earlier(
+                rng.choice(sorted(subjects)), at - timedelta(days=rng.randint(0, 20))
+            )
         elif action < 0.95:
             event_id = rng.choice(sorted(subjects))
             index.remove(event_id)
@@ -238,3 +245,18 @@ def test_arrays_that_do_not_fit_together_are_refused() -> None:
     naive.add(1, datetime(2025, 1, 1), subject("A b c", "d"), None)  # (naive: the case)
     with pytest.raises(ValueError, match="time zone"):
         naive.state()
+
+
+def test_a_date_moved_earlier_takes_an_event_out_of_the_window() -> None:
+    """`find` keeps the candidates within the window by the dates of their slots: moving an
+    event's date earlier (`move_earlier`) moves it there too."""
+    index = StorylineIndex(window=timedelta(days=30))
+    story = ("Kestrel Dam talks resume in Ostrava", "Engineers and the Kestrel Dam board met.")
+    for event_id in range(40):  # others, so the story's terms are rare
+        index.add(event_id, START, subject(f"Harbour {event_id} report", "Ships came in."))
+    index.add(100, START, subject(*story))
+    later = START + timedelta(days=20)
+    assert index.find(subject(*story), later) is not None
+    index.move_earlier(100, START - timedelta(days=15))  # now 35 days before `later`
+    assert index.find(subject(*story), later) is None
+    assert index.find(subject(*story), START) is not None
