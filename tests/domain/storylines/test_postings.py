@@ -29,9 +29,10 @@ def text(rng: random.Random) -> tuple[str, str]:
     return " ".join(picks[:6]), " ".join(picks[6:]) + "."
 
 
-def reference(index: StorylineIndex, subj: Subject) -> tuple[list[int], bool]:
-    """The candidates `_overlaps` must return, from the indexed events alone, and whether
-    some of `subj`'s terms were too common to walk (counted only for the events found)."""
+def reference(index: StorylineIndex, subj: Subject) -> tuple[list[int], bool, bool]:
+    """The candidates `_overlaps` must return, from the indexed events alone, whether some
+    of `subj`'s terms were too common to walk (counted only for the events found), and
+    whether some of those were past `COMMON_BUDGET` (not counted)."""
     members = {e: s for e in index._members if (s := index.subject_of(e)) is not None}
     n = len(members)
     df = {t: sum(1 for s in members.values() if t in s.terms) for t in subj.terms}
@@ -49,9 +50,14 @@ def reference(index: StorylineIndex, subj: Subject) -> tuple[list[int], bool]:
                 budget -= count
         else:
             break
-    order = [t for t in subj.terms if t in walked] + [
-        t for t in subj.terms if idf[t] > 0 and t not in walked
-    ]
+    counted: set[str] = set()  # the unwalked terms that count: rarest first, in the budget
+    budget = storylines.COMMON_BUDGET
+    for count, term in sorted((df[t], t) for t in subj.terms if idf[t] > 0 and t not in walked):
+        if count > budget:
+            break
+        budget -= count
+        counted.add(term)
+    order = [t for t in subj.terms if t in walked] + [t for t in subj.terms if t in counted]
     scored = []
     for event_id, other in members.items():
         shared = [t for t in order if t in other.terms]
@@ -61,8 +67,9 @@ def reference(index: StorylineIndex, subj: Subject) -> tuple[list[int], bool]:
         for t in shared:  # rare terms first, each group in the subject's order
             mass += idf[t]
         scored.append((-mass, event_id))
-    common = any(idf[t] > 0 and t not in walked for t in subj.terms)
-    return [e for _, e in sorted(scored)[:MAX_CANDIDATES]], common
+    common = any(t in counted for t in subj.terms)
+    skipped = any(idf[t] > 0 and t not in walked and t not in counted for t in subj.terms)
+    return [e for _, e in sorted(scored)[:MAX_CANDIDATES]], common, skipped
 
 
 def check_entries(index: StorylineIndex, subjects: dict[int, Subject], probe: Subject) -> None:
@@ -96,6 +103,7 @@ def test_candidates_follow_the_rule_through_removals_and_rebuilds(
 ) -> None:
     monkeypatch.setattr(storylines, "COMPACT_MIN", 40)  # rebuild often
     monkeypatch.setattr(storylines, "WALK_BUDGET", 120)  # leave terms unwalked more often
+    monkeypatch.setattr(storylines, "COMMON_BUDGET", 150)  # and some of those uncounted
     rng = random.Random(seed)
     index = StorylineIndex(window=timedelta(days=12))
     subjects: dict[int, Subject] = {}
@@ -109,7 +117,7 @@ def test_candidates_follow_the_rule_through_removals_and_rebuilds(
 
     monkeypatch.setattr(StorylineIndex, "_compact", counting)
     next_id = 0
-    probes = with_common = 0
+    probes = with_common = with_skipped = 0
     for step in range(2400):
         at = START + timedelta(minutes=20 * step)
         action = rng.random()
@@ -129,13 +137,15 @@ def test_candidates_follow_the_rule_through_removals_and_rebuilds(
             subjects = {e: s for e, s in subjects.items() if e in index}
         if step % 20 == 0:
             probe = subject(*text(rng))
-            wanted, common = reference(index, probe)
+            wanted, common, skipped = reference(index, probe)
             assert index._overlaps(probe, {}) == wanted, step
             check_entries(index, subjects, probe)
             probes += 1
             with_common += common
+            with_skipped += skipped
     assert compactions >= 2, compactions
     assert with_common >= probes // 3, (with_common, probes)
+    assert with_skipped >= probes // 5, (with_skipped, probes)
     assert len(index) == len(subjects)
 
 
