@@ -22,16 +22,19 @@ memory or time.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
 import unicodedata
+import zlib
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from itertools import pairwise
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import numpy as np
@@ -233,10 +236,33 @@ def _entities(title: str, summary: str) -> frozenset[str]:
 
 
 def _shingles(words: list[str]) -> frozenset[int]:
-    """Return the word 3-gram hashes of `words`, cut to 32 bits (they are stored per story)."""
+    """Return the word 3-gram hashes of `words`, 32 bits (they are stored per story).
+
+    CRC-32 of the words joined by spaces (a word has none), not Python's `hash`: that one is
+    salted per process, so which shingles `SHINGLE_SAMPLE` keeps, and so what a near copy
+    shares, would change with a restart, and an index saved by one process (`state`) would
+    not hold what another computes.
+    """
     if len(words) < 3:
-        return frozenset({hash(tuple(words)) & _MASK32}) if words else frozenset()
-    return frozenset(h & _MASK32 for h in map(hash, zip(words, words[1:], words[2:], strict=False)))
+        return frozenset({_crc(" ".join(words))}) if words else frozenset()
+    return frozenset(
+        _crc(f"{a} {b} {c}") for a, b, c in zip(words, words[1:], words[2:], strict=False)
+    )
+
+
+# Bump when `_shingles` or `_identities` hash differently: a saved index (`EventIndex.state`)
+# of another version holds hashes a new process would not compute.
+HASH_VERSION = 1
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
+
+
+def _hash64(text: str) -> int:
+    """A 64-bit hash of `text` that is the same in every process (signed, as `hash` was)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
 
 
 def link_key(link: str | None) -> str | None:
@@ -272,12 +298,13 @@ def _identities(link: str | None, keys: Iterable[str]) -> list[int]:
     """Return what makes two stories identical, hashed: each usable key, then the link.
 
     64-bit hashes instead of the strings (an index holds tens of thousands of stories); two
-    different keys share a hash with odds of about one in 10^19.
+    different keys share a hash with odds of about one in 10^19. Stable across processes
+    (`_hash64`), so a saved index (`EventIndex.state`) matches what a new process computes.
     """
-    out = [hash("key\x00" + key.strip()) for key in keys if _usable_key(key)]
+    out = [_hash64("key\x00" + key.strip()) for key in keys if _usable_key(key)]
     lk = link_key(link)
     if lk is not None:
-        out.append(hash("link\x00" + lk))
+        out.append(_hash64("link\x00" + lk))
     return out
 
 
@@ -571,6 +598,170 @@ class EventIndex:
         )
         return expired
 
+    # --- saved and loaded whole, so a restart does not recompute every source's features ---
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The index as arrays, for a snapshot file: `from_state` rebuilds exactly this index
+        (its sources in order, postings, counts and cached IDF values), so it answers every
+        `find` as this one would."""
+        strings: dict[str, int] = {}
+        intern = strings.setdefault
+
+        def ids(values: Iterable[str]) -> list[int]:
+            return [intern(v, len(strings)) for v in values]
+
+        sources = self._sources
+        n = len(sources)
+        tokens = _Runs()
+        entities = _Runs()
+        numbers = _Runs()
+        identities = _Runs()
+        days = _Runs()
+        shingles = bytearray()
+        shingle_start = [0]
+        texts: list[int] = []
+        no_days: list[bool] = []
+        for src in sources:
+            tokens.add(ids(src.tokens))
+            entities.add(ids(src.entities))
+            numbers.add(ids(src.title_numbers))
+            identities.add(src.identities)
+            shingles += src.shingles.tobytes()
+            shingle_start.append(shingle_start[-1] + len(src.shingles))
+            texts.append(intern(src.text, len(strings)))
+            no_days.append(src._days is None)
+            days.add([d.toordinal() for d in src._days or ()])
+        postings = _Runs()
+        for posting in self._token_postings.values():
+            postings.add(posting)
+        posting_terms = ids(self._token_postings)
+        shingle_postings = self._shingle_postings
+        recent = _Runs()
+        for sids in shingle_postings._recent.values():
+            recent.add(sids)
+        df_terms, idf_terms = ids(self._df), ids(self._idf_cache)
+        encoded = [v.encode("utf-8", "surrogatepass") for v in strings]
+        oldest = self._oldest
+        return {
+            "scalars": np.array(
+                [
+                    self.window // _MICROSECOND,
+                    self._idf_n,
+                    shingle_postings._pending,
+                    oldest is not None,
+                    0 if oldest is None else _micros(oldest),
+                ],
+                dtype=np.int64,
+            ),
+            "strings": np.frombuffer(b"".join(encoded), dtype=np.uint8),
+            "string_start": np.cumsum([0, *map(len, encoded)], dtype=np.int64),
+            "event": np.array([src.event_id for src in sources], dtype=np.int64),
+            "published": np.array([_micros(src.published) for src in sources], dtype=np.int64),
+            "last": np.array([_micros(src.last) for src in sources], dtype=np.int64),
+            "n_title": np.array([src.n_title for src in sources], dtype=np.int64),
+            "text": np.array(texts, dtype=np.int64),
+            "no_days": np.array(no_days, dtype=np.bool_),
+            **tokens.arrays("tokens", np.uint32, n),
+            **entities.arrays("entities", np.uint32, n),
+            **numbers.arrays("numbers", np.uint32, n),
+            **identities.arrays("identities", np.int64, n),
+            **days.arrays("days", np.int64, n),
+            "shingles": np.frombuffer(bytes(shingles), dtype=np.uint32),
+            "shingles_start": np.array(shingle_start, dtype=np.int64),
+            "by_identity": np.array(list(self._by_identity.items()), dtype=np.int64).reshape(-1, 2),
+            "posting_terms": np.array(posting_terms, dtype=np.uint32),
+            **postings.arrays("postings", np.uint32, len(posting_terms)),
+            "packed": shingle_postings._packed,
+            "recent_keys": np.array(list(shingle_postings._recent), dtype=np.uint64),
+            **recent.arrays("recent", np.uint32, len(shingle_postings._recent)),
+            "df_terms": np.array(df_terms, dtype=np.uint32),
+            "df": np.array(list(self._df.values()), dtype=np.int64),
+            "idf_terms": np.array(idf_terms, dtype=np.uint32),
+            "idf": np.array(list(self._idf_cache.values()), dtype=np.float64),
+            "earliest": np.array(
+                [(e, _micros(at)) for e, at in self._earliest.items()], dtype=np.int64
+            ).reshape(-1, 2),
+        }
+
+    @classmethod
+    def from_state(cls, window: timedelta, state: dict[str, np.ndarray]) -> EventIndex:
+        """The index `state` describes (ValueError if it is not of this window, or is not
+        whole: a damaged snapshot must not become an index)."""
+        scalars = state["scalars"].tolist()
+        if len(scalars) != 5 or scalars[0] != window // _MICROSECOND:
+            raise ValueError("an event index state of another window")
+        index = cls(window)
+        blob = state["strings"].tobytes()
+        bounds = state["string_start"].tolist()
+        words = [blob[a:b].decode("utf-8", "surrogatepass") for a, b in pairwise(bounds)]
+        word = words.__getitem__
+        event = state["event"].tolist()
+        n = len(event)
+        columns = ("published", "last", "n_title", "text", "no_days")
+        if any(len(state[c]) != n for c in columns):
+            raise ValueError("an event index state whose columns differ in length")
+        # Each run as a slice of one list (the words already looked up): a restart loads
+        # tens of thousands of sources, so no list per source is built on the way.
+        tokens, token_start = _Runs.read(state, "tokens", n, word)
+        entities, entity_start = _Runs.read(state, "entities", n, word)
+        numbers, number_start = _Runs.read(state, "numbers", n, word)
+        identities, identity_start = _Runs.read(state, "identities", n)
+        days, day_start = _Runs.read(state, "days", n, date.fromordinal)
+        shingle_bytes = memoryview(state["shingles"].astype(np.uint32).tobytes())
+        shingle_start = state["shingles_start"].tolist()
+        if len(shingle_start) != n + 1 or shingle_start[-1] * 4 != len(shingle_bytes):
+            raise ValueError("an event index state whose shingles do not add up")
+        sources = index._sources
+        at = _at
+        for i, (published, last, n_title, text, no_days) in enumerate(
+            zip(*(state[c].tolist() for c in columns), strict=True)
+        ):
+            shingles = array("I")
+            shingles.frombytes(shingle_bytes[shingle_start[i] * 4 : shingle_start[i + 1] * 4])
+            j = i + 1
+            sources.append(
+                _Source(
+                    event_id=event[i],
+                    published=at(published),
+                    tokens=tuple(tokens[token_start[i] : token_start[j]]),
+                    n_title=n_title,
+                    entities=tuple(entities[entity_start[i] : entity_start[j]]),
+                    shingles=shingles,
+                    title_numbers=tuple(numbers[number_start[i] : number_start[j]]),
+                    text=words[text],
+                    identities=tuple(identities[identity_start[i] : identity_start[j]]),
+                    last=at(last),
+                    _days=None
+                    if no_days
+                    else frozenset(days[day_start[i] : day_start[j]]) or _NO_DAYS,
+                )
+            )
+        index._by_identity = dict(state["by_identity"].reshape(-1, 2).tolist())
+        terms = state["posting_terms"].tolist()
+        sids, sid_start = _Runs.read(state, "postings", len(terms))
+        index._token_postings = {
+            words[t]: array("I", sids[sid_start[i] : sid_start[i + 1]]) for i, t in enumerate(terms)
+        }
+        shingle_postings = index._shingle_postings
+        shingle_postings._packed = state["packed"].astype(np.uint64)
+        keys = state["recent_keys"].tolist()
+        recent, recent_start = _Runs.read(state, "recent", len(keys))
+        shingle_postings._recent = {
+            key: recent[recent_start[i] : recent_start[i + 1]] for i, key in enumerate(keys)
+        }
+        shingle_postings._pending = scalars[2]
+        index._df = dict(
+            zip(map(word, state["df_terms"].tolist()), state["df"].tolist(), strict=True)
+        )
+        index._idf_cache = dict(
+            zip(map(word, state["idf_terms"].tolist()), state["idf"].tolist(), strict=True)
+        )
+        index._idf_n = scalars[1]
+        index._earliest = {e: _at(at) for e, at in state["earliest"].reshape(-1, 2).tolist()}
+        index._oldest = _at(scalars[4]) if scalars[3] else None
+        index._scores = np.zeros(max(1024, n), dtype=np.float64)
+        return index
+
     def earliest(self, event_id: int) -> datetime | None:
         """Return the event's time: the earliest published time among its indexed sources."""
         return self._earliest.get(event_id)
@@ -746,3 +937,54 @@ def _days_differ(a: _Story, b: _Source) -> bool:
     """Tell whether both texts name explicit days and none of them agree."""
     adays, bdays = a.days(), b.days()
     return bool(adays and bdays and not (adays & bdays))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(at: datetime) -> int:
+    """An aware date in microseconds since the epoch."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
+def _at(micros: int) -> datetime:
+    """The UTC date `_micros` gave."""
+    return _EPOCH + timedelta(0, 0, micros)
+
+
+class _Runs:
+    """Runs of values, one per item, as one array and where each item's run starts."""
+
+    def __init__(self) -> None:
+        self.values: list[int] = []
+        self.start = [0]
+
+    def add(self, values: Iterable[int]) -> None:
+        self.values.extend(values)
+        self.start.append(len(self.values))
+
+    def arrays(self, name: str, dtype: type, count: int) -> dict[str, np.ndarray]:
+        assert len(self.start) == count + 1
+        return {
+            name: np.array(self.values, dtype=dtype),
+            f"{name}_start": np.array(self.start, dtype=np.int64),
+        }
+
+    @staticmethod
+    def read(
+        state: dict[str, np.ndarray],
+        name: str,
+        count: int,
+        convert: Callable[[int], Any] | None = None,
+    ) -> tuple[list[Any], list[int]]:
+        """The values saved under `name` (each through `convert`, if given) and where each of
+        the `count` runs starts in them, and ends: a run ends where the next starts
+        (ValueError if they do not add up)."""
+        values, start = state[name], state[f"{name}_start"]
+        if len(start) != count + 1 or start[0] != 0 or start[-1] != len(values):
+            raise ValueError(f"an event index state whose {name} do not add up")
+        if np.any(np.diff(start) < 0):
+            raise ValueError(f"an event index state whose {name} run backwards")
+        listed = values.tolist()
+        return (listed if convert is None else list(map(convert, listed))), start.tolist()
