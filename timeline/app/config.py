@@ -70,6 +70,8 @@ class PollingSettings:
     # Where a poller saves its storyline indexes for the next start: "auto" (beside a SQLite
     # database file, none on another database), a path, or "" (none).
     storyline_snapshot: str = "auto"
+    # Where a poller saves its clustering indexes for the next start (the same choices).
+    event_index_snapshot: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +503,7 @@ def _polling(problems: _Problems, data: Mapping[str, Any]) -> PollingSettings:
             "storyline_window_days", d.storyline_window_days, minimum=1, maximum=365
         ),
         storyline_snapshot=r.string("storyline_snapshot", d.storyline_snapshot),
+        event_index_snapshot=r.string("event_index_snapshot", d.event_index_snapshot),
     )
     r.finish()
     return settings

@@ -28,14 +28,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 from sqlalchemy import Table, bindparam, func, select, update
@@ -56,6 +55,7 @@ from timeline.domain.storylines import (
 from timeline.storage.bulk import paused_gc
 from timeline.storage.engine import Database
 from timeline.storage.models import Entry, Event, Storyline
+from timeline.storage.snapshot import read_arrays, snapshot_file, write_arrays
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class StorylineCache:
         assert self.snapshot is not None
         path = self.snapshot
         try:
-            await asyncio.to_thread(_write_snapshot, path, arrays)
+            await asyncio.to_thread(write_arrays, path, arrays)
         except OSError as exc:
             log.warning("could not write the storyline snapshot %s: %s", path, exc)
         else:
@@ -260,7 +260,7 @@ class StorylineCache:
         assert self.snapshot is not None
         path = self.snapshot
         try:
-            arrays = await asyncio.to_thread(_read_snapshot, path)
+            arrays = await asyncio.to_thread(read_arrays, path)
         except FileNotFoundError:
             return False
         except Exception as exc:  # a cache: whatever is wrong with the file, the database is read
@@ -488,36 +488,7 @@ class StorylineCache:
 def snapshot_path(setting: str, db: Database) -> Path | None:
     """Where the storyline snapshot goes, from the `storyline_snapshot` setting: "auto" is
     beside a SQLite database file (none for another database), "" is none."""
-    if not setting:
-        return None
-    if setting == "auto":
-        file = db.file
-        return None if file is None else file.with_name(f"{file.name}-storylines.npz")
-    return Path(setting).expanduser()
-
-
-def _write_snapshot(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write `arrays` to `path` as a whole or not at all (a temporary file, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as out:
-            np.savez(out, allow_pickle=False, **cast(dict[str, Any], arrays))
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _read_snapshot(path: Path) -> dict[str, Any]:
-    """The arrays of a snapshot file (no pickled objects: a damaged file cannot run code)."""
-    with path.open("rb") as file:
-        data = np.load(file, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("not a snapshot (one array)")
-        with data:
-            return {name: data[name] for name in data.files}
+    return snapshot_file(setting, db, "storylines.npz")
 
 
 def _subject_of(row: Sequence[object], computed: list[dict[str, object]]) -> Subject:

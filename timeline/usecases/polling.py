@@ -24,12 +24,15 @@ from timeline.app.config import PollingSettings
 from timeline.domain.clustering import EventIndex
 from timeline.storage import notices
 from timeline.storage.engine import Database
+from timeline.storage.event_snapshot import EventSnapshot
 from timeline.storage.models import Feed, FeedNotice, FetchLog, utcnow
 from timeline.storage.notify import announce_outbox
 from timeline.storage.search import sync_search_index
+from timeline.storage.snapshot import snapshot_file
 from timeline.storage.storylines import StorylineCache, snapshot_path
 from timeline.usecases.heap import HeapKeeper
 from timeline.usecases.ingest import (
+    CLUSTER_WINDOW,
     IngestReport,
     NewAlert,
     WatchSet,
@@ -95,6 +98,10 @@ class PollStore:
         self.storylines = StorylineCache(
             timedelta(days=settings.storyline_window_days),
             snapshot_path(settings.storyline_snapshot, db),
+        )
+        # Where the clustering indexes are saved for the next start (see storage.event_snapshot).
+        self.event_snapshot = EventSnapshot(
+            snapshot_file(settings.event_index_snapshot, db, "events.npz"), CLUSTER_WINDOW
         )
         # The process's keeper of long-lived objects (see usecases.heap): the poller processes
         # pass one, so the garbage collector skips the indexes.
@@ -228,11 +235,18 @@ class PollStore:
         # than the newest entry seen so far would miss that poller's later commits whenever
         # one of them was read mid-round: read from a lease before the watermark instead, and
         # skip the entries already in the indexes.
-        since = None if self._events_seen is None else self._events_seen - self.lease
         settling = self.heap.settling() if self.heap else contextlib.nullcontext()
         async with self.db.session() as session:
             with settling:
                 self.watches = await load_watch_set(session)
+                if not self.event_snapshot.loaded:
+                    # A start: from the snapshot, if there is a usable one. (After a rollback
+                    # the window is read from the database, as by a start without one.)
+                    loaded = await self.event_snapshot.load(session, now)
+                    if loaded is not None:
+                        self.events, self._events_seen = loaded.indexes, loaded.seen
+                        self._known = loaded.known
+                since = None if self._events_seen is None else self._events_seen - self.lease
                 newest = await load_recent_sources(
                     session,
                     self.events,
@@ -249,10 +263,17 @@ class PollStore:
                 await self.storylines.refresh(session, now)
             # Between transactions only: the indexes then hold nothing that may be rolled back.
             state = None if self._grouping else self.storylines.capture(now)
+            for index in self.events.values():
+                index.prune(now)
+            events_state = None
+            if not self._grouping and self.event_snapshot.due(now):
+                events_state = await self.event_snapshot.capture(
+                    session, now, self.events, self._events_seen, self._known
+                )
         if state is not None:
             await self.storylines.save_state(state)
-        for index in self.events.values():
-            index.prune(now)
+        if events_state is not None:
+            await self.event_snapshot.save(events_state)
 
     def _writing(self) -> asyncio.Lock | _NoLock:
         return self._write_lock or _NoLock()
