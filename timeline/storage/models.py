@@ -126,6 +126,10 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_guild_occurred", "guild_id", "occurred_at"),
+        # What a poller reads back each round: the events stored since it last looked (in
+        # the order it adds them), and the rows admins changed since (see storage.storylines).
+        Index("ix_events_created", "created_at", "id"),
+        Index("ix_events_updated", "updated_at"),
         # The few manual events, which a timeline search matches by title (no entries).
         Index(
             "ix_events_manual",

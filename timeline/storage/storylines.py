@@ -178,10 +178,11 @@ class StorylineCache:
             )
         else:
             # Events stored since: ingest gives a storyline only to events within the window.
-            query = query.where(Event.occurred_at >= cutoff)
+            # (A range of `ix_events_created`, not a scan of the window: `>=` leads.)
             query = query.where(
-                (Event.created_at > self._seen)
-                | ((Event.created_at == self._seen) & (Event.id > self._seen_id))
+                Event.created_at >= self._seen,
+                (Event.created_at > self._seen) | (Event.id > self._seen_id),
+                Event.occurred_at >= cutoff,
             )
         synced_from = self._synced
         # Rows edited from now on are read at the next refresh (a little overlap is harmless).
