@@ -190,3 +190,45 @@ async def test_snapshots_are_taken_every_so_often_and_never_mid_transaction(
         await db.dispose()
     assert snapshot_path("auto", Database("postgresql://u@127.0.0.1/test")) is None
     assert snapshot_path("~/s.npz", db) == HOME / "s.npz"
+
+
+async def test_a_start_with_a_snapshot_builds_it_while_the_first_round_runs(
+    tmp_path: Path,
+) -> None:
+    """The first round need not wait for half a million events: `begin_round` returns with
+    the snapshot still being built in a thread, and whatever uses the indexes first waits
+    for it (`ready`), then holds what a reload from the database holds."""
+    url = f"sqlite:///{tmp_path / 'timeline.db'}"
+    await upgrade_async(url)
+    db = Database(url)
+    try:
+        live = StorylineCache(snapshot=tmp_path / "timeline.db-storylines.npz")
+        async with db.session() as s:
+            await live.refresh(s, T0)
+        await fill(db, live, range(40))
+        async with db.session() as s:
+            await live.refresh(s, at(40))
+        await save(live, at(40))
+        await fill(db, live, range(40, len(EVENTS)))  # stored after the snapshot
+        store = PollStore(db, PollingSettings())
+        await store.begin_round(NOW)
+        assert store.storylines._pending is not None
+        assert store.storylines.loaded == ""
+        assert store.storylines.capture(NOW) is None  # nothing to save before it is loaded
+        async with db.session() as s:
+            await store.storylines.ready(s, NOW)
+        assert store.storylines._pending is None
+        assert store.storylines.loaded == "snapshot"
+        same_cache(store.storylines, await started(db, None))
+        # A failed transaction before it was ready forgets the build; the next round reads.
+        other = PollStore(db, PollingSettings())
+        await other.begin_round(NOW)
+        assert other.storylines._pending is not None
+        other._drop_event_indexes()
+        assert other.storylines._pending is None
+        await other.begin_round(NOW)
+        async with db.session() as s:
+            await other.storylines.ready(s, NOW)
+        same_cache(other.storylines, store.storylines)
+    finally:
+        await db.dispose()

@@ -109,6 +109,8 @@ class StorylineCache:
         self._saved: datetime | None = None  # the round clock of the last snapshot
         # How the indexes were last loaded at a start: "snapshot" or "database" ("": not yet).
         self.loaded = ""
+        # A start's snapshot being read and built in a thread (`load_in_background`).
+        self._pending: asyncio.Future[_Built | None] | None = None
 
     def index(self, guild_id: int) -> StorylineIndex:
         """The index of one guild scope (created empty)."""
@@ -119,6 +121,9 @@ class StorylineCache:
 
     def drop(self) -> None:
         """Forget everything (after a failed transaction); the next refresh reloads."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         self.indexes.clear()
         self.detached.clear()
         self._seen = None
@@ -139,7 +144,8 @@ class StorylineCache:
         """
         if self._seen is None:
             self.loaded = "database"
-            if self.snapshot is not None and await self.load_state(session):
+            pending, self._pending = self._pending, None
+            if self.snapshot is not None and await self.load_state(session, pending):
                 self.loaded = "snapshot"
         cutoff = now - self.window - GRACE
         first_entry = (
@@ -177,12 +183,16 @@ class StorylineCache:
                 | ((Event.occurred_at >= cutoff - self.window) & Event.storyline_id.in_(developing))
             )
         else:
-            # Events stored since: ingest gives a storyline only to events within the window.
+            # Events stored since, as far back as a developing storyline keeps its events:
+            # `prune` below then drops those the live index would have dropped by now. (Only
+            # those within the window of now were too few when the last refresh is long ago,
+            # a start from an old snapshot: a live process kept an earlier event of a
+            # storyline that went on developing, the start did not read it back.)
             # (A range of `ix_events_created`, not a scan of the window: `>=` leads.)
             query = query.where(
                 Event.created_at >= self._seen,
                 (Event.created_at > self._seen) | (Event.id > self._seen_id),
-                Event.occurred_at >= cutoff,
+                Event.occurred_at >= cutoff - self.window,
             )
         synced_from = self._synced
         # Rows edited from now on are read at the next refresh (a little overlap is harmless).
@@ -210,6 +220,24 @@ class StorylineCache:
         for index in self.indexes.values():
             index.prune(now - GRACE)
         return added
+
+    def load_in_background(self) -> bool:
+        """At a start, if there is a snapshot: read and build its indexes in a thread, so the
+        first round need not wait for them (half a million events take seconds). Whatever
+        uses the indexes first calls `ready`, which takes them (or reads the database, as a
+        start without a snapshot does). False (nothing started): no snapshot file."""
+        if self.snapshot is None or self._seen is not None or self._pending is not None:
+            return False
+        if not self.snapshot.exists():
+            return False
+        self._pending = asyncio.ensure_future(asyncio.to_thread(_build, self.snapshot, self.window))
+        return True
+
+    async def ready(self, session: AsyncSession, now: datetime) -> None:
+        """Bring the indexes up to date if this process has not yet (its first refresh runs
+        here when `load_in_background` deferred it): before placing an event, or moving one."""
+        if self._synced is None:
+            await self.refresh(session, now)
 
     # --- the snapshot: the indexes saved, so a restart does not re-add the whole window ---
 
@@ -254,58 +282,37 @@ class StorylineCache:
         else:
             log.debug("storyline snapshot written to %s", path)
 
-    async def load_state(self, session: AsyncSession) -> bool:
-        """Start from the snapshot file; False (and nothing loaded) if there is none or it
-        cannot be used: unreadable, of another layout, subject version or window, or not of
-        this database (its last event read is not there as it was)."""
+    async def load_state(
+        self, session: AsyncSession, pending: asyncio.Future[_Built | None] | None = None
+    ) -> bool:
+        """Start from the snapshot file (`pending`: as `load_in_background` is building it);
+        False (and nothing loaded) if there is none or it cannot be used: unreadable, of
+        another layout, subject version or window, or not of this database (its last event
+        read is not there as it was)."""
         assert self.snapshot is not None
         path = self.snapshot
-        try:
-            arrays = await asyncio.to_thread(read_arrays, path)
-        except FileNotFoundError:
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(_build, path, self.window))
+        built = await pending
+        if built is None:
             return False
-        except Exception as exc:  # a cache: whatever is wrong with the file, the database is read
-            log.warning("storyline snapshot %s not read (%s): loading from the database", path, exc)
-            return False
-        try:
-            header = json.loads(arrays["header"].tobytes())
-            if (header["format"], header["subject_version"], header["window_s"]) != (
-                SNAPSHOT_FORMAT,
-                SUBJECT_VERSION,
-                self.window.total_seconds(),
-            ):
-                log.info("storyline snapshot %s is of another version or window: not used", path)
-                return False
-            seen = datetime.fromisoformat(header["seen"])
-            seen_id, synced = int(header["seen_id"]), datetime.fromisoformat(header["synced"])
-            saved = datetime.fromisoformat(header["saved"])
-            indexes = {}
-            for guild_id in header["guilds"]:
-                prefix = f"g{int(guild_id)}."
-                state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-                indexes[int(guild_id)] = StorylineIndex.from_state(self.window, state)
-            detached = set(arrays["detached"].astype(np.int64).tolist())
-        except Exception as exc:  # (as above: any damage means the database is read)
-            log.warning(
-                "storyline snapshot %s is damaged (%s): loading from the database", path, exc
-            )
-            return False
-        stored = await session.scalar(select(Event.created_at).where(Event.id == seen_id))
-        if stored != seen:
+        stored = await session.scalar(select(Event.created_at).where(Event.id == built.seen_id))
+        if stored != built.seen:
             log.warning(
                 "storyline snapshot %s is not of this database (event %d is not as it was):"
                 " loading from the database",
                 path,
-                seen_id,
+                built.seen_id,
             )
             return False
-        self.indexes, self.detached = indexes, detached
-        self._seen, self._seen_id, self._synced, self._saved = seen, seen_id, synced, saved
+        self.indexes, self.detached = built.indexes, built.detached
+        self._seen, self._seen_id = built.seen, built.seen_id
+        self._synced, self._saved = built.synced, built.saved
         log.info(
             "storyline indexes loaded from %s (%d events, to event %d)",
             path,
-            sum(len(i) for i in indexes.values()),
-            seen_id,
+            sum(len(i) for i in built.indexes.values()),
+            built.seen_id,
         )
         return True
 
@@ -344,6 +351,7 @@ class StorylineCache:
         here, or, when the caller passes `subjects`, put there ({entry id: stored form}) for
         the caller to write with its own update of those entries (one statement less).
         """
+        await self.ready(session, now)
         cutoff = now - self.window - GRACE
         batch = {new.event_id for new in events}
         # Provisional (negative) ids for storylines this batch starts, until they are inserted.
@@ -490,6 +498,57 @@ def snapshot_path(setting: str, db: Database) -> Path | None:
     """Where the storyline snapshot goes, from the `storyline_snapshot` setting: "auto" is
     beside a SQLite database file (none for another database), "" is none."""
     return snapshot_file(setting, db, "storylines.npz")
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A snapshot's indexes, built, and how far they are up to date."""
+
+    indexes: dict[int, StorylineIndex]
+    detached: set[int]
+    seen: datetime
+    seen_id: int
+    synced: datetime
+    saved: datetime
+
+
+def _build(path: Path, window: timedelta) -> _Built | None:
+    """Read the snapshot file and build its indexes (in a thread: no database, no shared
+    state); None, logged, if there is none or it is damaged or of another version or window."""
+    try:
+        arrays = read_arrays(path)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a cache: whatever is wrong with the file, the database is read
+        log.warning("storyline snapshot %s not read (%s): loading from the database", path, exc)
+        return None
+    try:
+        header = json.loads(arrays["header"].tobytes())
+        if (header["format"], header["subject_version"], header["window_s"]) != (
+            SNAPSHOT_FORMAT,
+            SUBJECT_VERSION,
+            window.total_seconds(),
+        ):
+            log.info("storyline snapshot %s is of another version or window: not used", path)
+            return None
+        indexes = {}
+        # (Half a million members and their dates: without the cycle collector walking them.)
+        with paused_gc():
+            for guild_id in header["guilds"]:
+                prefix = f"g{int(guild_id)}."
+                state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+                indexes[int(guild_id)] = StorylineIndex.from_state(window, state)
+        return _Built(
+            indexes,
+            set(arrays["detached"].astype(np.int64).tolist()),
+            datetime.fromisoformat(header["seen"]),
+            int(header["seen_id"]),
+            datetime.fromisoformat(header["synced"]),
+            datetime.fromisoformat(header["saved"]),
+        )
+    except Exception as exc:  # (as above: any damage means the database is read)
+        log.warning("storyline snapshot %s is damaged (%s): loading from the database", path, exc)
+        return None
 
 
 def _subject_of(row: Sequence[object], computed: list[dict[str, object]]) -> Subject:

@@ -355,6 +355,9 @@ async def ingest(  # noqa: C901 (the ingest steps in order, in one transaction)
         return report
 
     await lock_links(session, [item.link for item in fresh.values() if item.link])
+    if storylines is not None:
+        # (At a start the storyline indexes may still be loading: see StorylineCache.ready.)
+        await storylines.ready(session, now)
     rows = [
         {
             "feed_id": feed.id,

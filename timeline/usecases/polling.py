@@ -260,7 +260,11 @@ class PollStore:
                 if self._events_seen is not None:
                     horizon = self._events_seen - self.lease
                     self._known = {i: t for i, t in self._known.items() if t >= horizon}
-                await self.storylines.refresh(session, now)
+                # A start with a snapshot builds the storyline indexes in a thread while its
+                # first round runs (ingest waits for them before it places an event): the
+                # clustering indexes above are all a round needs to begin.
+                if not (self.storylines.loaded == "" and self.storylines.load_in_background()):
+                    await self.storylines.refresh(session, now)
             # Between transactions only: the indexes then hold nothing that may be rolled back.
             state = None if self._grouping else self.storylines.capture(now)
             for index in self.events.values():
