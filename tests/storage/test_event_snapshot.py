@@ -24,6 +24,7 @@ from feeds.rounds import Poller
 from tests.domain.clustering.labelled import load_pairs
 from tests.domain.clustering.test_state import same_event_index
 from tests.helpers import FeedServer
+from tests.storage.test_storyline_snapshot import spoil as damaged
 from timeline.app.config import PollingSettings
 from timeline.domain.clustering import HASH_VERSION
 from timeline.storage import event_snapshot
@@ -218,16 +219,10 @@ async def test_a_snapshot_that_cannot_be_used_is_logged_and_the_database_read(
             await other.dispose()
 
     def spoil(path: Path) -> None:
-        if damage == "garbage":
-            path.write_bytes(b"PK\x03\x04" + b"\x00" * 300)
-        elif damage == "cut":
-            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-        elif damage == "empty":
-            path.write_bytes(b"")
-        elif damage == "removed":
-            path.unlink()
-        elif damage == "foreign":
+        if damage == "foreign":
             copy(foreign, path)
+        else:
+            damaged(path, damage)  # (garbage, cut, empty; anything else: removed)
 
     caplog.set_level(logging.INFO, logger=event_snapshot.__name__)
     try:
