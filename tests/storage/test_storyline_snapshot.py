@@ -112,6 +112,12 @@ async def test_a_start_from_the_snapshot_holds_what_a_reload_holds(
         await s.execute(
             update(Event).where(Event.id == 5).values(storyline_detached=True, updated_at=NOW)
         )
+        # And an earlier source joined an indexed event: ingest moves its date earlier.
+        await s.execute(
+            update(Event)
+            .where(Event.id == 30)
+            .values(occurred_at=at(29) - timedelta(hours=5), updated_at=NOW)  # (event 30: the 30th)
+        )
         stories = await s.scalar(select(func.count(distinct(Event.storyline_id))))
     assert stories and stories >= 5
     restarted = await started(db, path)
@@ -119,6 +125,7 @@ async def test_a_start_from_the_snapshot_holds_what_a_reload_holds(
     reloaded = await started(db, None)
     same_cache(restarted, reloaded)
     assert 5 in restarted.detached
+    assert restarted.index(0)._members[30].at == at(29) - timedelta(hours=5)
     assert len(restarted.index(0)) == len(EVENTS)
     # And it places the next events as the reloaded one does.
     for e in load("test")[:20]:

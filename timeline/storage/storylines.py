@@ -317,13 +317,19 @@ class StorylineCache:
         return True
 
     async def _sync_edits(self, session: AsyncSession, since: datetime, cutoff: datetime) -> None:
-        """Apply storyline changes made to indexed events since `since` (admins, other pollers)."""
+        """Apply the changes made to indexed events since `since` (admins, other pollers):
+        their storylines, and their dates moved earlier by an earlier source (as ingest moves
+        them in the index it holds; a start from a snapshot saved before learns them here)."""
         rows = await session.execute(
-            select(Event.id, Event.guild_id, Event.storyline_id, Event.storyline_detached).where(
-                Event.updated_at >= since, Event.occurred_at >= cutoff
-            )
+            select(
+                Event.id,
+                Event.guild_id,
+                Event.storyline_id,
+                Event.storyline_detached,
+                Event.occurred_at,
+            ).where(Event.updated_at >= since, Event.occurred_at >= cutoff)
         )
-        for event_id, guild_id, storyline_id, detached in rows.all():
+        for event_id, guild_id, storyline_id, detached, occurred_at in rows.all():
             index = self.indexes.get(guild_id)
             if detached:
                 self.detached.add(event_id)
@@ -332,6 +338,7 @@ class StorylineCache:
             if index is not None and event_id in index:
                 if index.storyline_of(event_id) != storyline_id:
                     index.set_storyline([event_id], storyline_id)
+                index.move_earlier(event_id, occurred_at)
 
     async def place(  # noqa: C901 (the placement steps in order, in one transaction)
         self,
