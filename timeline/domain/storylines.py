@@ -373,6 +373,20 @@ class _Member:
     slot: int  # its place in the postings and entries (`StorylineIndex._postings`)
 
 
+@dataclass(slots=True)
+class _Weighed:
+    """A new event's terms weighed against the index, in one pass (`StorylineIndex._weigh`):
+    what `find` and its steps read, each term looked up once."""
+
+    cache: dict[str, float]  # the IDF of each term (`idf`)
+    vector: dict[str, float]  # the terms weighted (`weighted`)
+    rarity: list[tuple[int, str]]  # (df, term) of the distinctive terms, in the subject's order
+    names: set[str]  # the distinctive names (`is_name`)
+    ids: np.ndarray  # the term ids of the terms the index knows ...
+    weights: np.ndarray  # ... and their weights in `vector`
+    name_ids: np.ndarray  # the term ids of `names` the index knows
+
+
 # The kind of a term in an event (`StorylineIndex._entry_kind`): written in lower case
 # somewhere in it, a name, written only at a sentence's start (`Subject`), or none of these
 # (a Subject built without them).
@@ -980,17 +994,63 @@ class StorylineIndex:
         return have / total if total else 0.0
 
     def _overlaps(self, subject: Subject, cache: dict[str, float]) -> list[int]:
-        """The event ids of `_overlap_slots`."""
+        """The event ids of `_overlap_slots` (`cache` filled with the IDF of every term of
+        `subject`)."""
+        weighed = self._weigh(subject)
+        cache.update(weighed.cache)
         events = np.frombuffer(self._slot_event, dtype=np.int64)
-        ranked: list[int] = events[self._overlap_slots(subject, cache)].tolist()
+        ranked: list[int] = events[self._overlap_slots(weighed)].tolist()
         return ranked
 
-    def _overlap_slots(  # noqa: C901 (the hot loop of placement, kept in one frame for speed)
-        self, subject: Subject, cache: dict[str, float]
-    ) -> np.ndarray:
+    def _weigh(self, subject: Subject) -> _Weighed:
+        """`subject`'s terms against the index: each term's IDF (`idf`), weight (`weighted`)
+        and whether it is a distinctive name (`is_name`), with one look-up of its id (the
+        counts by id, `_df_by_id` and the like, are the counts by term)."""
+        terms = subject.terms
+        tid = self._term_id.get
+        ids = np.fromiter((tid(t, -1) for t in terms), dtype=np.int64, count=len(terms))
+        known = ids >= 0
+        at = np.where(known, ids, 0)
+        dfs = np.where(known, self._df_by_id[at], 0).tolist()
+        known_names = (known & (self._name_df_by_id[at] > self._lower_df_by_id[at])).tolist()
+        top, cut = self._idf_terms()  # `idf`, inlined
+        log = math.log
+        cache: dict[str, float] = {}
+        vector: dict[str, float] = {}
+        rarity: list[tuple[int, str]] = []
+        names: set[str] = set()
+        named: list[bool] = []
+        own_names, initial = subject.names, subject.initial
+        for (t, w), df, known_name in zip(terms.items(), dfs, known_names, strict=True):
+            idf = cache[t] = 0.0 if df > cut else log(top / (df + 1))
+            # A name the event writes only at a sentence's start where the index mostly
+            # writes it as one (`is_name`; `names` and `initial` are disjoint).
+            if t in initial and known_name:
+                w *= NAME_WEIGHT
+                name = True
+            else:
+                name = t in own_names
+            vector[t] = w * idf
+            if idf > 0:
+                rarity.append((df, t))
+                if name:
+                    names.add(t)
+            named.append(idf > 0 and name)
+        weights = np.fromiter(vector.values(), dtype=np.float64, count=len(vector))
+        return _Weighed(
+            cache,
+            vector,
+            rarity,
+            names,
+            ids[known],
+            weights[known],
+            ids[np.fromiter(named, dtype=np.bool_, count=len(named)) & known],
+        )
+
+    def _overlap_slots(self, weighed: _Weighed) -> np.ndarray:
         """The slots of the indexed events sharing at least `MIN_SHARED` distinctive terms
-        with `subject`, by the summed IDF of the terms they share, highest first (ties: lower
-        id), at most `MAX_CANDIDATES` (`cache` filled with the IDF of every term of `subject`).
+        with the weighed subject, by the summed IDF of the terms they share, highest first
+        (ties: lower id), at most `MAX_CANDIDATES`.
 
         Events are found through the postings of the terms at most `WALK_MIN` events or
         `WALK_SHARE` of the indexed events (at most `WALK_CAP`) have, then of the next rarest
@@ -1002,19 +1062,11 @@ class StorylineIndex:
         words with the new one is no candidate.
         """
         cap = min(max(WALK_MIN, WALK_SHARE * len(self._members)), WALK_CAP)
-        postings, df_get = self._postings, self._df.get
-        top, cut = self._idf_terms()  # `idf`, inlined
-        log = math.log
-        weighed: list[tuple[int, str]] = []
-        for term in subject.terms:
-            df = df_get(term, 0)
-            weight = cache[term] = 0.0 if df > cut else log(top / (df + 1))
-            if weight > 0:
-                weighed.append((df, term))
-        weighed.sort()
+        postings, cache = self._postings, weighed.cache
+        weighed_terms = sorted(weighed.rarity)
         walked: set[str] = set()
         budget = WALK_BUDGET
-        for df, term in weighed:
+        for df, term in weighed_terms:
             if df <= cap or df <= budget or not walked:
                 walked.add(term)
                 if df > cap:
@@ -1024,34 +1076,32 @@ class StorylineIndex:
         # The common terms that count, rarest first, while their postings fit in the budget.
         counted: set[str] = set()
         budget = COMMON_BUDGET
-        for df, term in weighed:
+        for df, term in weighed_terms:
             if term not in walked:
                 if df > budget:
                     break
                 budget -= df
                 counted.add(term)
         # The postings in the subject's term order, the walked (rare) ones apart; joined as
-        # bytes, so each is read by numpy once, without a view per term.
+        # bytes, so each is read by numpy once, without a view per term. (A term no indexed
+        # event has, df 0, has no live slot in its posting, if it has one.)
         rare: list[array[int]] = []
         rare_weights: list[float] = []
         rare_lengths: list[int] = []
         common: list[array[int]] = []
         common_weights: list[float] = []
         common_lengths: list[int] = []
-        for term in subject.terms:
-            weight = cache[term]
-            if weight <= 0:
+        for df, term in weighed.rarity:
+            if not df:
                 continue
-            posting = postings.get(term)
-            if posting is None:
-                continue
+            posting = postings[term]
             if term in walked:
                 rare.append(posting)
-                rare_weights.append(weight)
+                rare_weights.append(cache[term])
                 rare_lengths.append(len(posting))
             elif term in counted:
                 common.append(posting)
-                common_weights.append(weight)
+                common_weights.append(cache[term])
                 common_lengths.append(len(posting))
         if not rare:
             return _NO_SLOTS
@@ -1089,15 +1139,11 @@ class StorylineIndex:
         ranked: np.ndarray = kept[np.lexsort((events[kept], -mass))][:MAX_CANDIDATES]
         return ranked
 
-    def _scores(
-        self, slots: list[int], a_vec: dict[str, float], names: set[str]
-    ) -> list[tuple[float, int, bool]]:
-        """`score(a, b)` of a new event against the indexed events in `slots`, all at once:
-        per slot (weighted cosine, shared distinctive terms, a shared name), as `score` gives.
-
-        `a_vec` is the new event's weighted terms (`weighted`) and `names` its distinctive
-        names. The same arithmetic as `score`, summed in the same order, over the slots'
-        entries (numpy's logarithm for the other event's IDF).
+    def _scores(self, slots: list[int], weighed: _Weighed) -> list[tuple[float, int, bool]]:
+        """`score(a, b)` of a new event (`weighed`: `_weigh`) against the indexed events in
+        `slots`, all at once: per slot (weighted cosine, shared distinctive terms, a shared
+        name), as `score` gives. The same arithmetic as `score`, summed in the same order,
+        over the slots' entries (numpy's logarithm for the other event's IDF).
         """
         if not slots:
             return []
@@ -1124,12 +1170,9 @@ class StorylineIndex:
         nb = np.sqrt(np.bincount(owner, weights=x * x, minlength=k))
         # The new event's weights and names by term id (its terms the index does not hold
         # are in no indexed event: they add nothing here).
-        tid = self._term_id.get
-        own = [(i, w) for t, w in a_vec.items() if (i := tid(t)) is not None]
         new_weight, new_name = self._new_weight, self._new_name
-        ids = np.fromiter((i for i, _ in own), dtype=np.int64, count=len(own))
-        name_ids = np.fromiter((i for t in names if (i := tid(t)) is not None), dtype=np.int64)
-        new_weight[ids] = np.fromiter((w for _, w in own), dtype=np.float64, count=len(own))
+        ids, name_ids = weighed.ids, weighed.name_ids
+        new_weight[ids] = weighed.weights
         new_name[name_ids] = True
         try:
             y = new_weight[terms]
@@ -1143,7 +1186,7 @@ class StorylineIndex:
         dot = np.bincount(owner, weights=y * x, minlength=k)
         distinctive = np.bincount(owner, weights=y > 0, minlength=k)
         named = np.bincount(owner, weights=shared_name, minlength=k) > 0
-        na = math.sqrt(sum(w * w for w in a_vec.values()))
+        na = math.sqrt(sum(w * w for w in weighed.vector.values()))
         with np.errstate(divide="ignore", invalid="ignore"):
             cosine = np.where((nb > 0) & (na > 0), dot / (na * nb), 0.0)
         return list(
@@ -1164,11 +1207,11 @@ class StorylineIndex:
         later event of a long story often shares a little with each earlier one and enough
         with all of them together.
         """
-        cache: dict[str, float] = {}
-        ranked = self._overlap_slots(subject, cache)
+        weighed = self._weigh(subject)
+        cache, a_vec = weighed.cache, weighed.vector
+        ranked = self._overlap_slots(weighed)
         liked: list[tuple[float, datetime, int]] = []
         near: dict[int, tuple[float, datetime, int]] = {}  # storyline -> its likest member
-        a_vec = self.weighted(subject, cache)
         members = self._members
         latest: dict[int, datetime | None] = {}
         # Those within the window of `at` by their slots' dates, the others by `_reaches`.
@@ -1180,9 +1223,7 @@ class StorylineIndex:
             for e, near in zip(events, close, strict=True)
             if e != exclude and (near or self._reaches(members[e], at, latest))
         ]
-        # Its distinctive names: a shared one is a name in the other event too (`score`).
-        names = {t for t in subject.terms if cache[t] > 0 and self.is_name(subject, t)}
-        scores = self._scores([m.slot for m in candidates], a_vec, names)
+        scores = self._scores([m.slot for m in candidates], weighed)
         for member, (score, shared, named) in zip(candidates, scores, strict=True):
             liking = score >= JOIN_SCORE and shared >= MIN_SHARED and named
             if member.storyline_id is not None:

@@ -88,9 +88,12 @@ def check_entries(index: StorylineIndex, subjects: dict[int, Subject], probe: Su
     cache: dict[str, float] = {}
     index._overlaps(probe, cache)
     a_vec = index.weighted(probe, cache)
-    names = {t for t in probe.terms if cache[t] > 0 and index.is_name(probe, t)}
+    weighed = index._weigh(probe)
+    assert weighed.cache == cache
+    assert weighed.vector == a_vec
+    assert weighed.names == {t for t in probe.terms if cache[t] > 0 and index.is_name(probe, t)}
     members = list(index._members.values())
-    got = index._scores([m.slot for m in members], a_vec, names)
+    got = index._scores([m.slot for m in members], weighed)
     for member, (score, shared, named) in zip(members, got, strict=True):
         want = index.score(probe, subjects[member.event_id], dict(cache), a_vec)
         assert score == pytest.approx(want[0], rel=1e-12, abs=1e-15)
