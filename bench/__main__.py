@@ -193,6 +193,12 @@ def print_table(results: dict[str, Any]) -> None:
                 _fmt(base and base["cpu_s_per_round"]),
                 "",
             ),
+            (
+                "  of which the product process",
+                _fmt(poll.get("cpu_main_s_per_round")),
+                "",
+                "",
+            ),
             ("CPU s per 1,000 new items", _fmt(poll["cpu_s_per_1000_new_items"]), "", ""),
             (
                 "  of which garbage collection per round",

@@ -71,10 +71,11 @@ class ProcessTreeMeter:
 
     Children's CPU is read while they live (a pool's workers live across rounds), so
     `cpu()` is only exact between calls while the set of children is stable; dead children's
-    last reading is kept.
+    last reading is kept. The sampler thread's own CPU (reading /proc) is not counted in this
+    process's (`cpu_main`): it is the meter's, not the product's.
     """
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, interval: float = 0.1) -> None:
         self.interval = interval
         self.peak_rss = 0
         self.peak_own_rss = 0  # this process alone (the product; the rest is parse workers)
@@ -82,6 +83,7 @@ class ProcessTreeMeter:
         self.window_peak = 0  # since the last reset_window(): the peak of one round
         self.peak_children = 0
         self._child_cpu: dict[int, float] = {}
+        self._meter_cpu = 0.0  # the sampler thread's own CPU seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -103,7 +105,9 @@ class ProcessTreeMeter:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
+            started = time.thread_time()
             self.sample_once()
+            self._meter_cpu += time.thread_time() - started
 
     def sample_once(self) -> None:
         """Take one RSS and CPU reading now."""
@@ -127,7 +131,11 @@ class ProcessTreeMeter:
     def cpu(self) -> float:
         """Return CPU seconds used so far by this process and its children."""
         self.sample_once()
-        return time.process_time() + sum(self._child_cpu.values())
+        return self.cpu_main() + sum(self._child_cpu.values())
+
+    def cpu_main(self) -> float:
+        """Return CPU seconds used so far by this process (all its threads but the meter's)."""
+        return time.process_time() - self._meter_cpu
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -364,7 +364,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                             None, lambda: farm_control(config.ports, "advance", share=config.share)
                         )
                         await store.make_all_due()
-                    cpu0 = meter.cpu()
+                    cpu0, main0 = meter.cpu(), meter.cpu_main()
                     gc0 = (gc_clock.seconds, gc_clock.full)
                     meter.reset_window()
                     parsed0 = (fetcher.parsed_feeds, fetcher.parsed_items)
@@ -378,6 +378,7 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
                         fetcher.parsed_items - parsed0[1],
                     )
                     rounds.append(_round_figures(label, report, wall, cpu, farm, parsed))
+                    rounds[-1]["cpu_main_s"] = meter.cpu_main() - main0
                     rounds[-1]["gc_s"] = gc_clock.seconds - gc0[0]
                     rounds[-1]["gc_full_collections"] = gc_clock.full - gc0[1]
                     rounds[-1]["rss_mb_after"] = meter.last_rss / 1e6
@@ -420,6 +421,10 @@ async def run_poll(config: PollConfig) -> dict[str, Any]:
         "feeds_per_s": feeds_polled / sum(walls) if walls else 0.0,
         "new_items_per_s": new_items / sum(walls) if walls else 0.0,
         "cpu_s_per_round": cpu_total / len(steady) if steady else 0.0,
+        # The product process alone (its event loop is where a round waits on the GIL).
+        "cpu_main_s_per_round": (
+            sum(r["cpu_main_s"] for r in steady) / len(steady) if steady else 0.0
+        ),
         # Of the product process's CPU: the cyclic garbage collector (see usecases.heap).
         "gc_s_per_round": sum(r["gc_s"] for r in steady) / len(steady) if steady else 0.0,
         "cpu_s_per_1000_new_items": 1000 * cpu_total / new_items if new_items else None,

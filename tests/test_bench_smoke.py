@@ -61,18 +61,9 @@ async def test_farm_answers_conditional_get_and_changes_on_advance(farm: FarmPro
     assert {i.key for i in third.items} - {i.key for i in first.items}
 
 
-async def test_small_bodies_are_parsed_without_starting_a_worker(farm: FarmProcess) -> None:
-    async with Fetcher(fetch_settings(parse_workers=1)) as pooled:
-        results = [await pooled.fetch(FetchState(u)) for u in farm.urls()]
-        # The tiny farm's bodies are under the pool threshold: no worker was started.
-        assert pooled._pool is not None and pooled._pool.pids == []
-    assert sum(len(r.items) for r in results) == HEALTHY * TINY.items
-
-
 async def test_parse_workers_give_the_same_items_and_errors_as_a_thread(
-    farm: FarmProcess, monkeypatch: pytest.MonkeyPatch
+    farm: FarmProcess,
 ) -> None:
-    monkeypatch.setattr("feeds.fetch._POOL_MIN_BYTES", 0)  # every body goes to the worker
     urls = farm.urls()
     async with Fetcher(fetch_settings()) as threaded:
         expected = [await threaded.fetch(FetchState(u)) for u in urls]
