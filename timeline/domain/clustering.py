@@ -29,7 +29,7 @@ import re
 import unicodedata
 import zlib
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -463,18 +463,29 @@ class _ShinglePostings:
         """Count, per story, how many of `keys` it carries, ignoring any key carried by more
         than `limit` stories (too common to tell stories apart)."""
         counts: dict[int, int] = {}
-        wanted = np.fromiter(keys, dtype=np.uint64)
+        keys = keys if isinstance(keys, (set, frozenset)) else set(keys)
+        # Sorted: each search then starts where the last one ended.
+        wanted = np.sort(np.fromiter(keys, dtype=np.uint64, count=len(keys)))
         packed, recent = self._packed, self._recent
         shifted = wanted << np.uint64(32)
         low = np.searchsorted(packed, shifted, side="left")
         high = np.searchsorted(packed, shifted | np.uint64(_MASK32), side="right")
-        for i, key in enumerate(wanted.tolist()):
-            lo, hi = int(low[i]), int(high[i])
+        # Only the keys some story carries (most of a new story's are in none): those of the
+        # merged array, then those only the recent additions carry.
+        found = np.flatnonzero(high > low)
+        merged = wanted[found].tolist()
+        for key, lo, hi in zip(merged, low[found].tolist(), high[found].tolist(), strict=True):
             extra = recent.get(key, ())
-            if (hi == lo and not extra) or hi - lo + len(extra) > limit:
+            if hi - lo + len(extra) > limit:
                 continue
-            for sid in (packed[lo:hi] & np.uint64(_MASK32)).tolist() if hi > lo else ():
+            for sid in (packed[lo:hi] & np.uint64(_MASK32)).tolist():
                 counts[sid] = counts.get(sid, 0) + 1
+            for sid in extra:
+                counts[sid] = counts.get(sid, 0) + 1
+        for key in recent.keys() & keys - set(merged) if recent else ():
+            extra = recent[key]
+            if len(extra) > limit:
+                continue  # (counted above, or too common)
             for sid in extra:
                 counts[sid] = counts.get(sid, 0) + 1
         return counts
@@ -551,13 +562,7 @@ class EventIndex:
             self._oldest = src.last
         for identity in src.identities:
             self._by_identity.setdefault(identity, event_id)
-        df, cache = self._df, self._idf_cache
-        for tok in src.tokens:
-            df[tok] = df.get(tok, 0) + 1
-            cache.pop(tok, None)
-        if sid + 1 - self._idf_n > max(10, self._idf_n // 10):
-            self._idf_n = sid + 1
-            cache.clear()
+        self._count(src.tokens, sid + 1)
         postings = self._token_postings
         for tok in {*src.title_tokens, *src.entities}:
             if tok in postings:
@@ -574,6 +579,21 @@ class EventIndex:
             for sh in src.shingles:
                 if sh % SHINGLE_SAMPLE == 0:
                     add(sh, sid)
+
+    def _count(self, tokens: Iterable[str], sources: int) -> None:
+        """Count a new source's words in `_df`, and keep the IDF memo true to the counts."""
+        df, cache = self._df, self._idf_cache
+        if sources - self._idf_n > max(10, self._idf_n // 10):
+            self._idf_n = sources
+            cache.clear()
+        # A memoised IDF is updated to the new count (as `_idf` would compute it), not
+        # dropped: the next look-ups of these words (the next stories' candidates share
+        # them) need not miss.
+        top, log = self._idf_n + IDF_PRIOR, math.log
+        for tok in tokens:
+            count = df[tok] = df.get(tok, 0) + 1
+            if tok in cache:
+                cache[tok] = log(top / (count + 1))
 
     def prune(self, now: datetime) -> int:
         """Forget the sources published and ingested more than `window` before `now`; return
@@ -831,16 +851,16 @@ class EventIndex:
             self._idf_cache[token] = value
         return value
 
-    def _weight(self, tokens: Iterable[str]) -> float:
+    def _weight(self, tokens: Collection[str]) -> float:
         cache = self._idf_cache
         try:
             return sum(map(cache.__getitem__, tokens))
         except KeyError:
-            total = 0.0
+            # The IDFs not memoised yet, then the same sum (in the same order, by `sum`).
             for tok in tokens:
-                value = cache.get(tok)
-                total += self._idf(tok) if value is None else value
-            return total
+                if tok not in cache:
+                    self._idf(tok)
+            return sum(map(cache.__getitem__, tokens))
 
     def _candidates(self, query: _Story) -> list[int]:
         """Return up to MAX_CANDIDATES sources sharing the most (IDF-weighted) title words and
@@ -850,20 +870,30 @@ class EventIndex:
         if len(self._scores) < n:
             self._scores = np.zeros(max(n, 2 * len(self._scores)), dtype=np.float64)
         scores = self._scores
-        touched = False
+        touched: list[array[int]] = []
         for tok in query.title_tokens | query.entities:
             posting = self._token_postings.get(tok)
             if posting is None or len(posting) > limit:
                 continue
             # A story carries a word once, so a posting has no repeated ids: += is exact.
             scores[np.frombuffer(posting, dtype=np.uint32)] += self._idf(tok)
-            touched = True
+            touched.append(posting)
         if not touched:
             return []
-        # Every IDF is positive, so the sources with a score are exactly those touched.
-        sids = np.flatnonzero(scores[:n])
+        # The sources touched, in id order: their ids sorted, each once (a few thousand; a
+        # scan of every source's score, tens of thousands, took 8 times as long, and
+        # `np.unique` longer still).
+        hits = np.sort(np.frombuffer(b"".join(touched), dtype=np.uint32))
+        first = np.empty(len(hits), dtype=np.bool_)
+        first[0] = True
+        np.not_equal(hits[1:], hits[:-1], out=first[1:])
+        sids = hits[first].astype(np.int64)
         values = scores[sids]
         scores[sids] = 0.0
+        # A source whose shared words sum to 0 stays out, as when the nonzero scores were
+        # scanned for (a word nearly every text has can have an IDF of 0 or below).
+        scored = values != 0.0
+        sids, values = sids[scored], values[scored]
         if len(sids) > MAX_CANDIDATES:
             top = np.argpartition(-values, MAX_CANDIDATES - 1)[:MAX_CANDIDATES]
             sids, values = sids[top], values[top]
