@@ -11,15 +11,13 @@ import asyncio
 import email.utils
 import hashlib
 import logging
-import re
 import time
 import zlib
-from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, TypeGuard
+from typing import TYPE_CHECKING, Any, Self, TypeGuard, cast
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -27,6 +25,7 @@ from yarl import URL
 
 from feeds.parse import ParsedFeed, parse_job
 from feeds.parse_pool import ParseWorkerPool, PoolClosed
+from feeds.seen import ChangedParse, SeenBody, parse_changed_job
 from feeds.ssrf import AddressPolicy, GuardedResolver, RefusedAddress
 from feeds.types import FetchResult, FetchState
 from feeds.urls import BadURL, check_http_url
@@ -77,7 +76,7 @@ class FetchSettings:
     # feed gets a "timeout" error. (A parse in a thread cannot be stopped: there, the limits
     # feeds.parse checks before feedparser are the bound.)
     parse_timeout_seconds: float = 60.0
-    # Parse only the items that were not in this feed's previous body (see `_SeenBody`).
+    # Parse only the items that were not in this feed's previous body (see feeds/seen.py).
     skip_seen_items: bool = False
 
     @classmethod
@@ -175,41 +174,6 @@ class _BodyDecoder:
             raise FetchFailed("too_large", f"response body is larger than {self._limit} bytes")
 
 
-# One RSS <item> or Atom <entry> element, as bytes (prefixed names too, e.g. <atom:entry>).
-_ITEM = re.compile(rb"<((?:[A-Za-z_][\w.-]*:)?(?:item|entry))[\s>].*?</\1\s*>", re.S | re.I)
-# What identifies a story across bodies: its guid/id, or its link.
-_IDENTITY = re.compile(
-    rb"<(?:[A-Za-z_][\w.-]*:)?(?:guid|id|link)\b[^>]*?(?:/>|>(.*?)</)|\bhref\s*=\s*[\"']([^\"']*)",
-    re.S | re.I,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _SeenBody:
-    """The items of the last body fetched from a URL, by digest, for `skip_seen_items`.
-
-    A changed feed usually prepends a few items to the ones it served last time; parsing only
-    the new elements saves most of the parse. It is only done when the feed's stored state
-    says its last stored body *is* this one (same body hash), so every skipped item was in a
-    body this feed stored; anything unusual (a reused guid or link, a broken document) falls
-    back to parsing the whole body.
-    """
-
-    body_hash: str
-    # 64-bit digests in arrays, not sets of bytes: a poller keeps one of these per feed
-    # (about 1.5 KB instead of 10 KB for a 50-item feed).
-    items: array[int]
-    identities: array[int]
-
-
-def _digest(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
-
-
-def _identities(element: bytes) -> set[int]:
-    return {_digest(a or b) for a, b in _IDENTITY.findall(element) if a or b}
-
-
 def _header_safe(value: str | None) -> TypeGuard[str]:
     """Whether a remembered validator can be sent back (no CR/LF or control chars, sane length)."""
     return bool(value) and len(value or "") <= 1024 and (value or "").isprintable()
@@ -242,7 +206,7 @@ class Fetcher:
         self._session: aiohttp.ClientSession | None = None
         self._host_limits: dict[str, asyncio.Semaphore] = {}
         self._pool: ParseWorkerPool | None = None
-        self._seen: dict[str, _SeenBody] = {}
+        self._seen: dict[str, SeenBody] = {}
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -370,14 +334,9 @@ class Fetcher:
             return result
         headers = dict(body.headers.items())
         now = datetime.now(UTC)
-        parsed = None
         if self.settings.skip_seen_items:
-            reduced = self._without_seen_items(state, body.data, body_hash)
-            if reduced is not None:
-                parsed = await self._parse(reduced, headers, final_url, now)
-                if isinstance(parsed, tuple) or parsed.bozo:
-                    parsed = None  # the cut was not clean: parse the whole body
-        if parsed is None:
+            parsed = await self._parse_changed(state, body.data, headers, final_url, now, body_hash)
+        else:
             parsed = await self._parse(body.data, headers, final_url, now)
         if isinstance(parsed, tuple):
             kind, message = parsed
@@ -388,36 +347,39 @@ class Fetcher:
         result.warnings = parsed.warnings
         return result
 
-    def _without_seen_items(self, state: FetchState, data: bytes, body_hash: str) -> bytes | None:
-        """Return the body without the items this feed's previous body had, or None to parse
-        all of it; remember this body's items for next time."""
-        spans = [(m.start(), m.end()) for m in _ITEM.finditer(data)]
-        if not spans:
+    async def _parse_changed(
+        self,
+        state: FetchState,
+        data: bytes,
+        headers: dict[str, str],
+        url: str,
+        now: datetime,
+        body_hash: str,
+    ) -> ParsedFeed | tuple[str, str]:
+        """Parse only the items this body adds to the last one stored (`parse_changed_job`,
+        in a worker process if configured, else in a thread), and remember its items."""
+        args = (data, headers, url, now, body_hash, self._seen.get(state.url), state.body_hash)
+        result = await self._run(parse_changed_job, *args, url=url)
+        if isinstance(result, tuple):
+            return result  # the worker died or the parse took too long: the feed's error
+        assert isinstance(result, ChangedParse)
+        if result.seen is None:
             self._seen.pop(state.url, None)
-            return None
-        digests = [_digest(data[a:b]) for a, b in spans]
-        identities = [_identities(data[a:b]) for a, b in spans]
-        seen = self._seen.get(state.url)
-        self._seen[state.url] = _SeenBody(
-            body_hash, array("q", set(digests)), array("q", set().union(*identities))
-        )
-        if seen is None or state.body_hash != seen.body_hash:
-            return None  # not the body this feed stored last: parse everything
-        seen_items = set(seen.items)
-        keep = [i for i, d in enumerate(digests) if d not in seen_items]
-        if len(keep) == len(spans):
-            return None
-        if any(not identities[i].isdisjoint(seen.identities) for i in keep):
-            return None  # a guid or link reused by a changed item: let the parser sort it out
-        parts = [data[: spans[0][0]]]
-        parts += [data[spans[i][0] : spans[i][1]] for i in keep]
-        parts.append(data[spans[-1][1] :])
-        return b"".join(parts)
+        else:
+            self._seen[state.url] = result.seen
+        return result.parsed
 
     async def _parse(
         self, data: bytes, headers: dict[str, str], url: str, now: datetime
     ) -> ParsedFeed | tuple[str, str]:
-        """Parse off the event loop: in a worker process if configured, else in a thread."""
+        """Parse a whole body (`parse_job`) off the event loop."""
+        result = await self._run(parse_job, data, headers, url, now, url=url)
+        return cast("ParsedFeed | tuple[str, str]", result)
+
+    async def _run(self, job: Callable[..., Any], *args: Any, url: str) -> Any:
+        """Run a parse job off the event loop: in a worker process if configured, else in a
+        thread. A worker's death or a parse past its deadline comes back as the pool gives
+        them, `(kind, message)`."""
         # feedparser is CPU-bound: keep the event loop (and Discord heartbeats) responsive.
         # Small bodies too (the few new items of `skip_seen_items`): a thread parses holding
         # this process's GIL, which a round waits on; shipping a body and its items costs
@@ -427,10 +389,10 @@ class Fetcher:
             try:
                 # A worker that dies mid-job (OOM killer, a crash in a C extension) fails this
                 # job only, logged by the pool: the body is not retried, it may be the cause.
-                return await pool.parse(data, headers, url, now)
+                return await pool.run(job, *args, url=url)
             except PoolClosed:
                 pass  # close() ran meanwhile
-        return await asyncio.to_thread(parse_job, data, headers, url, now)
+        return await asyncio.to_thread(job, *args)
 
     def _host_limit(self, host: str) -> asyncio.Semaphore:
         sem = self._host_limits.get(host)

@@ -48,7 +48,7 @@ STOP_GRACE_SECONDS = 5.0
 
 # Workers fork from a server process that imported the parser only (not the bot's __main__).
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["feeds.parse"])
+_CONTEXT.set_forkserver_preload(["feeds.parse", "feeds.seen"])
 
 
 _SHUTDOWN_LOCK = threading.Lock()
