@@ -1047,7 +1047,7 @@ class StorylineIndex:
             ids[np.fromiter(named, dtype=np.bool_, count=len(named)) & known],
         )
 
-    def _overlap_slots(self, weighed: _Weighed) -> np.ndarray:
+    def _overlap_slots(self, weighed: _Weighed) -> np.ndarray:  # noqa: C901 (the hot loop of placement, in one frame)
         """The slots of the indexed events sharing at least `MIN_SHARED` distinctive terms
         with the weighed subject, by the summed IDF of the terms they share, highest first
         (ties: lower id), at most `MAX_CANDIDATES`.
