@@ -17,6 +17,7 @@ from types import TracebackType
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_RELIST = 10
 
 
 def children(pid: int | None = None) -> list[int]:
@@ -84,6 +85,11 @@ class ProcessTreeMeter:
         self.peak_children = 0
         self._child_cpu: dict[int, float] = {}
         self._meter_cpu = 0.0  # the sampler thread's own CPU seconds
+        # The process tree, listed again every `_RELIST` samples (and by `cpu()`): listing it
+        # reads a file per thread, which the sampler would otherwise do 10 times a second,
+        # holding the GIL the measured process's event loop needs.
+        self._kids: list[int] = []
+        self._samples = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -106,12 +112,15 @@ class ProcessTreeMeter:
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             started = time.thread_time()
-            self.sample_once()
+            self.sample_once(relist=False)
             self._meter_cpu += time.thread_time() - started
 
-    def sample_once(self) -> None:
-        """Take one RSS and CPU reading now."""
-        kids = descendants()
+    def sample_once(self, relist: bool = True) -> None:
+        """Take one RSS and CPU reading now (`relist`: of the process tree listed anew)."""
+        self._samples += 1
+        if relist or self._samples % _RELIST == 0:
+            self._kids = descendants()
+        kids = self._kids
         total = own = rss_bytes(os.getpid())
         self.peak_own_rss = max(self.peak_own_rss, own)
         for pid in kids:
