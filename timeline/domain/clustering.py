@@ -482,10 +482,10 @@ class _ShinglePostings:
                 counts[sid] = counts.get(sid, 0) + 1
             for sid in extra:
                 counts[sid] = counts.get(sid, 0) + 1
-        for key in recent.keys() & keys - set(merged) if recent else ():
+        for key in recent.keys() & (keys - set(merged)) if recent else ():
             extra = recent[key]
             if len(extra) > limit:
-                continue  # (counted above, or too common)
+                continue  # too common
             for sid in extra:
                 counts[sid] = counts.get(sid, 0) + 1
         return counts

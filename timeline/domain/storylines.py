@@ -1047,7 +1047,9 @@ class StorylineIndex:
             ids[np.fromiter(named, dtype=np.bool_, count=len(named)) & known],
         )
 
-    def _overlap_slots(self, weighed: _Weighed) -> np.ndarray:  # noqa: C901 (the hot loop of placement, in one frame)
+    def _overlap_slots(  # noqa: C901 (the hot loop of placement, kept in one frame for speed)
+        self, weighed: _Weighed
+    ) -> np.ndarray:
         """The slots of the indexed events sharing at least `MIN_SHARED` distinctive terms
         with the weighed subject, by the summed IDF of the terms they share, highest first
         (ties: lower id), at most `MAX_CANDIDATES`.
