@@ -194,11 +194,13 @@ def test_percentile_interpolates() -> None:
     assert percentile([5.0, 1.0], 100) == 5.0
 
 
+@pytest.mark.parametrize("workers", [0, 1], ids=["thread", "worker"])
 async def test_skip_seen_items_parses_only_what_the_stored_body_lacked(
-    farm: FarmProcess,
+    farm: FarmProcess, workers: int
 ) -> None:
     url = farm.url(farm.control("stats")["feed_kinds"].index("ok"))
-    async with Fetcher(fetch_settings(skip_seen_items=True)) as fetcher:
+    settings = fetch_settings(skip_seen_items=True, parse_workers=workers)
+    async with Fetcher(settings) as fetcher:
         first = await fetcher.fetch(FetchState(url))
         assert len(first.items) == TINY.items  # nothing seen yet: the whole body
         farm.control(
@@ -207,6 +209,8 @@ async def test_skip_seen_items_parses_only_what_the_stored_body_lacked(
         second = await fetcher.fetch(first.state)
         # A state whose body hash is not the one remembered: parse everything again.
         other = await fetcher.fetch(FetchState(url, body_hash="0" * 64))
+        # With a worker, the cut was made and parsed there (`parse_changed_job`).
+        assert (fetcher._pool is not None and len(fetcher._pool.pids) == 1) == bool(workers)
     async with Fetcher(fetch_settings()) as plain:
         full = await plain.fetch(FetchState(url))
     assert [i.title for i in second.items] == ["New"]
